@@ -1,0 +1,42 @@
+# Quick start: `make run` (install, build, start the broker) and `make test`.
+BUILD_DIR ?= build
+BUILD_TYPE ?= Release
+JOBS ?= $(shell nproc)
+DATA_DIR ?= ./data
+CONFIG_ARGS ?=
+
+.PHONY: all deps configure build run test unit integration bench clean format
+
+all: build
+
+deps:
+	@./scripts/install-deps.sh
+
+configure: deps
+	@cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) $(CONFIG_ARGS) >/dev/null
+
+build: configure
+	@cmake --build $(BUILD_DIR) -j $(JOBS)
+
+run: build
+	mkdir -p $(DATA_DIR)
+	$(BUILD_DIR)/conveyor server --data-dir $(DATA_DIR)
+
+# Every test (unit + integration); ctest's summary line is the last thing printed.
+test: build
+	@cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) --timeout 600
+
+unit: build
+	@cd $(BUILD_DIR) && ctest --output-on-failure -L unit
+
+integration: build
+	@cd $(BUILD_DIR) && ctest --output-on-failure -L integration
+
+bench: build
+	./bench/run.sh
+
+format:
+	clang-format -i $$(git ls-files '*.cpp' '*.hpp')
+
+clean:
+	rm -rf $(BUILD_DIR)

@@ -1,0 +1,73 @@
+// Incremental, sans-IO decoder for RESP requests as a Redis server reads them:
+// multibulk (`*<n>\r\n$<len>\r\n<bytes>\r\n...`) and inline commands (`PING\r\n`).
+//
+// The decoder never touches a socket and never sizes an allocation by a length the client
+// declared: bulk bytes are copied into the argument as they arrive, so memory grows only with
+// bytes actually received. Limits come in as constructor arguments.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace conveyor::protocol {
+
+struct resp_limits {
+    // Longest bulk string accepted, in bytes (Redis: proto-max-bulk-len, 512 MiB).
+    std::size_t max_bulk_len = 512u * 1024u * 1024u;
+    // Most arguments in one multibulk request (Redis accepts up to 1024*1024*1024; we are
+    // tighter by default).
+    std::size_t max_args = 1024u * 1024u;
+    // Longest inline command line, and longest `*`/`$` header line (Redis: 64 KiB).
+    std::size_t max_inline_len = 64u * 1024u;
+};
+
+enum class decode_status {
+    need_more,  // all input consumed (or kept); feed more bytes
+    request,    // one complete request is in `args` (may be empty for an empty inline line)
+    error,      // protocol error: error_message() says why; the stream can no longer be trusted
+};
+
+struct decode_result {
+    decode_status status;
+    // Bytes of the input consumed by this call. On `request` the caller drops `consumed`
+    // bytes and calls feed() again with the rest. On `need_more` the caller drops `consumed`
+    // bytes and keeps the remainder (a partial line the decoder needs to see again in full).
+    std::size_t consumed;
+};
+
+class resp_request_decoder {
+public:
+    explicit resp_request_decoder(resp_limits limits = {});
+
+    // Feeds bytes. Returns request/need_more/error as described above. After `request`, the
+    // arguments are in `args` (cleared by the decoder at the start of the next request).
+    // A negative multibulk count (`*-10\r\n`) is ignored, as Redis does: it yields no request
+    // and decoding goes on. An empty inline line yields a request with no arguments, which
+    // the caller ignores.
+    decode_result feed(std::string_view input, std::vector<std::string>& args);
+
+    // After `error`: the text that follows "-ERR " in the reply, e.g.
+    // "Protocol error: invalid multibulk length". Wording matches Redis (networking.c).
+    const std::string& error_message() const noexcept { return error_; }
+
+    // True when a request has been started but not completed (for idle/slowloris policies).
+    bool in_request() const noexcept { return state_ != state::idle; }
+
+    // Reset to the initial state (drops any partial request).
+    void reset();
+
+private:
+    enum class state { idle, multibulk_len, bulk_header, bulk_data, bulk_crlf, inline_line };
+    decode_result fail(std::string message, std::size_t consumed);
+
+    resp_limits limits_;
+    state state_ = state::idle;
+    std::int64_t args_left_ = 0;     // arguments still to read in the current multibulk
+    std::int64_t bulk_left_ = 0;     // bytes still to read of the current bulk
+    std::string error_;
+};
+
+}  // namespace conveyor::protocol

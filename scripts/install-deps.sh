@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what Conveyor needs to build, test and benchmark, from Debian packages only.
+# Idempotent: does nothing (and needs no root) when everything is already present.
+set -euo pipefail
+
+packages=(
+  g++ make cmake ccache pkg-config
+  libboost1.81-dev libboost-json1.81-dev libboost-program-options1.81-dev
+  libssl-dev libspdlog-dev libgtest-dev
+  redis-tools redis-server python3 python3-redis
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "install-deps: installing ${missing[*]}"
+sudo_cmd=()
+[ "$(id -u)" -ne 0 ] && sudo_cmd=(sudo)
+export DEBIAN_FRONTEND=noninteractive
+"${sudo_cmd[@]}" apt-get update -qq
+"${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
