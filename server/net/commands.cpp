@@ -1,0 +1,146 @@
+#include "net/commands.hpp"
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <unordered_map>
+
+namespace conveyor::server {
+namespace {
+
+// clang-format off
+constexpr command_spec command_table[] = {
+    // connection
+    {"ping",     -1, cmd_ping,    "Returns PONG, or the message given.", "connection"},
+    {"echo",      2, cmd_echo,    "Returns the message given.", "connection"},
+    {"quit",     -1, cmd_quit,    "Closes the connection after replying OK.", "connection"},
+    {"hello",    -1, cmd_hello,   "Chooses RESP2 or RESP3 and describes the server.", "connection"},
+    {"auth",     -2, cmd_auth,    "Authenticates the connection.", "connection"},
+    {"select",    2, cmd_select,  "Selects database 0 (the only one).", "connection"},
+    {"client",   -2, cmd_client,  "CLIENT SETNAME|GETNAME|ID|SETINFO|INFO.", "connection"},
+    {"command",  -1, cmd_command, "Describes the commands (COUNT, DOCS, INFO).", "server"},
+    {"config",   -2, cmd_config,  "CONFIG GET <pattern>: the server's settings, read-only.", "server"},
+    {"info",     -1, cmd_info,    "Server information and statistics by section.", "server"},
+    {"time",      1, cmd_time,    "The server's Unix time: seconds and microseconds.", "server"},
+    // task lifecycle
+    {"enqueue",  -3, cmd_enqueue, "Adds a task to a queue; returns its id.", "task"},
+    {"lease",    -3, cmd_lease,   "Leases ready tasks from queues, optionally blocking.", "task"},
+    {"ack",      -2, cmd_ack,     "Completes a leased task, with an optional result.", "task"},
+    {"fail",     -3, cmd_fail,    "Fails a leased task: retried with backoff or dead-lettered.", "task"},
+    {"release",  -2, cmd_release, "Gives a leased task back without counting an attempt.", "task"},
+    {"extend",    3, cmd_extend,  "Extends a lease to end <ms> from now.", "task"},
+    {"cancel",    2, cmd_cancel,  "Cancels a queued, delayed or leased task.", "task"},
+    {"task",      2, cmd_task,    "Describes a task.", "task"},
+    {"result",   -2, cmd_result,  "The result of a finished task, optionally waiting.", "task"},
+    {"qlen",      2, cmd_qlen,    "Number of ready tasks in a queue.", "task"},
+    {"queues",    1, cmd_queues,  "Names of the queues that hold tasks.", "task"},
+    {"dead",     -2, cmd_dead,    "Ids of a queue's dead-lettered tasks, oldest first.", "task"},
+    {"requeue",   2, cmd_requeue, "Moves a dead task back to its queue, attempts reset.", "task"},
+    {"qpurge",    2, cmd_qpurge,  "Removes a queue's ready tasks.", "task"},
+    // Redis lists over the same queues
+    {"lpush",    -3, cmd_lpush,   "Enqueues elements (FIFO with RPOP/BRPOP).", "list"},
+    {"rpush",    -3, cmd_rpush,   "Enqueues elements at the front (FIFO with LPOP/BLPOP).", "list"},
+    {"lpop",     -2, cmd_lpop,    "Takes the newest elements (at-most-once).", "list"},
+    {"rpop",     -2, cmd_rpop,    "Takes the oldest elements (at-most-once).", "list"},
+    {"blpop",    -3, cmd_blpop,   "LPOP, blocking up to <timeout> seconds.", "list"},
+    {"brpop",    -3, cmd_brpop,   "RPOP, blocking up to <timeout> seconds.", "list"},
+    {"llen",      2, cmd_llen,    "Number of ready tasks in a queue.", "list"},
+    {"del",      -2, cmd_del,     "Deletes queues with their ready, delayed and dead tasks.", "generic"},
+};
+// clang-format on
+
+const auto& command_index() {
+    static const auto index = [] {
+        std::unordered_map<std::string_view, const command_spec*> m;
+        for (const auto& spec : command_table) m.emplace(spec.name, &spec);
+        return m;
+    }();
+    return index;
+}
+
+}  // namespace
+
+const command_spec* find_command(std::string_view name) {
+    std::array<char, 16> lower{};
+    if (name.size() > lower.size()) return nullptr;  // longer than any command name
+    std::transform(name.begin(), name.end(), lower.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    auto it = command_index().find(std::string_view(lower.data(), name.size()));
+    return it == command_index().end() ? nullptr : it->second;
+}
+
+std::span<const command_spec> all_commands() { return command_table; }
+
+void execute_command(command_context& ctx) {
+    const auto* spec = find_command(ctx.args[0]);
+    if (!spec) {
+        std::string msg = "ERR unknown command '";
+        msg.append(ctx.args[0].substr(0, 128));
+        msg.push_back('\'');
+        ctx.out.error(msg);
+        return;
+    }
+    auto argc = static_cast<int>(ctx.args.size());
+    if ((spec->arity > 0 && argc != spec->arity) || (spec->arity < 0 && argc < -spec->arity)) {
+        reply_wrong_arity(ctx);
+        return;
+    }
+    spec->handler(ctx);
+}
+
+core::waiter_id command_context::start_block(std::optional<std::int64_t> timeout_ms,
+                                             timeout_reply on_timeout) {
+    block_request b;
+    b.waiter = service.add_waiter(waiter_target);
+    if (timeout_ms && *timeout_ms > 0)
+        b.deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(*timeout_ms);
+    b.on_timeout = on_timeout;
+    block = b;
+    return b.waiter;
+}
+
+void command_context::cancel_block() {
+    if (block) service.forget_waiter(block->waiter);
+    block.reset();
+}
+
+bool iequals(std::string_view a, std::string_view b) noexcept {
+    return a.size() == b.size() &&
+           std::equal(a.begin(), a.end(), b.begin(), [](unsigned char x, unsigned char y) {
+               return std::tolower(x) == std::tolower(y);
+           });
+}
+
+std::optional<std::int64_t> parse_int(std::string_view s) noexcept {
+    std::int64_t v = 0;
+    if (s.empty() || s.size() > 20) return std::nullopt;
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (ec != std::errc{} || p != s.data() + s.size()) return std::nullopt;
+    return v;
+}
+
+std::optional<std::int64_t> arg_non_negative(command_context& ctx, std::string_view s,
+                                             std::string_view what) {
+    auto v = parse_int(s);
+    if (!v) {
+        ctx.out.error("ERR value is not an integer or out of range");
+        return std::nullopt;
+    }
+    if (*v < 0) {
+        ctx.out.error(std::string("ERR ") + std::string(what) + " must not be negative");
+        return std::nullopt;
+    }
+    return v;
+}
+
+void reply_syntax_error(command_context& ctx) { ctx.out.error("ERR syntax error"); }
+
+void reply_wrong_arity(command_context& ctx) {
+    const auto* spec = find_command(ctx.args[0]);
+    std::string msg = "ERR wrong number of arguments for '";
+    msg.append(spec ? spec->name : std::string_view(ctx.args[0]));
+    msg.append("' command");
+    ctx.out.error(msg);
+}
+
+}  // namespace conveyor::server

@@ -1,0 +1,235 @@
+// Connection and server commands that redis-cli, redis-benchmark and redis-py need.
+#include "net/commands.hpp"
+#include "net/info.hpp"
+
+#include <chrono>
+
+namespace conveyor::server {
+namespace {
+
+// Glob match with * ? and \ escapes (CONFIG GET patterns). Iterative, backtracking only to the
+// last star: O(pattern * text) at worst, never exponential.
+bool glob_match(std::string_view pattern, std::string_view text) {
+    std::size_t p = 0, t = 0, star = std::string_view::npos, mark = 0;
+    while (t < text.size()) {
+        if (p < pattern.size() && pattern[p] == '*') {
+            star = p++;
+            mark = t;
+        } else if (p < pattern.size() &&
+                   (pattern[p] == '?' ||
+                    (pattern[p] == '\\' && p + 1 < pattern.size() && pattern[p + 1] == text[t]) ||
+                    std::tolower(static_cast<unsigned char>(pattern[p])) ==
+                        std::tolower(static_cast<unsigned char>(text[t])))) {
+            p += (pattern[p] == '\\') ? 2 : 1;
+            ++t;
+        } else if (star != std::string_view::npos) {
+            p = star + 1;
+            t = ++mark;
+        } else {
+            return false;
+        }
+    }
+    while (p < pattern.size() && pattern[p] == '*') ++p;
+    return p == pattern.size();
+}
+
+void write_hello_map(command_context& ctx) {
+    auto& out = ctx.out;
+    out.map_header(7);
+    out.bulk("server"), out.bulk("conveyor");
+    out.bulk("version"), out.bulk(CONVEYOR_VERSION);
+    out.bulk("proto"), out.integer(static_cast<int>(out.version()));
+    out.bulk("id"), out.integer(static_cast<std::int64_t>(ctx.client.id));
+    out.bulk("mode"), out.bulk("standalone");
+    out.bulk("role"), out.bulk("master");
+    out.bulk("modules"), out.array_header(0);
+}
+
+bool valid_client_name(std::string_view name) {
+    for (unsigned char c : name)
+        if (c < '!' || c > '~') return false;
+    return true;
+}
+
+void write_command_info(protocol::resp_writer& out, const command_spec& spec) {
+    out.array_header(6);
+    out.bulk(spec.name);
+    out.integer(spec.arity);
+    out.set_header(0);
+    bool keyed = spec.group == "task" || spec.group == "list" || spec.group == "generic";
+    out.integer(keyed ? 1 : 0);
+    out.integer(keyed ? 1 : 0);
+    out.integer(keyed ? 1 : 0);
+}
+
+}  // namespace
+
+/* PING [<message>] */
+void cmd_ping(command_context& ctx) {
+    if (ctx.args.size() > 2) return reply_wrong_arity(ctx);
+    if (ctx.args.size() == 2) return ctx.out.bulk(ctx.args[1]);
+    ctx.out.simple("PONG");
+}
+
+/* ECHO <message> */
+void cmd_echo(command_context& ctx) { ctx.out.bulk(ctx.args[1]); }
+
+/* QUIT */
+void cmd_quit(command_context& ctx) {
+    ctx.client.quit = true;
+    ctx.out.simple("OK");
+}
+
+/* HELLO [<protover> [AUTH <username> <password>] [SETNAME <clientname>]] */
+void cmd_hello(command_context& ctx) {
+    std::size_t i = 1;
+    if (ctx.args.size() > 1) {
+        auto ver = parse_int(ctx.args[1]);
+        if (!ver) return ctx.out.error("ERR Protocol version is not an integer or out of range");
+        if (*ver != 2 && *ver != 3) return ctx.out.error("NOPROTO unsupported protocol version");
+        ctx.out.set_version(*ver == 3 ? protocol::resp_version::resp3
+                                      : protocol::resp_version::resp2);
+        i = 2;
+    }
+    for (; i < ctx.args.size(); ++i) {
+        if (iequals(ctx.args[i], "AUTH") && i + 2 < ctx.args.size()) {
+            // No users exist yet: the default user has no password, so it is the only one
+            // that authenticates (as Redis with `nopass`).
+            if (ctx.args[i + 1] != "default")
+                return ctx.out.error(
+                    "WRONGPASS invalid username-password pair or user is disabled.");
+            i += 2;
+        } else if (iequals(ctx.args[i], "SETNAME") && i + 1 < ctx.args.size()) {
+            if (!valid_client_name(ctx.args[i + 1]))
+                return ctx.out.error("ERR Client names cannot contain spaces, newlines or "
+                                     "special characters.");
+            ctx.client.name = ctx.args[++i];
+        } else {
+            return ctx.out.error("ERR Syntax error in HELLO option '" + ctx.args[i] + "'");
+        }
+    }
+    write_hello_map(ctx);
+}
+
+/* AUTH [<username>] <password> */
+void cmd_auth(command_context& ctx) {
+    if (ctx.args.size() > 3) return reply_syntax_error(ctx);
+    if (ctx.args.size() == 3) {
+        if (ctx.args[1] == "default") return ctx.out.simple("OK");
+        return ctx.out.error("WRONGPASS invalid username-password pair or user is disabled.");
+    }
+    ctx.out.error("ERR AUTH <password> called without any password configured for the default "
+                  "user. Are you sure your configuration is correct?");
+}
+
+/* SELECT <index> */
+void cmd_select(command_context& ctx) {
+    auto db = parse_int(ctx.args[1]);
+    if (!db) return ctx.out.error("ERR value is not an integer or out of range");
+    if (*db != 0) return ctx.out.error("ERR DB index is out of range");
+    ctx.out.simple("OK");
+}
+
+/* CLIENT SETNAME <name> | GETNAME | ID | SETINFO <attr> <value> | INFO | LIST */
+void cmd_client(command_context& ctx) {
+    const auto& sub = ctx.args[1];
+    auto n = ctx.args.size();
+    if (iequals(sub, "SETNAME") && n == 3) {
+        if (!valid_client_name(ctx.args[2]))
+            return ctx.out.error("ERR Client names cannot contain spaces, newlines or special "
+                                 "characters.");
+        ctx.client.name = ctx.args[2];
+        return ctx.out.simple("OK");
+    }
+    if (iequals(sub, "GETNAME") && n == 2)
+        return ctx.client.name.empty() ? ctx.out.null() : ctx.out.bulk(ctx.client.name);
+    if (iequals(sub, "ID") && n == 2)
+        return ctx.out.integer(static_cast<std::int64_t>(ctx.client.id));
+    if (iequals(sub, "SETINFO") && n == 4) return ctx.out.simple("OK");
+    if ((iequals(sub, "INFO") && n == 2) || (iequals(sub, "LIST") && n == 2)) {
+        return ctx.out.verbatim("id=" + std::to_string(ctx.client.id) + " addr=" +
+                                ctx.client.peer + " name=" + ctx.client.name +
+                                " resp=" + std::to_string(static_cast<int>(ctx.out.version())) +
+                                "\n");
+    }
+    ctx.out.error("ERR unknown subcommand or wrong number of arguments for '" + sub +
+                  "'. Try CLIENT HELP.");
+}
+
+/* COMMAND [COUNT | DOCS [<name> ...] | INFO [<name> ...]] */
+void cmd_command(command_context& ctx) {
+    auto commands = all_commands();
+    if (ctx.args.size() == 1) {
+        ctx.out.array_header(commands.size());
+        for (const auto& spec : commands) write_command_info(ctx.out, spec);
+        return;
+    }
+    const auto& sub = ctx.args[1];
+    if (iequals(sub, "COUNT") && ctx.args.size() == 2)
+        return ctx.out.integer(static_cast<std::int64_t>(commands.size()));
+    bool docs = iequals(sub, "DOCS");
+    if (!docs && !iequals(sub, "INFO"))
+        return ctx.out.error("ERR unknown subcommand '" + sub + "'. Try COMMAND HELP.");
+
+    std::vector<const command_spec*> chosen;
+    if (ctx.args.size() == 2) {
+        for (const auto& spec : commands) chosen.push_back(&spec);
+    } else {
+        for (std::size_t i = 2; i < ctx.args.size(); ++i)
+            chosen.push_back(find_command(ctx.args[i]));
+    }
+    if (!docs) {
+        ctx.out.array_header(chosen.size());
+        for (const auto* spec : chosen) spec ? write_command_info(ctx.out, *spec) : ctx.out.null();
+        return;
+    }
+    std::size_t known = 0;
+    for (const auto* spec : chosen) known += spec ? 1 : 0;
+    ctx.out.map_header(known);
+    for (const auto* spec : chosen) {
+        if (!spec) continue;
+        ctx.out.bulk(spec->name);
+        ctx.out.map_header(3);
+        ctx.out.bulk("summary"), ctx.out.bulk(spec->summary);
+        ctx.out.bulk("since"), ctx.out.bulk("0.1.0");
+        ctx.out.bulk("group"), ctx.out.bulk(spec->group);
+    }
+}
+
+/* CONFIG GET <pattern> [<pattern> ...]  (CONFIG SET, REWRITE, RESETSTAT: refused) */
+void cmd_config(command_context& ctx) {
+    if (!iequals(ctx.args[1], "GET")) {
+        return ctx.out.error("ERR CONFIG " + ctx.args[1] +
+                             " is not supported: settings are read-only, change them with flags "
+                             "or the config file");
+    }
+    if (ctx.args.size() < 3) return reply_wrong_arity(ctx);
+    std::vector<std::pair<std::string, std::string>> matched;
+    for (const auto& [name, value] : ctx.service.config().as_pairs()) {
+        for (std::size_t i = 2; i < ctx.args.size(); ++i) {
+            if (glob_match(ctx.args[i], name)) {
+                matched.emplace_back(name, value);
+                break;
+            }
+        }
+    }
+    ctx.out.map_header(matched.size());
+    for (const auto& [name, value] : matched) ctx.out.bulk(name), ctx.out.bulk(value);
+}
+
+/* INFO [<section> ...] */
+void cmd_info(command_context& ctx) {
+    std::vector<std::string_view> sections(ctx.args.begin() + 1, ctx.args.end());
+    ctx.out.verbatim(render_info(ctx.service, sections, ctx.now));
+}
+
+/* TIME */
+void cmd_time(command_context& ctx) {
+    using namespace std::chrono;
+    auto us = duration_cast<microseconds>(system_clock::now().time_since_epoch()).count();
+    ctx.out.array_header(2);
+    ctx.out.bulk(std::to_string(us / 1000000));
+    ctx.out.bulk(std::to_string(us % 1000000));
+}
+
+}  // namespace conveyor::server

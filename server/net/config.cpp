@@ -1,0 +1,120 @@
+#include "net/config.hpp"
+
+#include <boost/program_options.hpp>
+
+#include <fstream>
+#include <sstream>
+
+namespace po = boost::program_options;
+
+namespace conveyor::server {
+namespace {
+
+po::options_description make_options(server_config& c) {
+    po::options_description d("conveyor server options");
+    // clang-format off
+    d.add_options()
+        ("help,h", "print these options and exit")
+        ("config", po::value(&c.config_file)->value_name("FILE"),
+         "read settings from FILE (lines of `name value`, # comments); flags win")
+        ("bind", po::value(&c.bind)->default_value(c.bind)->value_name("ADDR"),
+         "address to listen on")
+        ("port", po::value(&c.port)->default_value(c.port)->value_name("PORT"),
+         "RESP (Redis protocol) port; 0 disables it")
+        ("data-dir", po::value(&c.data_dir)->default_value(c.data_dir)->value_name("DIR"),
+         "data directory (created if missing)")
+        ("log-level", po::value(&c.log_level)->default_value(c.log_level)->value_name("LEVEL"),
+         "trace, debug, info, warn, error or off")
+        ("default-lease-ms", po::value(&c.default_lease_ms)->default_value(c.default_lease_ms)
+             ->value_name("MS"), "lease length when LEASE has no FOR and the task no TIMEOUT")
+        ("default-retries", po::value(&c.default_retries)->default_value(c.default_retries)
+             ->value_name("N"), "retries after the first attempt when ENQUEUE has no RETRIES")
+        ("max-payload", po::value(&c.max_payload)->default_value(c.max_payload)
+             ->value_name("BYTES"), "largest payload or result accepted, in bytes")
+        ("result-ttl-ms", po::value(&c.result_ttl_ms)->default_value(c.result_ttl_ms)
+             ->value_name("MS"), "how long results of ended tasks are kept");
+    // clang-format on
+    return d;
+}
+
+// Turns `name value` lines into `--name value` arguments for the same parser.
+std::optional<std::vector<std::string>> read_config_file(const std::string& path,
+                                                         std::string& error) {
+    std::ifstream in(path);
+    if (!in) {
+        error = "cannot open config file '" + path + "'";
+        return std::nullopt;
+    }
+    std::vector<std::string> args;
+    std::string line;
+    int line_no = 0;
+    while (std::getline(in, line)) {
+        ++line_no;
+        std::istringstream words(line);
+        std::string name, value, extra;
+        if (!(words >> name) || name[0] == '#') continue;
+        if (!(words >> value) || (words >> extra && extra[0] != '#')) {
+            error = path + ":" + std::to_string(line_no) + ": expected `name value`, got '" +
+                    line + "'";
+            return std::nullopt;
+        }
+        if (value == "\"\"") value.clear();
+        args.push_back("--" + name);
+        args.push_back(value);
+    }
+    return args;
+}
+
+}  // namespace
+
+std::vector<std::pair<std::string, std::string>> server_config::as_pairs() const {
+    return {
+        {"bind", bind},
+        {"port", std::to_string(port)},
+        {"data-dir", data_dir},
+        {"log-level", log_level},
+        {"default-lease-ms", std::to_string(default_lease_ms)},
+        {"default-retries", std::to_string(default_retries)},
+        {"max-payload", std::to_string(max_payload)},
+        {"result-ttl-ms", std::to_string(result_ttl_ms)},
+        // Asked for by redis-benchmark and other Redis tools at start.
+        {"save", ""},
+        {"appendonly", "no"},
+    };
+}
+
+parse_outcome parse_server_args(const std::vector<std::string>& args) {
+    server_config config;
+    auto desc = make_options(config);
+    po::variables_map vm;
+    try {
+        po::store(po::command_line_parser(args).options(desc).run(), vm);
+        if (vm.count("help")) {
+            std::ostringstream out;
+            out << "Usage: conveyor server [options]\n\n" << desc;
+            return {std::nullopt, out.str(), 0};
+        }
+        if (vm.count("config")) {
+            std::string error;
+            auto file_args = read_config_file(vm["config"].as<std::string>(), error);
+            if (!file_args) return {std::nullopt, error, 1};
+            // Stored after the command line: po::store keeps the first value, so flags win.
+            po::store(po::command_line_parser(*file_args).options(desc).run(), vm);
+        }
+        po::notify(vm);
+    } catch (const po::error& e) {
+        return {std::nullopt, std::string("conveyor server: ") + e.what() +
+                                  "\nTry 'conveyor server --help'.",
+                1};
+    }
+    if (config.max_payload <= 0 || config.default_lease_ms <= 0 || config.default_retries < 0 ||
+        config.result_ttl_ms < 0) {
+        return {std::nullopt,
+                "conveyor server: --max-payload and --default-lease-ms must be positive, "
+                "--default-retries and --result-ttl-ms not negative",
+                1};
+    }
+    return {config, {}, 0};
+}
+
+}  // namespace conveyor::server

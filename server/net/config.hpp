@@ -1,0 +1,37 @@
+// `conveyor server` settings: command-line flags, optionally a redis.conf-style file
+// (`--config conf/conveyor.conf`, lines of `name value`). Flags given on the command line win.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace conveyor::server {
+
+struct server_config {
+    std::string bind = "127.0.0.1";
+    std::uint16_t port = 6380;                    // 0 disables the RESP listener
+    std::string data_dir = "./data";
+    std::string log_level = "info";
+    std::int64_t default_lease_ms = 30000;
+    int default_retries = 3;
+    std::int64_t max_payload = 64ll * 1024 * 1024;
+    std::int64_t result_ttl_ms = 86400000;
+    std::string config_file;                      // empty when none was given
+
+    // name/value pairs as CONFIG GET shows them (names as the flags spell them)
+    std::vector<std::pair<std::string, std::string>> as_pairs() const;
+};
+
+// Outcome of parsing: a config to run with, or a message to print and an exit status
+// (--help prints the flags and exits 0; a bad flag prints the error and exits 1).
+struct parse_outcome {
+    std::optional<server_config> config;
+    std::string message;
+    int exit_code = 0;
+};
+
+parse_outcome parse_server_args(const std::vector<std::string>& args);
+
+}  // namespace conveyor::server

@@ -1,0 +1,183 @@
+#include "net/resp_session.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+#include <spdlog/spdlog.h>
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+
+namespace conveyor::server {
+namespace {
+
+// Bytes read per read call, and the most unprocessed input kept while a command is blocked
+// (beyond it the session stops reading until it is unblocked: back-pressure on the peer).
+constexpr std::size_t read_chunk = 16 * 1024;
+constexpr std::size_t max_input_while_blocked = 1024 * 1024;
+// Replies are flushed once a batch has produced this much, so a long pipeline of large
+// replies does not build up unbounded output before the first write.
+constexpr std::size_t flush_threshold = 64 * 1024;
+
+protocol::resp_limits limits_for(const server_config& config) {
+    protocol::resp_limits limits;
+    limits.max_bulk_len = static_cast<std::size_t>(config.max_payload);
+    return limits;
+}
+
+}  // namespace
+
+resp_session::resp_session(tcp::socket socket, broker_service& service, std::uint64_t id)
+    : socket_(std::move(socket)),
+      service_(service),
+      decoder_(limits_for(service.config())),
+      writer_(out_, protocol::resp_version::resp2),
+      wake_(socket_.get_executor()) {
+    client_.id = id;
+    boost::system::error_code ec;
+    auto ep = socket_.remote_endpoint(ec);
+    if (!ec) client_.peer = ep.address().to_string() + ":" + std::to_string(ep.port());
+    socket_.set_option(tcp::no_delay(true), ec);
+}
+
+asio::awaitable<void> resp_session::run() {
+    ++service_.counters().connected_clients;
+    while (true) {
+        auto next = run_buffered_requests();
+        service_.deadlines_changed();
+        if (!out_.empty() && !co_await flush()) break;
+        if (next == step::close || closing_) break;
+        if (next == step::blocked) {
+            co_await wait_while_blocked();
+            continue;
+        }
+        if (next == step::more) continue;
+
+        compact_input();
+        auto used = in_.size();
+        in_.resize(used + read_chunk);
+        auto [ec, n] = co_await socket_.async_read_some(asio::buffer(in_.data() + used, read_chunk),
+                                                        asio::as_tuple(asio::use_awaitable));
+        in_.resize(used + n);
+        if (ec) break;  // eof, reset, cancelled: the peer is gone or we are shutting down
+    }
+    if (block_) service_.forget_waiter(block_->waiter);
+    block_.reset();
+    --service_.counters().connected_clients;
+    boost::system::error_code ignored;
+    socket_.shutdown(tcp::socket::shutdown_both, ignored);
+    socket_.close(ignored);
+}
+
+void resp_session::close() {
+    closing_ = true;
+    boost::system::error_code ignored;
+    socket_.cancel(ignored);
+    wake_.cancel();
+}
+
+// Runs complete requests from the input buffer, in order, until the input is used up, the
+// output is large enough to flush, a command blocks, or the connection must close.
+resp_session::step resp_session::run_buffered_requests() {
+    while (!closing_) {
+        std::string_view pending(in_.data() + in_pos_, in_.size() - in_pos_);
+        if (pending.empty()) return step::read;
+        auto r = decoder_.feed(pending, args_);
+        in_pos_ += r.consumed;
+        if (r.status == protocol::decode_status::need_more) return step::read;
+        if (r.status == protocol::decode_status::error) {
+            writer_.error("ERR " + decoder_.error_message());
+            spdlog::debug("client {} ({}): {}; closing", client_.id, client_.peer,
+                          decoder_.error_message());
+            return step::close;
+        }
+        if (args_.empty()) continue;  // empty inline line
+
+        command_context ctx{args_, writer_, service_, client_, *this, service_.now(), {}};
+        execute_command(ctx);
+        ++service_.counters().commands_processed;
+        if (client_.quit) return step::close;
+        if (ctx.block) {
+            block_ = ctx.block;
+            return step::blocked;
+        }
+        if (out_.size() >= flush_threshold) return step::more;
+    }
+    return step::close;
+}
+
+asio::awaitable<bool> resp_session::flush() {
+    // Replies produced while this write is in flight (a wake-up of a blocked command) go to
+    // out_, never into the buffer being written.
+    writing_.swap(out_);
+    auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(writing_),
+                                              asio::as_tuple(asio::use_awaitable));
+    writing_.clear();
+    co_return !ec;
+}
+
+asio::awaitable<void> resp_session::wait_while_blocked() {
+    using namespace asio::experimental::awaitable_operators;
+    while (block_ && !closing_) {
+        wake_.expires_at(block_->deadline.value_or(std::chrono::steady_clock::time_point::max()));
+        if (in_.size() - in_pos_ >= max_input_while_blocked) {
+            auto [ec] = co_await wake_.async_wait(asio::as_tuple(asio::use_awaitable));
+            if (!ec && block_) break;
+            continue;
+        }
+        auto woke = co_await (
+            wake_.async_wait(asio::as_tuple(asio::use_awaitable)) ||
+            socket_.async_wait(tcp::socket::wait_read, asio::as_tuple(asio::use_awaitable)));
+        if (woke.index() == 0) {
+            if (!std::get<0>(std::get<0>(woke)) && block_) break;  // deadline passed
+        } else if (std::get<0>(std::get<1>(woke)) || !read_available()) {
+            closing_ = true;  // the peer went away while blocked
+        }
+    }
+    if (block_ && !closing_) {  // timed out without being served
+        service_.forget_waiter(block_->waiter);
+        write_timeout(writer_, block_->on_timeout);
+        block_.reset();
+    }
+}
+
+// After the socket reported readable: keeps what arrived for later (false on eof or error).
+bool resp_session::read_available() {
+    compact_input();
+    auto used = in_.size();
+    in_.resize(used + read_chunk);
+    boost::system::error_code ec;
+    auto n = socket_.read_some(asio::buffer(in_.data() + used, read_chunk), ec);
+    in_.resize(used + n);
+    return !ec;
+}
+
+void resp_session::compact_input() {
+    if (in_pos_ == 0) return;
+    in_.erase(0, in_pos_);
+    in_pos_ = 0;
+}
+
+void resp_session::on_leased(std::span<const core::leased_task> tasks) {
+    write_leased_tasks(writer_, tasks);
+    unblocked();
+}
+
+void resp_session::on_popped(std::string_view queue, std::string_view payload) {
+    write_popped(writer_, queue, payload);
+    unblocked();
+}
+
+void resp_session::on_result(const core::task_view& task) {
+    write_result(writer_, task);
+    unblocked();
+}
+
+void resp_session::unblocked() {
+    block_.reset();
+    wake_.cancel();
+}
+
+}  // namespace conveyor::server

@@ -1,0 +1,115 @@
+#include "net/server_main.hpp"
+
+#include "net/broker_service.hpp"
+#include "net/config.hpp"
+#include "net/listener.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <iostream>
+
+namespace asio = boost::asio;
+
+namespace conveyor::server {
+namespace {
+
+bool setup_logging(const std::string& level) {
+    auto lvl = spdlog::level::from_str(level);
+    if (lvl == spdlog::level::off && level != "off") return false;
+    auto logger = spdlog::stderr_color_mt("conveyor");
+    spdlog::set_default_logger(logger);
+    spdlog::set_level(lvl);
+    spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ %v");
+    return true;
+}
+
+void log_exception(std::exception_ptr e, const char* what) {
+    if (!e) return;
+    try {
+        std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+        spdlog::critical("{} failed: {}", what, ex.what());
+    }
+}
+
+}  // namespace
+
+int server_main(const std::vector<std::string>& args) {
+    auto parsed = parse_server_args(args);
+    if (!parsed.config) {
+        (parsed.exit_code == 0 ? std::cout : std::cerr) << parsed.message << "\n";
+        return parsed.exit_code;
+    }
+    const auto& config = *parsed.config;
+    if (!setup_logging(config.log_level)) {
+        std::cerr << "conveyor server: unknown --log-level '" << config.log_level
+                  << "' (trace, debug, info, warn, error, critical, off)\n";
+        return 1;
+    }
+    std::error_code fs_ec;
+    std::filesystem::create_directories(config.data_dir, fs_ec);
+    if (fs_ec) {
+        spdlog::critical("cannot create data directory '{}': {}", config.data_dir,
+                         fs_ec.message());
+        return 1;
+    }
+
+    // One thread runs everything: sessions, the core and its deadlines (server/THREADING.md).
+    asio::io_context io(1);
+    broker_service service(io.get_executor(), config);
+    std::unique_ptr<resp_listener> resp;
+    try {
+        if (config.port != 0) {
+            asio::ip::tcp::endpoint at(asio::ip::make_address(config.bind), config.port);
+            resp = std::make_unique<resp_listener>(io.get_executor(), at, service);
+        }
+    } catch (const std::exception& e) {
+        spdlog::critical("cannot listen on {}:{}: {}", config.bind, config.port, e.what());
+        return 1;
+    }
+
+    asio::signal_set signals(io, SIGINT, SIGTERM);
+    asio::steady_timer grace(io);
+    signals.async_wait([&](const boost::system::error_code& ec, int sig) {
+        if (ec) return;
+        spdlog::info("received {}, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+        if (resp) resp->stop();
+        service.stop();
+        // Sessions end on their next turn; wait for them (at most 2 s), then stop.
+        asio::co_spawn(
+            io,
+            [&]() -> asio::awaitable<void> {
+                for (int i = 0; i < 200 && resp && resp->session_count() > 0; ++i) {
+                    grace.expires_after(std::chrono::milliseconds(10));
+                    co_await grace.async_wait(asio::use_awaitable);
+                }
+                io.stop();
+            },
+            [](std::exception_ptr e) { log_exception(e, "shutdown"); });
+    });
+    if (resp) {
+        asio::co_spawn(io, resp->run(), [](std::exception_ptr e) { log_exception(e, "listener"); });
+    }
+    asio::co_spawn(io, service.run_deadlines(),
+                   [](std::exception_ptr e) { log_exception(e, "deadline loop"); });
+
+    spdlog::info("conveyor {} started: resp {}, data dir {}, pid {}", CONVEYOR_VERSION,
+                 resp ? config.bind + ":" + std::to_string(resp->local_endpoint().port())
+                      : std::string("off"),
+                 config.data_dir, static_cast<long>(::getpid()));
+    io.run();
+    spdlog::info("conveyor stopped");
+    return 0;
+}
+
+}  // namespace conveyor::server
