@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -16,12 +17,12 @@ namespace conveyor::protocol {
 
 struct resp_limits {
     // Longest bulk string accepted, in bytes (Redis: proto-max-bulk-len, 512 MiB).
-    std::size_t max_bulk_len = 512u * 1024u * 1024u;
+    std::size_t max_bulk_len = std::size_t{512} * 1024 * 1024;
     // Most arguments in one multibulk request (Redis accepts up to 1024*1024*1024; we are
     // tighter by default).
-    std::size_t max_args = 1024u * 1024u;
+    std::size_t max_args = std::size_t{1024} * 1024;
     // Longest inline command line, and longest `*`/`$` header line (Redis: 64 KiB).
-    std::size_t max_inline_len = 64u * 1024u;
+    std::size_t max_inline_len = std::size_t{64} * 1024;
 };
 
 enum class decode_status {
@@ -54,19 +55,50 @@ public:
     const std::string& error_message() const noexcept { return error_; }
 
     // True when a request has been started but not completed (for idle/slowloris policies).
-    bool in_request() const noexcept { return state_ != state::idle; }
+    bool in_request() const noexcept { return state_ != state::idle && state_ != state::failed; }
 
     // Reset to the initial state (drops any partial request).
     void reset();
 
 private:
-    enum class state { idle, multibulk_len, bulk_header, bulk_data, bulk_crlf, inline_line };
+    // `failed` is sticky: every feed() after an error repeats it until reset().
+    enum class state {
+        idle,
+        multibulk_len,
+        bulk_header,
+        bulk_data,
+        bulk_crlf,
+        inline_line,
+        failed,
+    };
+
+    // Each step reads from input[pos...], advances `pos` past what it consumed, and returns a
+    // result when feed() must return, or nullopt when decoding goes on.
+    using step_result = std::optional<decode_result>;
+    step_result read_multibulk_len(std::string_view input, std::size_t& pos,
+                                   std::vector<std::string>& args);
+    step_result read_bulk_header(std::string_view input, std::size_t& pos,
+                                 std::vector<std::string>& args);
+    step_result read_bulk_data(std::string_view input, std::size_t& pos,
+                               std::vector<std::string>& args);
+    step_result read_bulk_crlf(std::string_view input, std::size_t& pos);
+    step_result read_inline(std::string_view input, std::size_t& pos,
+                            std::vector<std::string>& args);
+    // Takes the complete line at input[pos...] into `content` (terminator excluded) and moves
+    // `pos` past it. Header lines end in CRLF; inline lines in LF, a CR before it dropped.
+    // Returns need_more (the partial line not consumed) while the terminator has not arrived,
+    // or an error worded `too_big` once the content is known to exceed max_inline_len.
+    step_result take_line(std::string_view input, std::size_t& pos, bool inline_form,
+                          const char* too_big, std::string_view& content);
     decode_result fail(std::string message, std::size_t consumed);
 
     resp_limits limits_;
     state state_ = state::idle;
-    std::int64_t args_left_ = 0;     // arguments still to read in the current multibulk
-    std::int64_t bulk_left_ = 0;     // bytes still to read of the current bulk
+    std::int64_t args_left_ = 0;  // arguments still to read in the current multibulk
+    std::int64_t bulk_left_ = 0;  // bytes still to read of the current bulk
+    // Bytes of the pending (incomplete) line already searched for its terminator, so a line
+    // fed one byte at a time is scanned once, not once per byte.
+    std::size_t line_scanned_ = 0;
     std::string error_;
 };
 

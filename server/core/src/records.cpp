@@ -1,0 +1,92 @@
+#include "conveyor/core/records.hpp"
+
+#include <utility>
+
+namespace conveyor::core {
+
+std::string_view to_string(task_state s) noexcept {
+    switch (s) {
+        case task_state::queued:
+            return "queued";
+        case task_state::delayed:
+            return "delayed";
+        case task_state::leased:
+            return "leased";
+        case task_state::succeeded:
+            return "succeeded";
+        case task_state::dead:
+            return "dead";
+        case task_state::cancelled:
+            return "cancelled";
+    }
+    return "unknown";
+}
+
+namespace {
+// std::visit may throw (bad_variant_access on a valueless variant); these must not.
+template <class Fn, std::size_t... I>
+auto visit_record(const record& r, Fn fn, std::index_sequence<I...>) noexcept {
+    using result = decltype(fn(std::get<0>(r)));
+    result out{};
+    ((r.index() == I ? (out = fn(*std::get_if<I>(&r)), true) : false) || ...);
+    return out;
+}
+template <class Fn>
+auto visit_record(const record& r, Fn fn) noexcept {
+    return visit_record(r, fn, std::make_index_sequence<std::variant_size_v<record>>{});
+}
+}  // namespace
+
+const instant& record_time(const record& r) noexcept {
+    static const instant none{};
+    const instant* at = visit_record(r, [](const auto& rec) { return &rec.at; });
+    return at != nullptr ? *at : none;
+}
+
+namespace {
+std::string_view label(const rec_enqueue&) noexcept {
+    return "enqueue";
+}
+std::string_view label(const rec_lease&) noexcept {
+    return "lease";
+}
+std::string_view label(const rec_ack&) noexcept {
+    return "ack";
+}
+std::string_view label(const rec_fail&) noexcept {
+    return "fail";
+}
+std::string_view label(const rec_release&) noexcept {
+    return "release";
+}
+std::string_view label(const rec_extend&) noexcept {
+    return "extend";
+}
+std::string_view label(const rec_cancel&) noexcept {
+    return "cancel";
+}
+std::string_view label(const rec_ttl_expired&) noexcept {
+    return "ttl_expired";
+}
+std::string_view label(const rec_requeue&) noexcept {
+    return "requeue";
+}
+std::string_view label(const rec_pop&) noexcept {
+    return "pop";
+}
+std::string_view label(const rec_forget&) noexcept {
+    return "forget";
+}
+std::string_view label(const rec_purge&) noexcept {
+    return "purge";
+}
+std::string_view label(const rec_delete_queue&) noexcept {
+    return "delete_queue";
+}
+}  // namespace
+
+std::string_view record_name(const record& r) noexcept {
+    return visit_record(r, [](const auto& rec) { return label(rec); });
+}
+
+}  // namespace conveyor::core
