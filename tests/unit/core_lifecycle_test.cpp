@@ -208,12 +208,24 @@ TEST_F(lifecycle_test, cancelled_result_waiter_is_not_woken) {
     EXPECT_TRUE(events.got.empty());
 }
 
-TEST_F(lifecycle_test, purged_task_drops_its_result_waiters) {
+TEST_F(lifecycle_test, purged_task_answers_its_result_waiters_as_not_finished) {
     const std::string id = enqueue("q", "x");
     b.result(id, now, waiter_id{1});
     EXPECT_EQ(b.purge("q", now), 1u);
     EXPECT_EQ(b.stats().waiters, 0u);
-    EXPECT_TRUE(events.got.empty());
+    ASSERT_EQ(events.got.size(), 1u);
+    EXPECT_EQ(events.got[0].waiter, waiter_id{1});
+    EXPECT_EQ(events.got[0].state, task_state::queued);  // never ran: RESULT answers nil
+    EXPECT_FALSE(b.task(id, now).has_value());
+}
+
+TEST_F(lifecycle_test, deleted_queue_answers_result_waiters_of_its_tasks) {
+    const std::string id = enqueue("q", "x");
+    b.result(id, now, waiter_id{7});
+    EXPECT_TRUE(b.delete_queue("q", now));
+    ASSERT_EQ(events.got.size(), 1u);
+    EXPECT_EQ(events.got[0].waiter, waiter_id{7});
+    EXPECT_EQ(b.stats().waiters, 0u);
 }
 
 }  // namespace

@@ -283,15 +283,10 @@ void broker::impl::set_error(detail::task* t, std::string_view error) {
 void broker::impl::erase_task(detail::task* t) {
     index_.erase(t);
     if (t->has(detail::flag_has_extra)) extras_.erase(t);
-    if (!t->ended()) {
-        // Purged or deleted before it ended: nothing will ever answer its RESULT waiters.
-        // They are dropped and end by their own timeout in the command layer.
-        auto it = result_waiters_.find(t);
-        if (it != result_waiters_.end()) {
-            for (waiter_id w : it->second) waiters_.erase(w);
-            result_waiters_.erase(it);
-        }
-    }
+    // Purged or deleted before it ended: its RESULT waiters are answered now with the task as
+    // it was (not finished, so nil), the same path a popped task takes, rather than left to
+    // wait for an end that can no longer come.
+    if (!t->ended() && result_waiters_.count(t) != 0) ended_.push_back(t);
     payload_bytes_ -= t->payload_len;
     detail::queue& q = *t->owner;
     if (--q.refs == 0 && !q.maybe_unused) {
