@@ -7,6 +7,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <cstring>
+
 namespace asio = boost::asio;
 using asio::ip::tcp;
 
@@ -28,6 +30,26 @@ protocol::resp_limits limits_for(const server_config& config) {
 }
 
 }  // namespace
+
+std::span<char> input_buffer::prepare(std::size_t n) {
+    auto pending_len = end_ - begin_;
+    if (capacity_ - end_ < n) {
+        if (capacity_ - pending_len >= n && begin_ > 0) {
+            std::memmove(data_.get(), data_.get() + begin_, pending_len);
+        } else {
+            auto bigger = std::max(capacity_ * 2, pending_len + n);
+            auto fresh = std::make_unique_for_overwrite<char[]>(bigger);
+            if (pending_len) std::memcpy(fresh.get(), data_.get() + begin_, pending_len);
+            data_ = std::move(fresh);
+            capacity_ = bigger;
+        }
+        begin_ = 0;
+        end_ = pending_len;
+    } else if (begin_ == end_) {
+        begin_ = end_ = 0;  // empty: start over at the front
+    }
+    return {data_.get() + end_, capacity_ - end_};
+}
 
 resp_session::resp_session(tcp::socket socket, broker_service& service, std::uint64_t id)
     : socket_(std::move(socket)),
@@ -55,12 +77,10 @@ asio::awaitable<void> resp_session::run() {
         }
         if (next == step::more) continue;
 
-        compact_input();
-        auto used = in_.size();
-        in_.resize(used + read_chunk);
-        auto [ec, n] = co_await socket_.async_read_some(asio::buffer(in_.data() + used, read_chunk),
+        auto room = in_.prepare(read_chunk);
+        auto [ec, n] = co_await socket_.async_read_some(asio::buffer(room.data(), room.size()),
                                                         asio::as_tuple(asio::use_awaitable));
-        in_.resize(used + n);
+        in_.commit(n);
         if (ec) break;  // eof, reset, cancelled: the peer is gone or we are shutting down
     }
     if (block_) service_.forget_waiter(block_->waiter);
@@ -82,10 +102,10 @@ void resp_session::close() {
 // output is large enough to flush, a command blocks, or the connection must close.
 resp_session::step resp_session::run_buffered_requests() {
     while (!closing_) {
-        std::string_view pending(in_.data() + in_pos_, in_.size() - in_pos_);
+        auto pending = in_.pending();
         if (pending.empty()) return step::read;
         auto r = decoder_.feed(pending, args_);
-        in_pos_ += r.consumed;
+        in_.consume(r.consumed);
         if (r.status == protocol::decode_status::need_more) return step::read;
         if (r.status == protocol::decode_status::error) {
             writer_.error("ERR " + decoder_.error_message());
@@ -122,7 +142,7 @@ asio::awaitable<void> resp_session::wait_while_blocked() {
     using namespace asio::experimental::awaitable_operators;
     while (block_ && !closing_) {
         wake_.expires_at(block_->deadline.value_or(std::chrono::steady_clock::time_point::max()));
-        if (in_.size() - in_pos_ >= max_input_while_blocked) {
+        if (in_.pending().size() >= max_input_while_blocked) {
             auto [ec] = co_await wake_.async_wait(asio::as_tuple(asio::use_awaitable));
             if (!ec && block_) break;
             continue;
@@ -145,19 +165,11 @@ asio::awaitable<void> resp_session::wait_while_blocked() {
 
 // After the socket reported readable: keeps what arrived for later (false on eof or error).
 bool resp_session::read_available() {
-    compact_input();
-    auto used = in_.size();
-    in_.resize(used + read_chunk);
+    auto room = in_.prepare(read_chunk);
     boost::system::error_code ec;
-    auto n = socket_.read_some(asio::buffer(in_.data() + used, read_chunk), ec);
-    in_.resize(used + n);
+    auto n = socket_.read_some(asio::buffer(room.data(), room.size()), ec);
+    in_.commit(n);
     return !ec;
-}
-
-void resp_session::compact_input() {
-    if (in_pos_ == 0) return;
-    in_.erase(0, in_pos_);
-    in_pos_ = 0;
 }
 
 void resp_session::on_leased(std::span<const core::leased_task> tasks) {

@@ -65,7 +65,7 @@ int server_main(const std::vector<std::string>& args) {
     }
 
     // One thread runs everything: sessions, the core and its deadlines (server/THREADING.md).
-    asio::io_context io(1);
+    asio::io_context io(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO);
     broker_service service(io.get_executor(), config);
     std::unique_ptr<resp_listener> resp;
     try {
