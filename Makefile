@@ -24,13 +24,13 @@ run: build
 
 # Every test (unit + integration); ctest's summary line is the last thing printed.
 test: build
-	@cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) --timeout 600
+	@./scripts/run-tests.sh $(BUILD_DIR) $(JOBS)
 
 unit: build
-	@cd $(BUILD_DIR) && ctest --output-on-failure -L unit
+	@./scripts/run-tests.sh $(BUILD_DIR) $(JOBS) -L unit
 
 integration: build
-	@cd $(BUILD_DIR) && ctest --output-on-failure -L integration
+	@./scripts/run-tests.sh $(BUILD_DIR) $(JOBS) -L integration
 
 bench: build
 	./bench/run.sh
