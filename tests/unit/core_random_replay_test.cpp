@@ -99,7 +99,7 @@ private:
         }
         if (pick(0, 4) == 0) o.timeout_ms = pick(1, 2000);
         if (pick(0, 5) == 0) o.ttl_ms = pick(1, 4000);
-        if (pick(0, 4) == 0) o.id = "u" + std::to_string(pick(0, 30));
+        if (pick(0, 4) == 0) o.id = std::string("u").append(std::to_string(pick(0, 30)));
         enqueue_result r = live_.enqueue(q, std::string(std::size_t(pick(0, 40)), 'x'), o, now_);
         ids_.insert(r.id);
     }
