@@ -101,6 +101,8 @@ void resp_session::close() {
 // Runs complete requests from the input buffer, in order, until the input is used up, the
 // output is large enough to flush, a command blocks, or the connection must close.
 resp_session::step resp_session::run_buffered_requests() {
+    // One reading of the clocks per batch: the requests of one read arrived together.
+    const auto now = service_.now();
     while (!closing_) {
         auto pending = in_.pending();
         if (pending.empty()) return step::read;
@@ -115,7 +117,7 @@ resp_session::step resp_session::run_buffered_requests() {
         }
         if (args_.empty()) continue;  // empty inline line
 
-        command_context ctx{args_, writer_, service_, client_, *this, service_.now(), {}};
+        command_context ctx{args_, writer_, service_, client_, *this, now, {}};
         execute_command(ctx);
         ++service_.counters().commands_processed;
         if (client_.quit) return step::close;

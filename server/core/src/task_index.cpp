@@ -27,67 +27,91 @@ void destroy_task(task* t) noexcept {
 }
 
 namespace {
-// Growth keeps load <= 7/8 (linear probing stays short at that load with a good hash);
-// shrinking below 1/8 returns memory after a large queue drains.
+// Live tasks plus tombstones stay <= 7/8 of the slots (linear probing stays short at that
+// load with a good hash); a rehash then sizes the table for a load of at most 1/2, clearing
+// the tombstones, so erases pay for it in O(1) amortised. Shrinking below 1/8 live returns
+// memory after a large queue drains.
 constexpr std::size_t min_capacity = 16;
-bool too_full(std::size_t size, std::size_t cap) {
-    return size * 8 > cap * 7;
+bool too_full(std::size_t used, std::size_t cap) {
+    return used * 8 > cap * 7;
 }
+std::size_t capacity_for(std::size_t live) {
+    std::size_t cap = min_capacity;
+    while (cap < live * 2) cap *= 2;
+    return cap;
+}
+
+constexpr unsigned tag_shift = 48;
+constexpr std::uintptr_t pointer_mask = (std::uintptr_t{1} << tag_shift) - 1;
+
+std::size_t hash_of(std::string_view id) noexcept { return std::hash<std::string_view>{}(id); }
+std::uintptr_t tag_of(std::size_t hash) noexcept { return hash >> tag_shift; }
 }  // namespace
 
-std::size_t task_index::home(std::string_view id) const noexcept {
-    return std::hash<std::string_view>{}(id) & (slots_.size() - 1);
+task* task_index::task_of(std::uintptr_t slot) const noexcept {
+    return reinterpret_cast<task*>(tagged_ ? (slot & pointer_mask) : slot);
+}
+
+std::uintptr_t task_index::slot_for(task* t, std::size_t hash) const noexcept {
+    const auto p = reinterpret_cast<std::uintptr_t>(t);
+    return tagged_ ? (p | (tag_of(hash) << tag_shift)) : p;
+}
+
+bool task_index::may_match(std::uintptr_t slot, std::size_t hash) const noexcept {
+    return slot != tombstone && (!tagged_ || (slot >> tag_shift) == tag_of(hash));
+}
+
+// The slot holding `id`, or slots_.size() when it is not indexed.
+std::size_t task_index::find_slot(std::string_view id, std::size_t hash) const noexcept {
+    if (size_ == 0) return slots_.size();
+    const std::size_t mask = slots_.size() - 1;
+    for (std::size_t i = hash & mask;; i = (i + 1) & mask) {
+        const std::uintptr_t s = slots_[i];
+        if (s == 0) return slots_.size();
+        if (may_match(s, hash) && task_of(s)->id() == id) return i;
+    }
 }
 
 task* task_index::find(std::string_view id) const noexcept {
-    if (size_ == 0) return nullptr;
+    const std::size_t i = find_slot(id, hash_of(id));
+    return i == slots_.size() ? nullptr : task_of(slots_[i]);
+}
+
+// Puts a slot at the first free or tombstone position of its probe path.
+void task_index::place(std::uintptr_t slot, std::size_t hash) noexcept {
     const std::size_t mask = slots_.size() - 1;
-    for (std::size_t i = home(id);; i = (i + 1) & mask) {
-        task* t = slots_[i];
-        if (t == nullptr) return nullptr;
-        if (t->id() == id) return t;
-    }
+    std::size_t i = hash & mask;
+    while (slots_[i] > tombstone) i = (i + 1) & mask;
+    if (slots_[i] == tombstone) --tombstones_;
+    slots_[i] = slot;
 }
 
 void task_index::insert(task* t) {
-    if (slots_.empty()) {
-        rehash(min_capacity);
-    } else if (too_full(size_ + 1, slots_.size())) {
-        rehash(slots_.size() * 2);
+    if (slots_.empty() || too_full(size_ + tombstones_ + 1, slots_.size()))
+        rehash(capacity_for(size_ + 1));
+    if (tagged_ && (reinterpret_cast<std::uintptr_t>(t) & ~pointer_mask) != 0) {
+        // A pointer that uses the top bits: strip every tag and compare ids from now on.
+        for (std::uintptr_t& s : slots_)
+            if (s > tombstone) s &= pointer_mask;
+        tagged_ = false;
     }
-    const std::size_t mask = slots_.size() - 1;
-    std::size_t i = home(t->id());
-    while (slots_[i] != nullptr) i = (i + 1) & mask;
-    slots_[i] = t;
+    const std::size_t hash = hash_of(t->id());
+    place(slot_for(t, hash), hash);
     ++size_;
 }
 
 bool task_index::erase(const task* t) noexcept {
-    if (size_ == 0) return false;
-    const std::size_t mask = slots_.size() - 1;
-    std::size_t hole = home(t->id());
-    while (slots_[hole] != t) {
-        if (slots_[hole] == nullptr) return false;
-        hole = (hole + 1) & mask;
-    }
-    slots_[hole] = nullptr;
+    const std::size_t i = find_slot(t->id(), hash_of(t->id()));
+    if (i == slots_.size() || task_of(slots_[i]) != t) return false;
+    slots_[i] = tombstone;
+    ++tombstones_;
     --size_;
-    // Backward shift: move later members of the probe run into the hole when the hole lies
-    // on their probe path (between their home slot and where they sit, cyclically).
-    for (std::size_t j = (hole + 1) & mask; slots_[j] != nullptr; j = (j + 1) & mask) {
-        const std::size_t h = home(slots_[j]->id());
-        const bool hole_on_path = (j > hole) ? (h <= hole || h > j) : (h <= hole && h > j);
-        if (hole_on_path) {
-            slots_[hole] = slots_[j];
-            slots_[j] = nullptr;
-            hole = j;
-        }
-    }
     if (size_ == 0) {
-        std::vector<task*>().swap(slots_);
+        std::vector<std::uintptr_t>().swap(slots_);
+        tombstones_ = 0;
     } else if (slots_.size() > min_capacity && size_ * 8 < slots_.size()) {
         try {
-            rehash(slots_.size() / 4);  // lands at load 1/2: no rehash again soon either way
+            rehash(capacity_for(size_));
         } catch (const std::bad_alloc&) {
             // Keeping the larger table is correct, only less compact.
         }
@@ -96,14 +120,11 @@ bool task_index::erase(const task* t) noexcept {
 }
 
 void task_index::rehash(std::size_t new_capacity) {
-    std::vector<task*> old(new_capacity, nullptr);
+    std::vector<std::uintptr_t> old(new_capacity, 0);
     old.swap(slots_);
-    const std::size_t mask = slots_.size() - 1;
-    for (task* t : old) {
-        if (t == nullptr) continue;
-        std::size_t i = home(t->id());
-        while (slots_[i] != nullptr) i = (i + 1) & mask;
-        slots_[i] = t;
+    tombstones_ = 0;
+    for (std::uintptr_t s : old) {
+        if (s > tombstone) place(s, hash_of(task_of(s)->id()));
     }
 }
 
