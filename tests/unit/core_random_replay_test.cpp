@@ -94,8 +94,8 @@ private:
         if (pick(0, 5) == 0) o.at_unix_ms = now_.wall_ms + pick(-1000, 3000);
         o.retries = pick(0, 3);
         if (pick(0, 1)) {
-            o.backoff_base_ms = pick(0, 500);
-            o.backoff_max_ms = pick(0, 2000);
+            o.backoff_base_ms = pick(1, 500);
+            o.backoff_max_ms = *o.backoff_base_ms + pick(0, 2000);
         }
         if (pick(0, 4) == 0) o.timeout_ms = pick(1, 2000);
         if (pick(0, 5) == 0) o.ttl_ms = pick(1, 4000);

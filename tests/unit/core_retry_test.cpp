@@ -208,3 +208,25 @@ TEST_F(retry_test, failed_task_waiting_for_retry_is_not_leased) {
 
 }  // namespace
 }  // namespace conveyor::core::testing
+
+namespace conveyor::core::testing {
+namespace {
+
+TEST(enqueue_validation, backoff_needs_positive_base_not_above_max) {
+    broker b(broker_config{});
+    const instant now{1'000'000, 1'700'000'000'000};
+    auto with_backoff = [&](std::int64_t base, std::int64_t max) {
+        enqueue_options o;
+        o.backoff_base_ms = base;
+        o.backoff_max_ms = max;
+        return b.enqueue("q", "x", o, now);
+    };
+    EXPECT_EQ(with_backoff(0, 10).status, op_status::invalid);
+    EXPECT_EQ(with_backoff(20, 10).status, op_status::invalid);
+    EXPECT_EQ(with_backoff(10, 10).status, op_status::ok);
+    EXPECT_EQ(with_backoff(0, 10).error, "BACKOFF needs 0 < base-ms <= max-ms");
+    EXPECT_EQ(b.ready_count("q", now), 1u);
+}
+
+}  // namespace
+}  // namespace conveyor::core::testing

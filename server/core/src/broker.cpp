@@ -34,8 +34,11 @@ std::string check_options(const enqueue_options& o) {
     if (o.retries && (*o.retries < 0 || *o.retries > detail::max_retries_limit)) {
         return "RETRIES must be between 0 and 65534";
     }
-    if (o.backoff_base_ms && *o.backoff_base_ms < 0) return "BACKOFF base must not be negative";
-    if (o.backoff_max_ms && *o.backoff_max_ms < 0) return "BACKOFF max must not be negative";
+    if ((o.backoff_base_ms && *o.backoff_base_ms <= 0) ||
+        (o.backoff_max_ms && o.backoff_base_ms && *o.backoff_max_ms < *o.backoff_base_ms) ||
+        (o.backoff_max_ms && *o.backoff_max_ms <= 0)) {
+        return "BACKOFF needs 0 < base-ms <= max-ms";
+    }
     if (o.timeout_ms && *o.timeout_ms <= 0) return "TIMEOUT must be positive";
     if (o.ttl_ms && *o.ttl_ms <= 0) return "TTL must be positive";
     return {};
