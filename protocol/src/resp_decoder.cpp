@@ -1,6 +1,6 @@
 #include "conveyor/protocol/resp_decoder.hpp"
 
-#include "resp_number.hpp"
+#include "resp_scan.hpp"
 
 #include <algorithm>
 #include <cstdint>
@@ -265,12 +265,7 @@ resp_request_decoder::step_result resp_request_decoder::read_bulk_header(
 // <bytes>: consumed as they arrive, so a large bulk never has to sit whole in the input.
 resp_request_decoder::step_result resp_request_decoder::read_bulk_data(
     std::string_view input, std::size_t& pos, std::vector<std::string>& args) {
-    const std::size_t available = input.size() - pos;
-    const std::size_t take = std::min(static_cast<std::size_t>(bulk_left_), available);
-    args.back().append(input.data() + pos, take);
-    pos += take;
-    bulk_left_ -= static_cast<std::int64_t>(take);
-    if (bulk_left_ > 0) {
+    if (!detail::take_bulk_bytes(input, pos, bulk_left_, args.back())) {
         return decode_result{decode_status::need_more, pos};
     }
     state_ = state::bulk_crlf;
@@ -280,12 +275,10 @@ resp_request_decoder::step_result resp_request_decoder::read_bulk_data(
 // \r\n after the bytes of a bulk. A lone CR at the end of the input is left unconsumed.
 resp_request_decoder::step_result resp_request_decoder::read_bulk_crlf(std::string_view input,
                                                                        std::size_t& pos) {
-    const std::string_view rest = input.substr(pos);
-    if (rest.empty() || (rest.size() == 1 && rest[0] == '\r')) {
-        return decode_result{decode_status::need_more, pos};
-    }
-    if (rest[0] != '\r' || rest[1] != '\n') {
-        return fail("Protocol error: expected CRLF after bulk data", pos);
+    switch (detail::check_bulk_crlf(input.substr(pos))) {
+    case detail::crlf_check::need_more: return decode_result{decode_status::need_more, pos};
+    case detail::crlf_check::bad: return fail("Protocol error: expected CRLF after bulk data", pos);
+    case detail::crlf_check::ok: break;
     }
     pos += 2;
     if (--args_left_ > 0) {

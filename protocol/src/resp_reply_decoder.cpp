@@ -1,6 +1,6 @@
 #include "conveyor/protocol/resp_reply_decoder.hpp"
 
-#include "resp_number.hpp"
+#include "resp_scan.hpp"
 
 #include <algorithm>
 #include <charconv>
@@ -319,11 +319,7 @@ resp_reply_decoder::step_result resp_reply_decoder::start_aggregate(char type_by
 // The bytes of a bulk, consumed as they arrive.
 resp_reply_decoder::step_result resp_reply_decoder::read_bulk_data(std::string_view input,
                                                                    std::size_t& pos) {
-    const std::size_t take = std::min(static_cast<std::size_t>(bulk_left_), input.size() - pos);
-    bulk_.text.append(input.data() + pos, take);
-    pos += take;
-    bulk_left_ -= static_cast<std::int64_t>(take);
-    if (bulk_left_ > 0) {
+    if (!detail::take_bulk_bytes(input, pos, bulk_left_, bulk_.text)) {
         return reply_result{reply_status::need_more, pos};
     }
     state_ = state::bulk_crlf;
@@ -333,12 +329,10 @@ resp_reply_decoder::step_result resp_reply_decoder::read_bulk_data(std::string_v
 // \r\n after a bulk; a lone CR at the end of the input is left unconsumed.
 resp_reply_decoder::step_result resp_reply_decoder::read_bulk_crlf(std::string_view input,
                                                                    std::size_t& pos) {
-    const std::string_view rest = input.substr(pos);
-    if (rest.empty() || (rest.size() == 1 && rest[0] == '\r')) {
-        return reply_result{reply_status::need_more, pos};
-    }
-    if (rest[0] != '\r' || rest[1] != '\n') {
-        return fail("Protocol error: expected CRLF after bulk data", pos);
+    switch (detail::check_bulk_crlf(input.substr(pos))) {
+    case detail::crlf_check::need_more: return reply_result{reply_status::need_more, pos};
+    case detail::crlf_check::bad: return fail("Protocol error: expected CRLF after bulk data", pos);
+    case detail::crlf_check::ok: break;
     }
     if (bulk_.type == resp_type::verbatim) {
         if (bulk_.text[verbatim_prefix_len - 1] != ':') {

@@ -1,8 +1,11 @@
-// Internal to protocol/: the strict integer parser shared by the RESP decoders.
+// Internal to protocol/: the scanning steps the RESP request and reply decoders share
+// (strict numbers, bulk bytes consumed as they arrive, the CRLF after a bulk).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <string_view>
 
 namespace conveyor::protocol::detail {
@@ -35,6 +38,26 @@ inline std::optional<std::int64_t> parse_int64(std::string_view text) {
     }
     // Two's complement negation in unsigned arithmetic; the conversion is modular in C++20.
     return static_cast<std::int64_t>(negative ? ~value + 1 : value);
+}
+
+// Appends the bulk bytes available in input[pos..] (at most `left`) to `into`, advancing
+// `pos` and lowering `left`. Returns true once the whole bulk has arrived. Memory grows only
+// with bytes received, never by the declared length.
+inline bool take_bulk_bytes(std::string_view input, std::size_t& pos, std::int64_t& left,
+                            std::string& into) {
+    const std::size_t take = std::min(static_cast<std::size_t>(left), input.size() - pos);
+    into.append(input.data() + pos, take);
+    pos += take;
+    left -= static_cast<std::int64_t>(take);
+    return left == 0;
+}
+
+enum class crlf_check : std::uint8_t { need_more, ok, bad };
+
+// The two bytes that must follow a bulk's data. A lone CR at the end of the input needs more.
+inline crlf_check check_bulk_crlf(std::string_view rest) {
+    if (rest.empty() || (rest.size() == 1 && rest[0] == '\r')) return crlf_check::need_more;
+    return (rest[0] == '\r' && rest[1] == '\n') ? crlf_check::ok : crlf_check::bad;
 }
 
 }  // namespace conveyor::protocol::detail
