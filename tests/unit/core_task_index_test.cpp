@@ -73,5 +73,34 @@ TEST(task_index, erase_of_an_unindexed_task_changes_nothing) {
     EXPECT_FALSE(index.erase(in));
 }
 
+TEST(task_index, growth_moves_slots_a_few_at_a_time_and_finds_everything_meanwhile) {
+    owned_tasks tasks;
+    task_index index;
+    std::vector<task*> all;
+    bool saw_resize = false;
+    for (int i = 0; i < 100000; ++i) {
+        all.push_back(tasks.make(std::string("id").append(std::to_string(i))));
+        index.insert(all.back());
+        if (index.resizing() && !saw_resize) {
+            saw_resize = true;
+            // Mid-resize: every task inserted so far is found, in whichever table it sits.
+            for (task* t : all) ASSERT_EQ(index.find(t->id()), t);
+        }
+    }
+    EXPECT_TRUE(saw_resize);
+    // Each insert moves a bounded number of slots, so a resize spans many inserts; erasing
+    // drives it to completion too.
+    for (std::size_t i = 0; i < all.size(); i += 2) ASSERT_TRUE(index.erase(all[i]));
+    for (std::size_t i = 0; i < all.size(); ++i)
+        ASSERT_EQ(index.find(all[i]->id()), i % 2 == 0 ? nullptr : all[i]);
+    for (int i = 0; i < 100000 && index.resizing(); ++i) {
+        task* t = tasks.make(std::string("x").append(std::to_string(i)));
+        index.insert(t);
+        ASSERT_TRUE(index.erase(t));
+    }
+    EXPECT_FALSE(index.resizing());
+    EXPECT_EQ(index.size(), all.size() / 2);
+}
+
 }  // namespace
 }  // namespace conveyor::core::detail

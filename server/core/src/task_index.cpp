@@ -27,11 +27,13 @@ void destroy_task(task* t) noexcept {
 }
 
 namespace {
-// Live tasks plus tombstones stay <= 7/8 of the slots (linear probing stays short at that
-// load with a good hash); a rehash then sizes the table for a load of at most 1/2, clearing
-// the tombstones, so erases pay for it in O(1) amortised. Shrinking below 1/8 live returns
-// memory after a large queue drains.
+// Live tasks plus tombstones stay <= 7/8 of a table's slots (linear probing stays short at
+// that load with a good hash); a resize then sizes the new table for a load of at most 1/2,
+// which leaves the tombstones behind. Shrinking below 1/8 live returns memory after a large
+// queue drains. Each insert and erase moves `migrate_budget` old slots: a growing table
+// finishes moving (old capacity / 16 operations) long before the new one fills.
 constexpr std::size_t min_capacity = 16;
+constexpr std::size_t migrate_budget = 16;
 bool too_full(std::size_t used, std::size_t cap) {
     return used * 8 > cap * 7;
 }
@@ -48,6 +50,11 @@ std::size_t hash_of(std::string_view id) noexcept { return std::hash<std::string
 std::uintptr_t tag_of(std::size_t hash) noexcept { return hash >> tag_shift; }
 }  // namespace
 
+task_index::slot_array::slot_array(std::size_t count)
+    : data(static_cast<std::uintptr_t*>(std::calloc(count, sizeof(std::uintptr_t)))), n(count) {
+    if (!data) throw std::bad_alloc();
+}
+
 task* task_index::task_of(std::uintptr_t slot) const noexcept {
     return reinterpret_cast<task*>(tagged_ ? (slot & pointer_mask) : slot);
 }
@@ -61,71 +68,116 @@ bool task_index::may_match(std::uintptr_t slot, std::size_t hash) const noexcept
     return slot != tombstone && (!tagged_ || (slot >> tag_shift) == tag_of(hash));
 }
 
-// The slot holding `id`, or slots_.size() when it is not indexed.
-std::size_t task_index::find_slot(std::string_view id, std::size_t hash) const noexcept {
-    if (size_ == 0) return slots_.size();
-    const std::size_t mask = slots_.size() - 1;
+// The slot of `tab` holding `id`, or tab.slots.size() when it is not there.
+std::size_t task_index::find_in(const table& tab, std::string_view id,
+                                std::size_t hash) const noexcept {
+    const std::size_t n = tab.slots.size();
+    if (n == 0) return 0;
+    const std::size_t mask = n - 1;
     for (std::size_t i = hash & mask;; i = (i + 1) & mask) {
-        const std::uintptr_t s = slots_[i];
-        if (s == 0) return slots_.size();
+        const std::uintptr_t s = tab.slots[i];
+        if (s == 0) return n;
         if (may_match(s, hash) && task_of(s)->id() == id) return i;
     }
 }
 
 task* task_index::find(std::string_view id) const noexcept {
-    const std::size_t i = find_slot(id, hash_of(id));
-    return i == slots_.size() ? nullptr : task_of(slots_[i]);
+    if (size_ == 0) return nullptr;
+    const std::size_t hash = hash_of(id);
+    for (const table* tab : {&now_, &old_}) {
+        const std::size_t i = find_in(*tab, id, hash);
+        if (i != tab->slots.size()) return task_of(tab->slots[i]);
+    }
+    return nullptr;
 }
 
 // Puts a slot at the first free or tombstone position of its probe path.
-void task_index::place(std::uintptr_t slot, std::size_t hash) noexcept {
-    const std::size_t mask = slots_.size() - 1;
+void task_index::place(table& tab, std::uintptr_t slot, std::size_t hash) noexcept {
+    const std::size_t mask = tab.slots.size() - 1;
     std::size_t i = hash & mask;
-    while (slots_[i] > tombstone) i = (i + 1) & mask;
-    if (slots_[i] == tombstone) --tombstones_;
-    slots_[i] = slot;
+    while (tab.slots[i] > tombstone) i = (i + 1) & mask;
+    if (tab.slots[i] == tombstone) --tab.tombstones;
+    tab.slots[i] = slot;
 }
 
 void task_index::insert(task* t) {
-    if (slots_.empty() || too_full(size_ + tombstones_ + 1, slots_.size()))
-        rehash(capacity_for(size_ + 1));
-    if (tagged_ && (reinterpret_cast<std::uintptr_t>(t) & ~pointer_mask) != 0) {
-        // A pointer that uses the top bits: strip every tag and compare ids from now on.
-        for (std::uintptr_t& s : slots_)
-            if (s > tombstone) s &= pointer_mask;
-        tagged_ = false;
+    if (now_.slots.empty()) {
+        now_.slots = slot_array(min_capacity);
+    } else if (too_full(size_ + now_.tombstones + 1, now_.slots.size())) {
+        start_resize(capacity_for(size_ + 1));
     }
+    if (tagged_ && (reinterpret_cast<std::uintptr_t>(t) & ~pointer_mask) != 0) untag_all();
     const std::size_t hash = hash_of(t->id());
-    place(slot_for(t, hash), hash);
+    place(now_, slot_for(t, hash), hash);
     ++size_;
+    migrate(migrate_budget);
 }
 
 bool task_index::erase(const task* t) noexcept {
-    const std::size_t i = find_slot(t->id(), hash_of(t->id()));
-    if (i == slots_.size() || task_of(slots_[i]) != t) return false;
-    slots_[i] = tombstone;
-    ++tombstones_;
+    if (size_ == 0) return false;
+    const std::size_t hash = hash_of(t->id());
+    bool erased = false;
+    for (table* tab : {&now_, &old_}) {
+        const std::size_t i = find_in(*tab, t->id(), hash);
+        if (i == tab->slots.size()) continue;
+        if (task_of(tab->slots[i]) != t) return false;  // ids are unique: another task has it
+        tab->slots[i] = tombstone;
+        ++tab->tombstones;
+        erased = true;
+        break;
+    }
+    if (!erased) return false;
     --size_;
     if (size_ == 0) {
-        std::vector<std::uintptr_t>().swap(slots_);
-        tombstones_ = 0;
-    } else if (slots_.size() > min_capacity && size_ * 8 < slots_.size()) {
+        now_ = table{};
+        old_ = table{};
+        migrated_ = 0;
+    } else if (now_.slots.size() > min_capacity && size_ * 8 < now_.slots.size()) {
         try {
-            rehash(capacity_for(size_));
+            start_resize(capacity_for(size_));
         } catch (const std::bad_alloc&) {
             // Keeping the larger table is correct, only less compact.
         }
+    } else {
+        migrate(migrate_budget);
     }
     return true;
 }
 
-void task_index::rehash(std::size_t new_capacity) {
-    std::vector<std::uintptr_t> old(new_capacity, 0);
-    old.swap(slots_);
-    tombstones_ = 0;
-    for (std::uintptr_t s : old) {
-        if (s > tombstone) place(s, hash_of(task_of(s)->id()));
+// Makes a fresh table of `new_capacity` the one inserts go to. A resize still under way is
+// finished first (rare: only a burst of erases right after a resize started can cause it).
+void task_index::start_resize(std::size_t new_capacity) {
+    table fresh;
+    fresh.slots = slot_array(new_capacity);  // may throw; nothing has changed yet
+    migrate(old_.slots.size());
+    old_ = std::move(now_);
+    now_ = std::move(fresh);
+    migrated_ = 0;
+    migrate(migrate_budget);
+}
+
+// Moves up to `budget` old slots into the current table; frees the old one when done.
+void task_index::migrate(std::size_t budget) noexcept {
+    while (budget-- > 0 && migrated_ < old_.slots.size()) {
+        std::uintptr_t& s = old_.slots[migrated_++];
+        if (s <= tombstone) continue;
+        place(now_, s, hash_of(task_of(s)->id()));
+        s = tombstone;  // keeps old probe chains intact for lookups until the table goes
     }
+    if (!old_.slots.empty() && migrated_ == old_.slots.size()) {
+        old_ = table{};
+        migrated_ = 0;
+    }
+}
+
+// A pointer that uses the top bits arrived: strip every tag and compare ids from now on.
+void task_index::untag_all() noexcept {
+    for (table* tab : {&now_, &old_}) {
+        for (std::uintptr_t& s : tab->slots) {
+            if (s > tombstone) s &= pointer_mask;
+        }
+    }
+    tagged_ = false;
 }
 
 }  // namespace conveyor::core::detail
