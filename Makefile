@@ -5,7 +5,7 @@ JOBS ?= $(shell nproc)
 DATA_DIR ?= ./data
 CONFIG_ARGS ?=
 
-.PHONY: all deps configure build run test unit integration bench clean format
+.PHONY: all deps configure build server run test unit integration bench clean format
 
 all: build
 
@@ -18,7 +18,11 @@ configure: deps
 build: configure
 	@cmake --build $(BUILD_DIR) -j $(JOBS)
 
-run: build
+# Only the broker binary: `make run` need not compile the tests first.
+server: configure
+	@cmake --build $(BUILD_DIR) -j $(JOBS) --target conveyor
+
+run: server
 	mkdir -p $(DATA_DIR)
 	$(BUILD_DIR)/conveyor server --data-dir $(DATA_DIR)
 
