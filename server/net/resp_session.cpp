@@ -66,6 +66,19 @@ resp_session::resp_session(tcp::socket socket, broker_service& service, std::uin
 
 asio::awaitable<void> resp_session::run() {
     ++service_.counters().connected_clients;
+    // An unexpected exception ends only this session, but its waiter must not outlive it:
+    // the core would hand a task to a session that no longer exists. (Not a destructor:
+    // frames destroyed at a forced shutdown must not touch the service, which is gone.)
+    try {
+        co_await serve();
+    } catch (...) {
+        end_session();
+        throw;
+    }
+    end_session();
+}
+
+asio::awaitable<void> resp_session::serve() {
     while (true) {
         auto next = run_buffered_requests();
         service_.deadlines_changed();
@@ -83,6 +96,9 @@ asio::awaitable<void> resp_session::run() {
         in_.commit(n);
         if (ec) break;  // eof, reset, cancelled: the peer is gone or we are shutting down
     }
+}
+
+void resp_session::end_session() {
     if (block_) service_.forget_waiter(block_->waiter);
     block_.reset();
     --service_.counters().connected_clients;

@@ -53,6 +53,8 @@ public:
 private:
     enum class step : std::uint8_t { read, more, blocked, close };
 
+    boost::asio::awaitable<void> serve();
+    void end_session();
     step run_buffered_requests();
     boost::asio::awaitable<bool> flush();
     boost::asio::awaitable<void> wait_while_blocked();
