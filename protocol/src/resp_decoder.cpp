@@ -276,9 +276,12 @@ resp_request_decoder::step_result resp_request_decoder::read_bulk_data(
 resp_request_decoder::step_result resp_request_decoder::read_bulk_crlf(std::string_view input,
                                                                        std::size_t& pos) {
     switch (detail::check_bulk_crlf(input.substr(pos))) {
-    case detail::crlf_check::need_more: return decode_result{decode_status::need_more, pos};
-    case detail::crlf_check::bad: return fail("Protocol error: expected CRLF after bulk data", pos);
-    case detail::crlf_check::ok: break;
+        case detail::crlf_check::need_more:
+            return decode_result{decode_status::need_more, pos};
+        case detail::crlf_check::bad:
+            return fail("Protocol error: expected CRLF after bulk data", pos);
+        case detail::crlf_check::ok:
+            break;
     }
     pos += 2;
     if (--args_left_ > 0) {

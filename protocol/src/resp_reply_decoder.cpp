@@ -330,9 +330,12 @@ resp_reply_decoder::step_result resp_reply_decoder::read_bulk_data(std::string_v
 resp_reply_decoder::step_result resp_reply_decoder::read_bulk_crlf(std::string_view input,
                                                                    std::size_t& pos) {
     switch (detail::check_bulk_crlf(input.substr(pos))) {
-    case detail::crlf_check::need_more: return reply_result{reply_status::need_more, pos};
-    case detail::crlf_check::bad: return fail("Protocol error: expected CRLF after bulk data", pos);
-    case detail::crlf_check::ok: break;
+        case detail::crlf_check::need_more:
+            return reply_result{reply_status::need_more, pos};
+        case detail::crlf_check::bad:
+            return fail("Protocol error: expected CRLF after bulk data", pos);
+        case detail::crlf_check::ok:
+            break;
     }
     if (bulk_.type == resp_type::verbatim) {
         if (bulk_.text[verbatim_prefix_len - 1] != ':') {

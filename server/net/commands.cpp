@@ -69,7 +69,9 @@ const command_spec* find_command(std::string_view name) {
     return it == command_index().end() ? nullptr : it->second;
 }
 
-std::span<const command_spec> all_commands() { return command_table; }
+std::span<const command_spec> all_commands() {
+    return command_table;
+}
 
 void execute_command(command_context& ctx) {
     const auto* spec = find_command(ctx.args[0]);
@@ -133,7 +135,9 @@ std::optional<std::int64_t> arg_non_negative(command_context& ctx, std::string_v
     return v;
 }
 
-void reply_syntax_error(command_context& ctx) { ctx.out.error("ERR syntax error"); }
+void reply_syntax_error(command_context& ctx) {
+    ctx.out.error("ERR syntax error");
+}
 
 void reply_wrong_arity(command_context& ctx) {
     const auto* spec = find_command(ctx.args[0]);

@@ -20,7 +20,7 @@ struct client_state {
     std::uint64_t id = 0;
     std::string name;
     std::string peer;
-    bool quit = false;   // QUIT: reply, then close
+    bool quit = false;  // QUIT: reply, then close
 };
 
 // What the session sends when a blocked command's wait ends without being served.
@@ -33,11 +33,11 @@ struct block_request {
 };
 
 struct command_context {
-    std::span<const std::string> args;   // args[0] is the command name as sent
+    std::span<const std::string> args;  // args[0] is the command name as sent
     protocol::resp_writer& out;
     broker_service& service;
     client_state& client;
-    waiting_client& waiter_target;       // the session, if the command blocks
+    waiting_client& waiter_target;  // the session, if the command blocks
     core::instant now;
     std::optional<block_request> block;  // set by a handler that waits
 
@@ -51,8 +51,8 @@ struct command_context {
 using command_handler = void (*)(command_context&);
 
 struct command_spec {
-    std::string_view name;     // lower case
-    int arity;                 // Redis convention: n = exactly n args (incl. name), -n = at least n
+    std::string_view name;  // lower case
+    int arity;              // Redis convention: n = exactly n args (incl. name), -n = at least n
     command_handler handler;
     std::string_view summary;  // for COMMAND DOCS
     std::string_view group;

@@ -72,7 +72,9 @@ void cmd_ping(command_context& ctx) {
 }
 
 /* ECHO <message> */
-void cmd_echo(command_context& ctx) { ctx.out.bulk(ctx.args[1]); }
+void cmd_echo(command_context& ctx) {
+    ctx.out.bulk(ctx.args[1]);
+}
 
 /* QUIT */
 void cmd_quit(command_context& ctx) {
@@ -101,8 +103,9 @@ void cmd_hello(command_context& ctx) {
             i += 2;
         } else if (iequals(ctx.args[i], "SETNAME") && i + 1 < ctx.args.size()) {
             if (!valid_client_name(ctx.args[i + 1]))
-                return ctx.out.error("ERR Client names cannot contain spaces, newlines or "
-                                     "special characters.");
+                return ctx.out.error(
+                    "ERR Client names cannot contain spaces, newlines or "
+                    "special characters.");
             ctx.client.name = ctx.args[++i];
         } else {
             return ctx.out.error("ERR Syntax error in HELLO option '" + ctx.args[i] + "'");
@@ -118,8 +121,9 @@ void cmd_auth(command_context& ctx) {
         if (ctx.args[1] == "default") return ctx.out.simple("OK");
         return ctx.out.error("WRONGPASS invalid username-password pair or user is disabled.");
     }
-    ctx.out.error("ERR AUTH <password> called without any password configured for the default "
-                  "user. Are you sure your configuration is correct?");
+    ctx.out.error(
+        "ERR AUTH <password> called without any password configured for the default "
+        "user. Are you sure your configuration is correct?");
 }
 
 /* SELECT <index> */
@@ -136,8 +140,9 @@ void cmd_client(command_context& ctx) {
     auto n = ctx.args.size();
     if (iequals(sub, "SETNAME") && n == 3) {
         if (!valid_client_name(ctx.args[2]))
-            return ctx.out.error("ERR Client names cannot contain spaces, newlines or special "
-                                 "characters.");
+            return ctx.out.error(
+                "ERR Client names cannot contain spaces, newlines or special "
+                "characters.");
         ctx.client.name = ctx.args[2];
         return ctx.out.simple("OK");
     }
@@ -147,10 +152,9 @@ void cmd_client(command_context& ctx) {
         return ctx.out.integer(static_cast<std::int64_t>(ctx.client.id));
     if (iequals(sub, "SETINFO") && n == 4) return ctx.out.simple("OK");
     if ((iequals(sub, "INFO") && n == 2) || (iequals(sub, "LIST") && n == 2)) {
-        return ctx.out.verbatim("id=" + std::to_string(ctx.client.id) + " addr=" +
-                                ctx.client.peer + " name=" + ctx.client.name +
-                                " resp=" + std::to_string(static_cast<int>(ctx.out.version())) +
-                                "\n");
+        return ctx.out.verbatim("id=" + std::to_string(ctx.client.id) + " addr=" + ctx.client.peer +
+                                " name=" + ctx.client.name + " resp=" +
+                                std::to_string(static_cast<int>(ctx.out.version())) + "\n");
     }
     ctx.out.error("ERR unknown subcommand or wrong number of arguments for '" + sub +
                   "'. Try CLIENT HELP.");

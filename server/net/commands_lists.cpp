@@ -70,8 +70,8 @@ void blocking_pop(command_context& ctx, core::list_end end) {
     core::pop_request req;
     req.queues.assign(ctx.args.begin() + 1, ctx.args.end() - 1);
     req.end = end;
-    auto waiter = ctx.start_block(*timeout_ms == 0 ? std::nullopt : timeout_ms,
-                                  timeout_reply::null_array);
+    auto waiter =
+        ctx.start_block(*timeout_ms == 0 ? std::nullopt : timeout_ms, timeout_reply::null_array);
     auto items = ctx.core().pop(req, ctx.now, waiter);
     if (items.empty()) return;  // blocked: the session replies when served or timed out
     ctx.cancel_block();
@@ -87,17 +87,29 @@ void write_popped(protocol::resp_writer& out, std::string_view queue, std::strin
 }
 
 /* LPUSH <queue> <element> [<element> ...] */
-void cmd_lpush(command_context& ctx) { push(ctx, core::list_end::back); }
+void cmd_lpush(command_context& ctx) {
+    push(ctx, core::list_end::back);
+}
 /* RPUSH <queue> <element> [<element> ...] */
-void cmd_rpush(command_context& ctx) { push(ctx, core::list_end::front); }
+void cmd_rpush(command_context& ctx) {
+    push(ctx, core::list_end::front);
+}
 /* LPOP <queue> [<count>] */
-void cmd_lpop(command_context& ctx) { pop(ctx, core::list_end::back); }
+void cmd_lpop(command_context& ctx) {
+    pop(ctx, core::list_end::back);
+}
 /* RPOP <queue> [<count>] */
-void cmd_rpop(command_context& ctx) { pop(ctx, core::list_end::front); }
+void cmd_rpop(command_context& ctx) {
+    pop(ctx, core::list_end::front);
+}
 /* BLPOP <queue> [<queue> ...] <timeout> */
-void cmd_blpop(command_context& ctx) { blocking_pop(ctx, core::list_end::back); }
+void cmd_blpop(command_context& ctx) {
+    blocking_pop(ctx, core::list_end::back);
+}
 /* BRPOP <queue> [<queue> ...] <timeout> */
-void cmd_brpop(command_context& ctx) { blocking_pop(ctx, core::list_end::front); }
+void cmd_brpop(command_context& ctx) {
+    blocking_pop(ctx, core::list_end::front);
+}
 
 /* LLEN <queue> */
 void cmd_llen(command_context& ctx) {

@@ -9,7 +9,9 @@ namespace {
 
 constexpr std::size_t max_lease_count = 10000;
 
-const std::string& arg(command_context& ctx, std::size_t i) { return ctx.args[i]; }
+const std::string& arg(command_context& ctx, std::size_t i) {
+    return ctx.args[i];
+}
 
 // The reply to a lease token that is not current: the same words for ACK, FAIL, RELEASE and
 // EXTEND, so workers can match on the code.
@@ -102,25 +104,31 @@ void write_leased_tasks(protocol::resp_writer& out, std::span<const core::leased
 
 void write_result(protocol::resp_writer& out, const core::task_view& t) {
     switch (t.state) {
-    case core::task_state::succeeded:
-        out.bulk(t.result.value_or(std::string_view{}));
-        break;
-    case core::task_state::dead:
-        out.error("FAILED " + std::string(t.error.value_or("task failed")));
-        break;
-    case core::task_state::cancelled:
-        out.error("CANCELLED task was cancelled");
-        break;
-    default:
-        out.null();
+        case core::task_state::succeeded:
+            out.bulk(t.result.value_or(std::string_view{}));
+            break;
+        case core::task_state::dead:
+            out.error("FAILED " + std::string(t.error.value_or("task failed")));
+            break;
+        case core::task_state::cancelled:
+            out.error("CANCELLED task was cancelled");
+            break;
+        default:
+            out.null();
     }
 }
 
 void write_timeout(protocol::resp_writer& out, timeout_reply kind) {
     switch (kind) {
-    case timeout_reply::empty_array: out.array_header(0); break;
-    case timeout_reply::null_array: out.null_array(); break;
-    case timeout_reply::null_bulk: out.null(); break;
+        case timeout_reply::empty_array:
+            out.array_header(0);
+            break;
+        case timeout_reply::null_array:
+            out.null_array();
+            break;
+        case timeout_reply::null_bulk:
+            out.null();
+            break;
     }
 }
 
@@ -165,8 +173,8 @@ void cmd_lease(command_context& ctx) {
 
     std::optional<core::waiter_id> waiter;
     if (block_ms)
-        waiter = ctx.start_block(*block_ms == 0 ? std::nullopt : block_ms,
-                                 timeout_reply::empty_array);
+        waiter =
+            ctx.start_block(*block_ms == 0 ? std::nullopt : block_ms, timeout_reply::empty_array);
     auto tasks = ctx.core().lease(req, ctx.now, waiter);
     if (tasks.empty() && waiter) return;  // blocked: the session replies when served
     ctx.cancel_block();
@@ -201,9 +209,12 @@ void cmd_fail(command_context& ctx) {
         return reply_syntax_error(ctx);
     }
     switch (ctx.core().fail(arg(ctx, 1), arg(ctx, 2), mode, retry_ms, ctx.now)) {
-    case core::fail_outcome::retry: return ctx.out.simple("retry");
-    case core::fail_outcome::dead: return ctx.out.simple("dead");
-    case core::fail_outcome::lease_lost: return reply_lease_lost(ctx);
+        case core::fail_outcome::retry:
+            return ctx.out.simple("retry");
+        case core::fail_outcome::dead:
+            return ctx.out.simple("dead");
+        case core::fail_outcome::lease_lost:
+            return reply_lease_lost(ctx);
     }
 }
 
@@ -228,15 +239,19 @@ void cmd_extend(command_context& ctx) {
     if (!ms) return;
     if (*ms == 0) return ctx.out.error("ERR ms must be positive");
     switch (ctx.core().extend(arg(ctx, 1), *ms, ctx.now)) {
-    case core::op_status::ok: return ctx.out.integer(1);
-    case core::op_status::cancelled:
-        return ctx.out.error("CANCELLED task was cancelled; stop working on it");
-    default: return reply_lease_lost(ctx);
+        case core::op_status::ok:
+            return ctx.out.integer(1);
+        case core::op_status::cancelled:
+            return ctx.out.error("CANCELLED task was cancelled; stop working on it");
+        default:
+            return reply_lease_lost(ctx);
     }
 }
 
 /* CANCEL <id> */
-void cmd_cancel(command_context& ctx) { ctx.out.integer(ctx.core().cancel(arg(ctx, 1), ctx.now)); }
+void cmd_cancel(command_context& ctx) {
+    ctx.out.integer(ctx.core().cancel(arg(ctx, 1), ctx.now));
+}
 
 /* TASK <id> */
 void cmd_task(command_context& ctx) {

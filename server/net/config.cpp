@@ -54,8 +54,8 @@ std::optional<std::vector<std::string>> read_config_file(const std::string& path
         std::string name, value, extra;
         if (!(words >> name) || name[0] == '#') continue;
         if (!(words >> value) || (words >> extra && extra[0] != '#')) {
-            error = path + ":" + std::to_string(line_no) + ": expected `name value`, got '" +
-                    line + "'";
+            error = path + ":" + std::to_string(line_no) + ": expected `name value`, got '" + line +
+                    "'";
             return std::nullopt;
         }
         if (value == "\"\"") value.clear();
@@ -103,9 +103,8 @@ parse_outcome parse_server_args(const std::vector<std::string>& args) {
         }
         po::notify(vm);
     } catch (const po::error& e) {
-        return {std::nullopt, std::string("conveyor server: ") + e.what() +
-                                  "\nTry 'conveyor server --help'.",
-                1};
+        return {std::nullopt,
+                std::string("conveyor server: ") + e.what() + "\nTry 'conveyor server --help'.", 1};
     }
     if (config.max_payload <= 0 || config.default_lease_ms <= 0 || config.default_retries < 0 ||
         config.result_ttl_ms < 0) {

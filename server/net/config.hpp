@@ -11,14 +11,14 @@ namespace conveyor::server {
 
 struct server_config {
     std::string bind = "127.0.0.1";
-    std::uint16_t port = 6380;                    // 0 disables the RESP listener
+    std::uint16_t port = 6380;  // 0 disables the RESP listener
     std::string data_dir = "./data";
     std::string log_level = "info";
     std::int64_t default_lease_ms = 30000;
     int default_retries = 3;
     std::int64_t max_payload = 64ll * 1024 * 1024;
     std::int64_t result_ttl_ms = 86400000;
-    std::string config_file;                      // empty when none was given
+    std::string config_file;  // empty when none was given
 
     // name/value pairs as CONFIG GET shows them (names as the flags spell them)
     std::vector<std::pair<std::string, std::string>> as_pairs() const;

@@ -19,11 +19,14 @@ struct info_out {
         text += name;
         text += "\r\n";
     }
-    template <class T> void field(std::string_view name, const T& value) {
+    template <class T>
+    void field(std::string_view name, const T& value) {
         text += name;
         text += ':';
-        if constexpr (std::is_arithmetic_v<T>) text += std::to_string(value);
-        else text += value;
+        if constexpr (std::is_arithmetic_v<T>)
+            text += std::to_string(value);
+        else
+            text += value;
         text += "\r\n";
     }
 };
@@ -37,10 +40,14 @@ std::size_t rss_bytes() {
 
 std::string human_bytes(std::size_t n) {
     char buf[32];
-    if (n < 1024) std::snprintf(buf, sizeof buf, "%zuB", n);
-    else if (n < 1024 * 1024) std::snprintf(buf, sizeof buf, "%.2fK", n / 1024.0);
-    else if (n < 1024ull * 1024 * 1024) std::snprintf(buf, sizeof buf, "%.2fM", n / 1048576.0);
-    else std::snprintf(buf, sizeof buf, "%.2fG", n / 1073741824.0);
+    if (n < 1024)
+        std::snprintf(buf, sizeof buf, "%zuB", n);
+    else if (n < 1024 * 1024)
+        std::snprintf(buf, sizeof buf, "%.2fK", n / 1024.0);
+    else if (n < 1024ull * 1024 * 1024)
+        std::snprintf(buf, sizeof buf, "%.2fM", n / 1048576.0);
+    else
+        std::snprintf(buf, sizeof buf, "%.2fG", n / 1073741824.0);
     return buf;
 }
 
@@ -106,9 +113,9 @@ void section_queues(info_out& o, broker_service& s) {
     std::sort(queues.begin(), queues.end(),
               [](const auto& a, const auto& b) { return a.name < b.name; });
     for (const auto& q : queues) {
-        o.field(q.name, "ready=" + std::to_string(q.ready) + ",delayed=" +
-                            std::to_string(q.delayed) + ",leased=" + std::to_string(q.leased) +
-                            ",dead=" + std::to_string(q.dead));
+        o.field(q.name,
+                "ready=" + std::to_string(q.ready) + ",delayed=" + std::to_string(q.delayed) +
+                    ",leased=" + std::to_string(q.leased) + ",dead=" + std::to_string(q.dead));
     }
 }
 

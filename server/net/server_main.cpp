@@ -59,8 +59,7 @@ int server_main(const std::vector<std::string>& args) {
     std::error_code fs_ec;
     std::filesystem::create_directories(config.data_dir, fs_ec);
     if (fs_ec) {
-        spdlog::critical("cannot create data directory '{}': {}", config.data_dir,
-                         fs_ec.message());
+        spdlog::critical("cannot create data directory '{}': {}", config.data_dir, fs_ec.message());
         return 1;
     }
 

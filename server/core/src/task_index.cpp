@@ -46,8 +46,12 @@ std::size_t capacity_for(std::size_t live) {
 constexpr unsigned tag_shift = 48;
 constexpr std::uintptr_t pointer_mask = (std::uintptr_t{1} << tag_shift) - 1;
 
-std::size_t hash_of(std::string_view id) noexcept { return std::hash<std::string_view>{}(id); }
-std::uintptr_t tag_of(std::size_t hash) noexcept { return hash >> tag_shift; }
+std::size_t hash_of(std::string_view id) noexcept {
+    return std::hash<std::string_view>{}(id);
+}
+std::uintptr_t tag_of(std::size_t hash) noexcept {
+    return hash >> tag_shift;
+}
 }  // namespace
 
 task_index::slot_array::slot_array(std::size_t count)

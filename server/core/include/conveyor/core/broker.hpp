@@ -41,17 +41,17 @@ using record_sink = std::function<void(const record&)>;
 
 enum class op_status : std::uint8_t {
     ok,
-    lease_lost,   // the lease is not current: expired, superseded, or already ended
-    cancelled,    // EXTEND on a task that was cancelled
+    lease_lost,  // the lease is not current: expired, superseded, or already ended
+    cancelled,   // EXTEND on a task that was cancelled
     not_found,
-    invalid,      // bad argument the command layer could not see (message in `error`)
+    invalid,  // bad argument the command layer could not see (message in `error`)
 };
 
 struct enqueue_result {
     op_status status = op_status::ok;
     std::string id;
-    bool created = false;      // false: the ID already existed; nothing was enqueued
-    std::string error;         // when status == invalid
+    bool created = false;  // false: the ID already existed; nothing was enqueued
+    std::string error;     // when status == invalid
 };
 
 enum class fail_outcome : std::uint8_t { retry, dead, lease_lost };
@@ -59,13 +59,13 @@ enum class fail_outcome : std::uint8_t { retry, dead, lease_lost };
 enum class fail_mode : std::uint8_t { policy, retry_after, no_retry };
 
 struct lease_request {
-    std::vector<std::string> queues;   // served in this order
+    std::vector<std::string> queues;  // served in this order
     std::size_t count = 1;
     std::optional<std::int64_t> lease_ms;  // FOR <ms>
 };
 
 struct pop_request {
-    std::vector<std::string> queues;   // served in this order
+    std::vector<std::string> queues;  // served in this order
     list_end end = list_end::front;
     std::size_t count = 1;
 };
@@ -86,8 +86,7 @@ public:
                            const enqueue_options& opts, instant now);
     // LPUSH (end = back) / RPUSH (end = front): default options. Returns the queue's ready
     // count afterwards.
-    std::size_t push(std::string_view queue, std::string_view payload, list_end end,
-                     instant now);
+    std::size_t push(std::string_view queue, std::string_view payload, list_end end, instant now);
 
     // ---- consumers ----------------------------------------------------------------------
     // Leases up to `count` ready tasks at once. When none is ready and `block_as` is set,
@@ -108,18 +107,18 @@ public:
     op_status extend(std::string_view lease, std::int64_t ms, instant now);
 
     // ---- management ---------------------------------------------------------------------
-    bool cancel(std::string_view id, instant now);            // true if it was cancelled now
+    bool cancel(std::string_view id, instant now);  // true if it was cancelled now
     std::optional<task_view> task(std::string_view id, instant now);
     // RESULT: the task if it has ended (succeeded/dead/cancelled); nullopt if unknown or not
     // finished. When not finished and `block_as` is set, registers a result waiter.
     std::optional<task_view> result(std::string_view id, instant now,
                                     std::optional<waiter_id> block_as = std::nullopt);
     std::size_t ready_count(std::string_view queue, instant now);
-    std::vector<std::string> queue_names(instant now);          // queues that hold any task
+    std::vector<std::string> queue_names(instant now);  // queues that hold any task
     std::vector<std::string> dead_ids(std::string_view queue, std::size_t count, instant now);
-    bool requeue(std::string_view id, instant now);             // dead -> queued; false if not dead
-    std::size_t purge(std::string_view queue, instant now);     // ready tasks removed
-    bool delete_queue(std::string_view queue, instant now);     // true if the queue held tasks
+    bool requeue(std::string_view id, instant now);          // dead -> queued; false if not dead
+    std::size_t purge(std::string_view queue, instant now);  // ready tasks removed
+    bool delete_queue(std::string_view queue, instant now);  // true if the queue held tasks
 
     // ---- waiters and time ---------------------------------------------------------------
     void cancel_wait(waiter_id w);

@@ -23,18 +23,18 @@ struct rec_enqueue {
     std::string name;
     std::string payload;
     int priority = 0;
-    std::int64_t due_us = 0;          // mono time it becomes ready; 0 = ready now
+    std::int64_t due_us = 0;  // mono time it becomes ready; 0 = ready now
     int max_retries = 0;
     std::int64_t backoff_base_ms = 0;
     std::int64_t backoff_max_ms = 0;
-    std::int64_t timeout_ms = 0;      // 0 = none
-    std::int64_t ttl_deadline_us = 0; // 0 = none; dead-lettered if not leased by then
-    bool at_front = false;            // RPUSH: jumps the line (Redis list semantics)
+    std::int64_t timeout_ms = 0;       // 0 = none
+    std::int64_t ttl_deadline_us = 0;  // 0 = none; dead-lettered if not leased by then
+    bool at_front = false;             // RPUSH: jumps the line (Redis list semantics)
 };
 struct rec_lease {
     instant at;
     std::string id;
-    std::uint32_t delivery = 0;       // the lease token is "<id>#<delivery>"
+    std::uint32_t delivery = 0;  // the lease token is "<id>#<delivery>"
     std::int64_t deadline_us = 0;
     std::int64_t lease_ms = 0;
 };
@@ -43,18 +43,18 @@ struct rec_ack {
     std::string id;
     std::string result;
 };
-struct rec_fail {                     // FAIL, and a lease that ran out (expired = true)
+struct rec_fail {  // FAIL, and a lease that ran out (expired = true)
     instant at;
     std::string id;
     std::string error;
-    bool dead = false;                // true: dead-lettered; false: retried at retry_due_us
-    std::int64_t retry_due_us = 0;    // 0 with dead = false: back to the queue at once
+    bool dead = false;              // true: dead-lettered; false: retried at retry_due_us
+    std::int64_t retry_due_us = 0;  // 0 with dead = false: back to the queue at once
     bool expired = false;
 };
 struct rec_release {
     instant at;
     std::string id;
-    std::int64_t due_us = 0;          // 0 = ready now
+    std::int64_t due_us = 0;  // 0 = ready now
 };
 struct rec_extend {
     instant at;
@@ -65,34 +65,34 @@ struct rec_cancel {
     instant at;
     std::string id;
 };
-struct rec_ttl_expired {              // never leased before its TTL: dead-lettered
+struct rec_ttl_expired {  // never leased before its TTL: dead-lettered
     instant at;
     std::string id;
 };
-struct rec_requeue {                  // dead -> queued, attempts reset
+struct rec_requeue {  // dead -> queued, attempts reset
     instant at;
     std::string id;
 };
-struct rec_pop {                      // LPOP/RPOP/BLPOP/BRPOP: leased and acked at once, forgotten
+struct rec_pop {  // LPOP/RPOP/BLPOP/BRPOP: leased and acked at once, forgotten
     instant at;
     std::string id;
 };
-struct rec_forget {                   // result retention ended: the task is erased
+struct rec_forget {  // result retention ended: the task is erased
     instant at;
     std::string id;
 };
-struct rec_purge {                    // QPURGE: every ready task of the queue is erased
+struct rec_purge {  // QPURGE: every ready task of the queue is erased
     instant at;
     std::string queue;
 };
-struct rec_delete_queue {             // DEL: ready, delayed and dead tasks of the queue erased
+struct rec_delete_queue {  // DEL: ready, delayed and dead tasks of the queue erased
     instant at;
     std::string queue;
 };
 
-using record = std::variant<rec_enqueue, rec_lease, rec_ack, rec_fail, rec_release, rec_extend,
-                            rec_cancel, rec_ttl_expired, rec_requeue, rec_pop, rec_forget,
-                            rec_purge, rec_delete_queue>;
+using record =
+    std::variant<rec_enqueue, rec_lease, rec_ack, rec_fail, rec_release, rec_extend, rec_cancel,
+                 rec_ttl_expired, rec_requeue, rec_pop, rec_forget, rec_purge, rec_delete_queue>;
 
 const instant& record_time(const record& r) noexcept;
 std::string_view record_name(const record& r) noexcept;  // "enqueue", "lease", ...

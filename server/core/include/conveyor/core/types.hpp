@@ -23,38 +23,38 @@ std::string_view to_string(task_state s) noexcept;
 inline constexpr int max_priority = 9;
 
 struct broker_config {
-    std::int64_t default_lease_ms = 30000;     // --default-lease-ms
-    int default_retries = 3;                   // --default-retries
-    std::int64_t lease_grace_ms = 5000;        // lease = TIMEOUT + grace when FOR is absent
-    std::int64_t backoff_base_ms = 1000;       // default BACKOFF base
-    std::int64_t backoff_max_ms = 600000;      // default BACKOFF cap (Celery's retry_backoff_max)
-    std::int64_t result_ttl_ms = 86400000;     // how long succeeded/cancelled tasks are kept
-    std::uint64_t seed = 0;                    // id generation / jitter seed (tests fix it)
+    std::int64_t default_lease_ms = 30000;  // --default-lease-ms
+    int default_retries = 3;                // --default-retries
+    std::int64_t lease_grace_ms = 5000;     // lease = TIMEOUT + grace when FOR is absent
+    std::int64_t backoff_base_ms = 1000;    // default BACKOFF base
+    std::int64_t backoff_max_ms = 600000;   // default BACKOFF cap (Celery's retry_backoff_max)
+    std::int64_t result_ttl_ms = 86400000;  // how long succeeded/cancelled tasks are kept
+    std::uint64_t seed = 0;                 // id generation / jitter seed (tests fix it)
 };
 
 // ENQUEUE options, already parsed and validated for syntax by the command layer.
 struct enqueue_options {
-    std::optional<std::string> id;             // ID <id>: idempotent producer retries
-    std::string name;                          // NAME <task-name>
-    int priority = 0;                          // PRIORITY <0-9>
-    std::optional<std::int64_t> delay_ms;      // DELAY <ms>
-    std::optional<std::int64_t> at_unix_ms;    // AT <unix-ms>
-    std::optional<int> retries;                // RETRIES <n>
+    std::optional<std::string> id;                // ID <id>: idempotent producer retries
+    std::string name;                             // NAME <task-name>
+    int priority = 0;                             // PRIORITY <0-9>
+    std::optional<std::int64_t> delay_ms;         // DELAY <ms>
+    std::optional<std::int64_t> at_unix_ms;       // AT <unix-ms>
+    std::optional<int> retries;                   // RETRIES <n>
     std::optional<std::int64_t> backoff_base_ms;  // BACKOFF <base-ms> <max-ms>
     std::optional<std::int64_t> backoff_max_ms;
-    std::optional<std::int64_t> timeout_ms;    // TIMEOUT <ms>
-    std::optional<std::int64_t> ttl_ms;        // TTL <ms>: dead-lettered if not leased in time
+    std::optional<std::int64_t> timeout_ms;  // TIMEOUT <ms>
+    std::optional<std::int64_t> ttl_ms;      // TTL <ms>: dead-lettered if not leased in time
 };
 
 // One task as handed to a leaser. Views point into the broker and stay valid until the next
 // call into the broker: serialise them at once.
 struct leased_task {
     std::string_view id;
-    std::string lease;       // the lease token (fencing: only the current token is accepted)
+    std::string lease;  // the lease token (fencing: only the current token is accepted)
     std::string_view queue;
     std::string_view name;
     std::string_view payload;
-    int attempt = 0;         // 1 on first delivery
+    int attempt = 0;  // 1 on first delivery
     std::int64_t lease_ms = 0;
     std::int64_t timeout_ms = 0;  // 0 when the task has no TIMEOUT
     int priority = 0;
@@ -90,14 +90,14 @@ struct stats_snapshot {
     std::uint64_t tasks_enqueued = 0;
     std::uint64_t tasks_leased = 0;
     std::uint64_t tasks_succeeded = 0;
-    std::uint64_t tasks_failed = 0;     // FAILs plus expired leases (every failed attempt)
+    std::uint64_t tasks_failed = 0;  // FAILs plus expired leases (every failed attempt)
     std::uint64_t tasks_dead = 0;
-    std::uint64_t tasks_expired = 0;    // leases that ran out
+    std::uint64_t tasks_expired = 0;  // leases that ran out
     std::uint64_t tasks_cancelled = 0;
-    std::size_t tasks_live = 0;         // tasks held in memory, any state
+    std::size_t tasks_live = 0;  // tasks held in memory, any state
     std::size_t queues = 0;
     std::size_t waiters = 0;
-    std::size_t payload_bytes = 0;      // sum of payload sizes held
+    std::size_t payload_bytes = 0;  // sum of payload sizes held
 };
 
 }  // namespace conveyor::core
