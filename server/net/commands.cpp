@@ -63,8 +63,10 @@ const auto& command_index() {
 const command_spec* find_command(std::string_view name) {
     std::array<char, 16> lower{};
     if (name.size() > lower.size()) return nullptr;  // longer than any command name
-    std::transform(name.begin(), name.end(), lower.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    // ASCII only, without std::tolower's locale lookup: this runs for every request.
+    std::transform(name.begin(), name.end(), lower.begin(), [](char c) {
+        return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+    });
     auto it = command_index().find(std::string_view(lower.data(), name.size()));
     return it == command_index().end() ? nullptr : it->second;
 }

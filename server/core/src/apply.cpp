@@ -14,8 +14,12 @@ void broker::impl::apply(const record& r) {
 }
 
 void broker::impl::apply_one(const rec_enqueue& r) {
-    if (find_task(r.id) != nullptr) return;
     detail::task* t = detail::make_task(r.id, r.name, r.payload);
+    // One probe both checks the id is free and places the task (an existing id: no-op).
+    if (!index_.insert_unique(t)) {
+        detail::destroy_task(t);
+        return;
+    }
     detail::queue& q = queue_for(r.queue);
     t->owner = &q;
     ++q.refs;
@@ -23,7 +27,6 @@ void broker::impl::apply_one(const rec_enqueue& r) {
     t->priority = static_cast<std::uint8_t>(r.priority);
     t->max_retries =
         static_cast<std::uint16_t>(std::clamp(r.max_retries, 0, detail::max_retries_limit));
-    index_.insert(t);
     ++counters_.tasks_enqueued;
     payload_bytes_ += r.payload.size();
     note_id(r.id);

@@ -104,17 +104,51 @@ void task_index::place(table& tab, std::uintptr_t slot, std::size_t hash) noexce
     tab.slots[i] = slot;
 }
 
-void task_index::insert(task* t) {
+// Makes room for one more task and settles the tagging mode for its pointer.
+void task_index::prepare_insert(task* t) {
     if (now_.slots.empty()) {
         now_.slots = slot_array(min_capacity);
     } else if (too_full(size_ + now_.tombstones + 1, now_.slots.size())) {
         start_resize(capacity_for(size_ + 1));
     }
     if (tagged_ && (reinterpret_cast<std::uintptr_t>(t) & ~pointer_mask) != 0) untag_all();
+}
+
+void task_index::insert(task* t) {
+    prepare_insert(t);
     const std::size_t hash = hash_of(t->id());
     place(now_, slot_for(t, hash), hash);
     ++size_;
     migrate(migrate_budget);
+}
+
+bool task_index::insert_unique(task* t) {
+    prepare_insert(t);
+    const std::string_view id = t->id();
+    const std::size_t hash = hash_of(id);
+    if (resizing() && find_in(old_, id, hash) != old_.slots.size()) return false;
+    // Walk the probe run once: a match means the id is taken; otherwise the task goes to the
+    // first tombstone seen, or to the empty slot that ends the run.
+    const std::size_t mask = now_.slots.size() - 1;
+    std::size_t reuse = now_.slots.size();
+    std::size_t i = hash & mask;
+    for (;; i = (i + 1) & mask) {
+        const std::uintptr_t s = now_.slots[i];
+        if (s == 0) break;
+        if (s == tombstone) {
+            if (reuse == now_.slots.size()) reuse = i;
+        } else if (may_match(s, hash) && task_of(s)->id() == id) {
+            return false;
+        }
+    }
+    if (reuse != now_.slots.size()) {
+        i = reuse;
+        --now_.tombstones;
+    }
+    now_.slots[i] = slot_for(t, hash);
+    ++size_;
+    migrate(migrate_budget);
+    return true;
 }
 
 bool task_index::erase(const task* t) noexcept {
@@ -136,6 +170,7 @@ bool task_index::erase(const task* t) noexcept {
         now_ = table{};
         old_ = table{};
         migrated_ = 0;
+        tombstone_run_ = 0;
     } else if (now_.slots.size() > min_capacity && size_ * 8 < now_.slots.size()) {
         try {
             start_resize(capacity_for(size_));
@@ -157,20 +192,30 @@ void task_index::start_resize(std::size_t new_capacity) {
     old_ = std::move(now_);
     now_ = std::move(fresh);
     migrated_ = 0;
+    tombstone_run_ = 0;
     migrate(migrate_budget);
 }
 
-// Moves up to `budget` old slots into the current table; frees the old one when done.
+// Moves up to `budget` old slots into the current table; frees the old one when done. A moved
+// slot becomes a tombstone so that lookups still walk past it; once an empty slot follows a
+// run of moved slots, no probe run can cross that run any more and it is emptied, so misses
+// in the old table stay short while it drains.
 void task_index::migrate(std::size_t budget) noexcept {
     while (budget-- > 0 && migrated_ < old_.slots.size()) {
-        std::uintptr_t& s = old_.slots[migrated_++];
-        if (s <= tombstone) continue;
-        place(now_, s, hash_of(task_of(s)->id()));
-        s = tombstone;  // keeps old probe chains intact for lookups until the table goes
+        std::uintptr_t& s = old_.slots[migrated_];
+        if (s == 0) {
+            for (std::size_t j = tombstone_run_; j < migrated_; ++j) old_.slots[j] = 0;
+            tombstone_run_ = migrated_ + 1;
+        } else {
+            if (s > tombstone) place(now_, s, hash_of(task_of(s)->id()));
+            s = tombstone;  // keeps old probe runs intact for lookups
+        }
+        ++migrated_;
     }
     if (!old_.slots.empty() && migrated_ == old_.slots.size()) {
         old_ = table{};
         migrated_ = 0;
+        tombstone_run_ = 0;
     }
 }
 

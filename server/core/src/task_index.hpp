@@ -27,6 +27,9 @@ public:
     task* find(std::string_view id) const noexcept;
     // Contract: no task with the same id is indexed.
     void insert(task* t);
+    // Inserts `t` unless a task with its id is indexed; returns whether it did. One probe of
+    // the table both checks and places.
+    bool insert_unique(task* t);
     // Removes `t` if indexed; returns whether it was.
     bool erase(const task* t) noexcept;
     std::size_t size() const noexcept { return size_; }
@@ -76,12 +79,14 @@ private:
     std::size_t find_in(const table& tab, std::string_view id, std::size_t hash) const noexcept;
     static void place(table& tab, std::uintptr_t slot, std::size_t hash) noexcept;
     void start_resize(std::size_t new_capacity);
+    void prepare_insert(task* t);
     void migrate(std::size_t budget) noexcept;
     void untag_all() noexcept;
 
     table now_;
     table old_;                 // being moved into now_; empty when no resize is under way
     std::size_t migrated_ = 0;  // old_ slots before this one are moved (left as tombstones)
+    std::size_t tombstone_run_ = 0;  // first moved slot after the last empty one met
     std::size_t size_ = 0;      // live tasks in both tables
     bool tagged_ = true;
 };
