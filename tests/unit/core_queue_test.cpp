@@ -1,6 +1,9 @@
 // ENQUEUE options, ready order, Redis list ends, purge/delete, queue listing and stats.
 #include "core_fixture.hpp"
 
+#include <algorithm>
+#include <charconv>
+
 namespace conveyor::core::testing {
 namespace {
 
@@ -75,6 +78,33 @@ TEST_F(queue_test, generated_ids_stay_unique_across_a_restart) {
     for (const record& r : log) restarted.replay(r);
     const std::string next = restarted.enqueue("q", "y", {}, now).id;
     EXPECT_GT(std::stoull(next, nullptr, 16), std::stoull(last, nullptr, 16));
+}
+
+TEST_F(queue_test, generated_ids_skip_past_ids_given_in_their_form) {
+    const std::uint64_t next = std::uint64_t(now.wall_ms) * 1000 + 1;
+    char given[20];
+    auto [end, ec] = std::to_chars(given, given + sizeof given, next + 5, 16);
+    enqueue_options o;
+    o.id = std::string(given, end);
+    b.enqueue("q", "given", o, now);
+    for (int i = 0; i < 20; ++i) {
+        const std::string id = enqueue("q", "x");
+        EXPECT_GT(std::stoull(id, nullptr, 16), next + 5);
+    }
+    EXPECT_EQ(b.ready_count("q", now), 21u);
+}
+
+TEST_F(queue_test, generated_ids_stay_unique_after_a_given_id_wraps_the_counter) {
+    // Live generated ids sit just above the clock floor, where a wrapped counter restarts.
+    std::vector<std::string> ids;
+    for (int i = 0; i < 10; ++i) ids.push_back(enqueue("q", "x"));
+    enqueue_options o;
+    o.id = "ffffffffffffffff";  // the largest 64-bit value: the next generated id wraps
+    b.enqueue("q", "given", o, now);
+    for (int i = 0; i < 50; ++i) ids.push_back(enqueue("q", "x"));
+    std::sort(ids.begin(), ids.end());
+    EXPECT_EQ(std::adjacent_find(ids.begin(), ids.end()), ids.end());
+    EXPECT_EQ(b.ready_count("q", now), 61u);  // every push made a task; none was swallowed
 }
 
 TEST_F(queue_test, existing_id_is_not_enqueued_twice) {

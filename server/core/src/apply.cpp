@@ -302,7 +302,7 @@ void broker::impl::erase_task(detail::task* t) {
 // Generated ids are hex numbers; any id that parses as one pushes the generator past it, so
 // a broker rebuilt from its log never hands out an id it already used.
 void broker::impl::note_id(std::string_view id) {
-    if (id.empty() || id.size() > 15) return;
+    if (id.empty() || id.size() > 16) return;  // 16 hex digits: every 64-bit value
     std::uint64_t value = 0;
     auto [end, ec] = std::from_chars(id.data(), id.data() + id.size(), value, 16);
     if (ec != std::errc{} || end != id.data() + id.size()) return;

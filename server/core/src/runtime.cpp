@@ -126,10 +126,14 @@ std::string broker::impl::generate_id(instant now) {
         (now.wall_ms > 0 && now.wall_ms < max_wall) ? std::uint64_t(now.wall_ms) * 1000 : 0;
     char buf[20];
     for (;;) {
+        if (last_id_ == std::numeric_limits<std::uint64_t>::max()) id_counter_wrapped_ = true;
         last_id_ = std::max(last_id_ + 1, floor);
         auto [end, ec] = std::to_chars(buf, buf + sizeof buf, last_id_, 16);
         std::string id(buf, end);
-        if (find_task(id) == nullptr) return id;
+        // Unique by construction: note_id() keeps the counter past every id of this form the
+        // broker has seen. Only after the counter wrapped (a client gave an id such as
+        // "ffffffffffffffff") can a fresh id be taken, and from then on it is looked up.
+        if (!id_counter_wrapped_ || find_task(id) == nullptr) return id;
     }
 }
 
