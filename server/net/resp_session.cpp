@@ -62,6 +62,8 @@ resp_session::resp_session(tcp::socket socket, broker_service& service, std::uin
     auto ep = socket_.remote_endpoint(ec);
     if (!ec) client_.peer = ep.address().to_string() + ":" + std::to_string(ep.port());
     socket_.set_option(tcp::no_delay(true), ec);
+    // Synchronous reads (read_available) must never block the broker's only thread.
+    socket_.non_blocking(true, ec);
 }
 
 asio::awaitable<void> resp_session::run() {
@@ -159,6 +161,12 @@ asio::awaitable<bool> resp_session::flush() {
 asio::awaitable<void> resp_session::wait_while_blocked() {
     using namespace asio::experimental::awaitable_operators;
     while (block_ && !closing_) {
+        // Look before waiting: epoll is edge-triggered, and a readiness event (say the peer's
+        // FIN) consumed while this session was flushing would never wake the wait below.
+        if (in_.pending().size() < max_input_while_blocked && !read_available()) {
+            closing_ = true;
+            break;
+        }
         wake_.expires_at(block_->deadline.value_or(std::chrono::steady_clock::time_point::max()));
         if (in_.pending().size() >= max_input_while_blocked) {
             auto [ec] = co_await wake_.async_wait(asio::as_tuple(asio::use_awaitable));
@@ -181,13 +189,14 @@ asio::awaitable<void> resp_session::wait_while_blocked() {
     }
 }
 
-// After the socket reported readable: keeps what arrived for later (false on eof or error).
+// Keeps whatever has arrived for later, without blocking. False when the peer is gone (eof
+// or an error); nothing to read is not an error.
 bool resp_session::read_available() {
     auto room = in_.prepare(read_chunk);
     boost::system::error_code ec;
     auto n = socket_.read_some(asio::buffer(room.data(), room.size()), ec);
     in_.commit(n);
-    return !ec;
+    return !ec || ec == asio::error::would_block || ec == asio::error::try_again;
 }
 
 void resp_session::on_leased(std::span<const core::leased_task> tasks) {
