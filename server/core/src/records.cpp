@@ -28,7 +28,7 @@ template <class Fn, std::size_t... I>
 auto visit_record(const record& r, Fn fn, std::index_sequence<I...>) noexcept {
     using result = decltype(fn(std::get<0>(r)));
     result out{};
-    ((r.index() == I ? (out = fn(*std::get_if<I>(&r)), true) : false) || ...);
+    static_cast<void>(((r.index() == I ? (out = fn(*std::get_if<I>(&r)), true) : false) || ...));
     return out;
 }
 template <class Fn>

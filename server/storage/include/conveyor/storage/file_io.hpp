@@ -1,0 +1,109 @@
+// The file-system seam of the storage layer. The segment writer does all its I/O through a
+// file_io, so tests can inject disk faults (faulty_file_io) without a special file system.
+//
+// Contract for every implementation: errors are returned, never thrown; a failed write or
+// sync says nothing about what reached the disk, and the caller must not retry it on the same
+// descriptor as if it had worked (after a failed fsync the kernel may already have dropped the
+// dirty pages and cleared the error: PostgreSQL's "fsyncgate").
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <system_error>
+
+namespace conveyor::storage {
+
+struct file_handle {
+    int fd = -1;
+    bool valid() const noexcept { return fd >= 0; }
+};
+
+template <class T>
+struct io_result {
+    T value{};
+    std::error_code error;
+};
+
+class file_io {
+public:
+    virtual ~file_io() = default;
+
+    // Creates `path` for appending; fails (EEXIST) when it exists.
+    virtual io_result<file_handle> create_exclusive(const std::string& path) = 0;
+    // Opens an existing file for appending.
+    virtual io_result<file_handle> open_append(const std::string& path) = 0;
+    // Writes all of `bytes` at the end of the file, or returns the error that stopped it
+    // (some bytes may have been written).
+    virtual std::error_code write_all(file_handle f, std::string_view bytes) = 0;
+    // Makes everything written to `f` durable (fdatasync).
+    virtual std::error_code sync(file_handle f) = 0;
+    virtual io_result<std::uint64_t> file_size(file_handle f) = 0;
+    virtual std::error_code close(file_handle f) = 0;
+    // Cuts `path` to `size` bytes and makes that durable (recovery of a torn tail).
+    virtual std::error_code truncate(const std::string& path, std::uint64_t size) = 0;
+    // Makes the directory entries of `dir` durable (after creating a file in it).
+    virtual std::error_code sync_directory(const std::string& dir) = 0;
+    // Reads the whole file into `out` (replaces its contents).
+    virtual std::error_code read_all(const std::string& path, std::string& out) = 0;
+};
+
+// The real thing: POSIX calls, EINTR retried, short writes continued.
+class posix_file_io final : public file_io {
+public:
+    io_result<file_handle> create_exclusive(const std::string& path) override;
+    io_result<file_handle> open_append(const std::string& path) override;
+    std::error_code write_all(file_handle f, std::string_view bytes) override;
+    std::error_code sync(file_handle f) override;
+    io_result<std::uint64_t> file_size(file_handle f) override;
+    std::error_code close(file_handle f) override;
+    std::error_code truncate(const std::string& path, std::uint64_t size) override;
+    std::error_code sync_directory(const std::string& dir) override;
+    std::error_code read_all(const std::string& path, std::string& out) override;
+};
+
+// Wraps another file_io and fails chosen calls. Counters are 1-based and count every call
+// made through this object; a fault fires once, on exactly the nth call.
+class faulty_file_io final : public file_io {
+public:
+    explicit faulty_file_io(file_io& inner) noexcept : inner_(inner) {}
+
+    // The nth write_all fails with `error` after passing the first `partial_bytes` bytes
+    // (capped at the write's size) to the inner file_io: a short write, then the error.
+    void fail_write(std::uint64_t nth, int error, std::size_t partial_bytes = 0) noexcept;
+    // The nth sync fails with `error` (the inner sync is not called).
+    void fail_sync(std::uint64_t nth, int error) noexcept;
+    // The nth create_exclusive fails with `error`.
+    void fail_create(std::uint64_t nth, int error) noexcept;
+
+    std::uint64_t writes() const noexcept { return writes_; }
+    std::uint64_t syncs() const noexcept { return syncs_; }
+    std::uint64_t creates() const noexcept { return creates_; }
+
+    io_result<file_handle> create_exclusive(const std::string& path) override;
+    io_result<file_handle> open_append(const std::string& path) override;
+    std::error_code write_all(file_handle f, std::string_view bytes) override;
+    std::error_code sync(file_handle f) override;
+    io_result<std::uint64_t> file_size(file_handle f) override;
+    std::error_code close(file_handle f) override;
+    std::error_code truncate(const std::string& path, std::uint64_t size) override;
+    std::error_code sync_directory(const std::string& dir) override;
+    std::error_code read_all(const std::string& path, std::string& out) override;
+
+private:
+    struct fault {
+        std::uint64_t nth = 0;  // 0: never
+        int error = 0;
+        std::size_t partial_bytes = 0;
+    };
+
+    file_io& inner_;
+    fault write_fault_;
+    fault sync_fault_;
+    fault create_fault_;
+    std::uint64_t writes_ = 0;
+    std::uint64_t syncs_ = 0;
+    std::uint64_t creates_ = 0;
+};
+
+}  // namespace conveyor::storage

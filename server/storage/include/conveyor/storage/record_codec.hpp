@@ -1,0 +1,62 @@
+// Binary form of one core::record, the payload of one log frame.
+//
+// Layout: a 1-byte type tag, then the record's fields in declaration order:
+//   instant         two zigzag varints: mono_us, wall_ms
+//   std::int64_t    zigzag LEB128 varint (1..10 bytes)
+//   int             zigzag LEB128 varint, must fit in 32 bits
+//   std::uint32_t   LEB128 varint, must fit in 32 bits
+//   bool            one byte, 0 or 1
+//   std::string     LEB128 varint length, then the bytes (any bytes, including \0)
+// Tags are part of the on-disk format and never reused (see tag table in record_codec.cpp):
+//   1 enqueue, 2 lease, 3 ack, 4 fail, 5 release, 6 extend, 7 cancel, 8 ttl_expired,
+//   9 requeue, 10 pop, 11 forget, 12 purge, 13 delete_queue.
+//
+// decode() never throws on bad input and never allocates by a declared length beyond the
+// bytes present: a string length is checked against the remaining input before any copy.
+#pragma once
+
+#include "conveyor/core/records.hpp"
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace conveyor::storage {
+
+// Appends the encoding of `r` to `out`. Appends nothing for a valueless variant.
+void encode(const core::record& r, std::string& out);
+
+enum class decode_error : std::uint8_t {
+    none,
+    empty,                // no bytes at all (not even a tag)
+    unknown_tag,          // the tag names no record type
+    truncated,            // the input ends inside a field
+    length_beyond_input,  // a string length is larger than the bytes that remain
+    varint_too_long,      // a varint of more than 10 bytes or beyond 64 bits
+    value_out_of_range,   // an int or uint32 field outside its type's range
+    bad_bool,             // a bool byte other than 0 or 1
+    trailing_bytes,       // the record is complete but bytes remain
+};
+
+std::string_view to_string(decode_error e) noexcept;
+
+struct decode_result {
+    core::record record;  // meaningful only when ok()
+    decode_error error = decode_error::none;
+    std::size_t error_offset = 0;  // byte offset in the input where decoding failed
+
+    bool ok() const noexcept { return error == decode_error::none; }
+};
+
+// Decodes exactly one record that must fill `input` entirely.
+decode_result decode(std::string_view input);
+
+// The error decode() would return, without building the record or copying any string: cost
+// grows with the number of fields, not the bytes (used to resynchronise on damaged logs).
+decode_error validate(std::string_view input);
+
+// Stable on-disk tag of a record (1..13), 0 for a valueless variant.
+std::uint8_t record_tag(const core::record& r) noexcept;
+
+}  // namespace conveyor::storage

@@ -1,0 +1,64 @@
+#include "conveyor/storage/file_io.hpp"
+
+#include <algorithm>
+
+namespace conveyor::storage {
+
+void faulty_file_io::fail_write(std::uint64_t nth, int error, std::size_t partial_bytes) noexcept {
+    write_fault_ = {nth, error, partial_bytes};
+}
+
+void faulty_file_io::fail_sync(std::uint64_t nth, int error) noexcept {
+    sync_fault_ = {nth, error, 0};
+}
+
+void faulty_file_io::fail_create(std::uint64_t nth, int error) noexcept {
+    create_fault_ = {nth, error, 0};
+}
+
+io_result<file_handle> faulty_file_io::create_exclusive(const std::string& path) {
+    if (++creates_ == create_fault_.nth) {
+        return {{}, {create_fault_.error, std::system_category()}};
+    }
+    return inner_.create_exclusive(path);
+}
+
+io_result<file_handle> faulty_file_io::open_append(const std::string& path) {
+    return inner_.open_append(path);
+}
+
+std::error_code faulty_file_io::write_all(file_handle f, std::string_view bytes) {
+    if (++writes_ != write_fault_.nth) return inner_.write_all(f, bytes);
+    const std::size_t partial = std::min(write_fault_.partial_bytes, bytes.size());
+    if (partial > 0) {
+        if (const std::error_code ec = inner_.write_all(f, bytes.substr(0, partial))) return ec;
+    }
+    return {write_fault_.error, std::system_category()};
+}
+
+std::error_code faulty_file_io::sync(file_handle f) {
+    if (++syncs_ == sync_fault_.nth) return {sync_fault_.error, std::system_category()};
+    return inner_.sync(f);
+}
+
+io_result<std::uint64_t> faulty_file_io::file_size(file_handle f) {
+    return inner_.file_size(f);
+}
+
+std::error_code faulty_file_io::close(file_handle f) {
+    return inner_.close(f);
+}
+
+std::error_code faulty_file_io::truncate(const std::string& path, std::uint64_t size) {
+    return inner_.truncate(path, size);
+}
+
+std::error_code faulty_file_io::sync_directory(const std::string& dir) {
+    return inner_.sync_directory(dir);
+}
+
+std::error_code faulty_file_io::read_all(const std::string& path, std::string& out) {
+    return inner_.read_all(path, out);
+}
+
+}  // namespace conveyor::storage

@@ -1,0 +1,127 @@
+#include "conveyor/storage/file_io.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cerrno>
+
+namespace conveyor::storage {
+
+namespace {
+
+std::error_code last_error() noexcept {
+    return {errno, std::system_category()};
+}
+
+io_result<file_handle> open_file(const std::string& path, int flags) {
+    io_result<file_handle> r;
+    int fd;
+    do {
+        fd = ::open(path.c_str(), flags | O_CLOEXEC, 0644);
+    } while (fd < 0 && errno == EINTR);
+    if (fd < 0) {
+        r.error = last_error();
+    } else {
+        r.value.fd = fd;
+    }
+    return r;
+}
+
+}  // namespace
+
+io_result<file_handle> posix_file_io::create_exclusive(const std::string& path) {
+    return open_file(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND);
+}
+
+io_result<file_handle> posix_file_io::open_append(const std::string& path) {
+    return open_file(path, O_WRONLY | O_APPEND);
+}
+
+std::error_code posix_file_io::write_all(file_handle f, std::string_view bytes) {
+    const char* p = bytes.data();
+    std::size_t left = bytes.size();
+    while (left > 0) {
+        const ssize_t n = ::write(f.fd, p, left);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return last_error();
+        }
+        if (n == 0) return {EIO, std::system_category()};  // would loop forever otherwise
+        p += n;
+        left -= static_cast<std::size_t>(n);
+    }
+    return {};
+}
+
+// EINTR means the sync did not happen, so it is retried; any other error is returned and
+// never retried here (see file_io.hpp).
+std::error_code posix_file_io::sync(file_handle f) {
+    int rc;
+    do {
+        rc = ::fdatasync(f.fd);
+    } while (rc < 0 && errno == EINTR);
+    return rc < 0 ? last_error() : std::error_code{};
+}
+
+io_result<std::uint64_t> posix_file_io::file_size(file_handle f) {
+    io_result<std::uint64_t> r;
+    struct stat st {};
+    if (::fstat(f.fd, &st) < 0) {
+        r.error = last_error();
+    } else {
+        r.value = static_cast<std::uint64_t>(st.st_size);
+    }
+    return r;
+}
+
+// close() is not retried on EINTR: on Linux the descriptor is released either way.
+std::error_code posix_file_io::close(file_handle f) {
+    return ::close(f.fd) < 0 ? last_error() : std::error_code{};
+}
+
+std::error_code posix_file_io::truncate(const std::string& path, std::uint64_t size) {
+    const io_result<file_handle> f = open_file(path, O_WRONLY);
+    if (f.error) return f.error;
+    std::error_code ec;
+    if (::ftruncate(f.value.fd, static_cast<off_t>(size)) < 0) {
+        ec = last_error();
+    } else {
+        ec = sync(f.value);
+    }
+    const std::error_code closed = close(f.value);
+    return ec ? ec : closed;
+}
+
+std::error_code posix_file_io::sync_directory(const std::string& dir) {
+    const io_result<file_handle> d = open_file(dir, O_RDONLY | O_DIRECTORY);
+    if (d.error) return d.error;
+    int rc;
+    do {
+        rc = ::fsync(d.value.fd);
+    } while (rc < 0 && errno == EINTR);
+    const std::error_code ec = rc < 0 ? last_error() : std::error_code{};
+    const std::error_code closed = close(d.value);
+    return ec ? ec : closed;
+}
+
+std::error_code posix_file_io::read_all(const std::string& path, std::string& out) {
+    out.clear();
+    const io_result<file_handle> f = open_file(path, O_RDONLY);
+    if (f.error) return f.error;
+    std::error_code ec;
+    char chunk[64 * 1024];
+    for (;;) {
+        const ssize_t n = ::read(f.value.fd, chunk, sizeof chunk);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            ec = last_error();
+            break;
+        }
+        if (n == 0) break;
+        out.append(chunk, static_cast<std::size_t>(n));
+    }
+    const std::error_code closed = close(f.value);
+    return ec ? ec : closed;
+}
+
+}  // namespace conveyor::storage

@@ -1,0 +1,93 @@
+#include "conveyor/storage/segment_writer.hpp"
+
+#include "conveyor/storage/crc32c.hpp"
+#include "conveyor/storage/errors.hpp"
+#include "conveyor/storage/record_codec.hpp"
+
+#include <utility>
+
+namespace conveyor::storage {
+
+segment_writer::segment_writer(file_io& io, writer_options options)
+    : io_(io), options_(std::move(options)) {}
+
+segment_writer::~segment_writer() {
+    close();
+}
+
+std::string segment_writer::segment_path(std::uint64_t sequence) const {
+    return options_.directory + "/" + segment_file_name(sequence);
+}
+
+std::error_code segment_writer::fail(std::error_code ec) {
+    failure_ = ec;
+    close();
+    return ec;
+}
+
+std::error_code segment_writer::open(std::uint64_t sequence) {
+    if (failure_) return storage_errc::log_failed;
+    if (file_.valid()) return storage_errc::already_open;
+    const io_result<file_handle> created = io_.create_exclusive(segment_path(sequence));
+    if (created.error) return fail(created.error);
+    file_ = created.value;
+    sequence_ = sequence;
+    segment_bytes_ = 0;
+    std::string header;
+    append_segment_header(sequence, header);
+    if (std::error_code ec = io_.write_all(file_, header)) return fail(ec);
+    if (std::error_code ec = io_.sync(file_)) return fail(ec);
+    if (std::error_code ec = io_.sync_directory(options_.directory)) return fail(ec);
+    segment_bytes_ = header.size();
+    return {};
+}
+
+// The frame is built in place at the end of the batch: header placeholder, then the encoded
+// record, then the header is filled in (no copy of the payload).
+std::error_code segment_writer::append(const core::record& r) {
+    if (failure_) return storage_errc::log_failed;
+    if (!file_.valid()) return storage_errc::not_open;
+    const std::size_t start = batch_.size();
+    batch_.append(frame_header_size, '\0');
+    encode(r, batch_);
+    const std::size_t length = batch_.size() - start - frame_header_size;
+    if (length == 0 || length > options_.max_frame_len) {
+        batch_.resize(start);
+        return length == 0 ? storage_errc::bad_record : storage_errc::record_too_large;
+    }
+    const std::string_view payload = std::string_view(batch_).substr(start + frame_header_size);
+    store_le32(static_cast<std::uint32_t>(length), batch_.data() + start);
+    store_le32(crc32c(payload), batch_.data() + start + 4);
+    ++batch_records_;
+    return {};
+}
+
+std::error_code segment_writer::flush() {
+    if (failure_) return storage_errc::log_failed;
+    if (!file_.valid()) return storage_errc::not_open;
+    if (batch_.empty()) return {};
+    if (std::error_code ec = io_.write_all(file_, batch_)) return fail(ec);
+    if (std::error_code ec = io_.sync(file_)) return fail(ec);
+    segment_bytes_ += batch_.size();
+    batch_.clear();
+    batch_records_ = 0;
+    if (segment_bytes_ < options_.segment_target_bytes) return {};
+    const std::uint64_t next = sequence_ + 1;
+    if (std::error_code ec = io_.close(file_)) {
+        file_ = {};
+        return fail(ec);
+    }
+    file_ = {};
+    return open(next);
+}
+
+void segment_writer::close() {
+    if (file_.valid()) {
+        io_.close(file_);  // nothing to do about a close error: the data was synced or failed
+        file_ = {};
+    }
+    batch_.clear();
+    batch_records_ = 0;
+}
+
+}  // namespace conveyor::storage
