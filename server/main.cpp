@@ -1,4 +1,5 @@
 // `conveyor <subcommand> ...`: one binary for the broker and (later) worker and CLI.
+#include "net/check_data.hpp"
 #include "net/server_main.hpp"
 
 #include <iostream>
@@ -10,7 +11,8 @@ namespace {
 constexpr const char* usage = R"(Usage: conveyor <command> [options]
 
 Commands:
-  server     run the broker (RESP on --port, default 6380)
+  server      run the broker (RESP on --port, default 6380)
+  check-data  check (or --repair) the log segments of a data directory
 
 Run 'conveyor <command> --help' for a command's options.
 )";
@@ -30,6 +32,7 @@ int main(int argc, char** argv) {
     auto command = args[0];
     args.erase(args.begin());
     if (command == "server") return conveyor::server::server_main(args);
+    if (command == "check-data") return conveyor::server::check_data_main(args);
     std::cerr << "conveyor: unknown command '" << command << "'\n" << usage;
     return 1;
 }
