@@ -251,3 +251,57 @@ TEST_F(storage_log_directory, repair_of_a_clean_log_changes_nothing) {
 }
 
 }  // namespace
+
+// A repair that fails part-way must leave a directory that still scans as damaged (so the
+// repair can be run again), never one that scans clean with a hole in its middle.
+class storage_log_directory_failing_repair : public storage_log_directory {
+protected:
+    // Four segments; a flipped bit in segment 2 with good records after it in 2, 3 and 4.
+    void write_damaged_log() {
+        logs_.push_back(write_segment(1, 0, 5));
+        logs_.push_back(write_segment(2, 5, 10));
+        logs_.push_back(write_segment(3, 10, 15));
+        logs_.push_back(write_segment(4, 15, records_.size()));
+        std::string bytes = logs_[1].bytes;
+        bad_ = logs_[1].frame_offsets[1];
+        bytes[bad_ + frame_header_size + 1] ^= 0x10;
+        write_file(path_of(2), bytes);
+    }
+    void expect_still_damaged() {
+        const directory_scan again = scan();
+        ASSERT_TRUE(again.ok());
+        EXPECT_FALSE(std::holds_alternative<log_clean>(again.outcome));
+        EXPECT_EQ(seen_.size(), 5u + 1u);  // never more than the records before the damage
+    }
+    std::size_t bad_ = 0;
+};
+
+TEST_F(storage_log_directory_failing_repair, failed_removal_leaves_the_log_damaged) {
+    write_damaged_log();
+    faulty_file_io faulty(posix_);
+    faulty.fail_remove(2, EIO);  // segment 4 goes, segment 3 does not
+    const repair_result repaired = repair_log_directory(faulty, dir_.path());
+    ASSERT_FALSE(repaired.ok());
+    EXPECT_EQ(repaired.error_path, path_of(3));
+    EXPECT_EQ(repaired.files_removed, 1u);
+    EXPECT_FALSE(std::filesystem::exists(path_of(4)));
+    EXPECT_EQ(std::filesystem::file_size(path_of(2)), logs_[1].bytes.size());  // not cut yet
+    expect_still_damaged();
+    // Run again with working I/O: it finishes the job.
+    const repair_result retried = repair_log_directory(posix_, dir_.path());
+    ASSERT_TRUE(retried.ok()) << retried.error.message();
+    EXPECT_TRUE(std::holds_alternative<log_clean>(scan().outcome));
+    expect_seen_prefix(6);
+}
+
+TEST_F(storage_log_directory_failing_repair, failed_truncate_leaves_the_log_damaged) {
+    write_damaged_log();
+    faulty_file_io faulty(posix_);
+    faulty.fail_truncate(1, EIO);
+    const repair_result repaired = repair_log_directory(faulty, dir_.path());
+    ASSERT_FALSE(repaired.ok());
+    EXPECT_EQ(repaired.error_path, path_of(2));
+    EXPECT_EQ(repaired.files_removed, 2u);  // later segments went first
+    EXPECT_EQ(std::filesystem::file_size(path_of(2)), logs_[1].bytes.size());
+    expect_still_damaged();
+}

@@ -16,6 +16,19 @@ void faulty_file_io::fail_create(std::uint64_t nth, int error) noexcept {
     create_fault_ = {nth, error, 0};
 }
 
+void faulty_file_io::fail_truncate(std::uint64_t nth, int error) noexcept {
+    truncate_fault_ = {nth, error, 0};
+}
+
+void faulty_file_io::fail_remove(std::uint64_t nth, int error) noexcept {
+    remove_fault_ = {nth, error, 0};
+}
+
+std::error_code faulty_file_io::remove(const std::string& path) {
+    if (++removes_ == remove_fault_.nth) return {remove_fault_.error, std::system_category()};
+    return inner_.remove(path);
+}
+
 io_result<file_handle> faulty_file_io::create_exclusive(const std::string& path) {
     if (++creates_ == create_fault_.nth) {
         return {{}, {create_fault_.error, std::system_category()}};
@@ -50,6 +63,9 @@ std::error_code faulty_file_io::close(file_handle f) {
 }
 
 std::error_code faulty_file_io::truncate(const std::string& path, std::uint64_t size) {
+    if (++truncates_ == truncate_fault_.nth) {
+        return {truncate_fault_.error, std::system_category()};
+    }
     return inner_.truncate(path, size);
 }
 

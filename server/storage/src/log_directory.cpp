@@ -1,5 +1,7 @@
 #include "conveyor/storage/log_directory.hpp"
 
+#include <vector>
+
 #include "conveyor/storage/log_format.hpp"
 
 #include <unistd.h>
@@ -153,14 +155,6 @@ void directory_scanner::set_damage(directory_scan& result, const std::string& pa
     damage_ = &std::get<log_damage>(result.outcome);
 }
 
-// Removes `path` (a segment the repair drops). A file already gone counts as removed.
-std::error_code remove_file(const std::string& path) {
-    if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
-        return {errno, std::system_category()};
-    }
-    return {};
-}
-
 }  // namespace
 
 io_result<std::vector<std::pair<std::uint64_t, std::string>>> list_segments(
@@ -205,8 +199,11 @@ directory_scan scan_log_directory(file_io& io, const std::string& dir,
 
 namespace {
 
-// Cuts `path` at `offset` (removing it when the cut is inside the header), then removes
-// every segment after it.
+// Cuts the log at `offset` of `path`. Later segments go first, newest first, and the cut
+// comes last: a repair interrupted at any step (a failed call, a crash) leaves a directory
+// that still scans as damaged, never one that scans clean with a hole in the middle, so it
+// can simply be run again. The bad segment itself is removed when the cut falls inside its
+// header.
 std::error_code cut_log(file_io& io, const std::string& dir, const std::string& path,
                         std::size_t offset, repair_result& result) {
     auto listing = list_segments(dir);
@@ -214,29 +211,27 @@ std::error_code cut_log(file_io& io, const std::string& dir, const std::string& 
         result.error_path = dir;
         return listing.error;
     }
+    std::vector<std::string> doomed;  // segments after the cut, oldest first
     bool after = false;
-    for (const auto& [sequence, file] : listing.value) {
-        (void)sequence;
-        const bool is_cut = file == path;
-        if (!after && !is_cut) continue;
-        std::error_code ec;
-        if (is_cut && offset >= segment_header_size) {
-            ec = io.truncate(file, offset);
-        } else {
-            ec = remove_file(file);
-            if (!ec) ++result.files_removed;
-        }
-        if (ec) {
-            result.error_path = file;
-            return ec;
-        }
-        after = true;
+    for (const auto& entry : listing.value) {
+        if (after) doomed.push_back(entry.second);
+        after = after || entry.second == path;
     }
-    if (std::error_code ec = io.sync_directory(dir)) {
-        result.error_path = dir;
+    auto step = [&](const std::string& file, std::error_code ec) {
+        if (ec) result.error_path = file;
         return ec;
+    };
+    for (auto it = doomed.rbegin(); it != doomed.rend(); ++it) {
+        if (auto ec = step(*it, io.remove(*it))) return ec;
+        ++result.files_removed;
     }
-    return {};
+    if (!doomed.empty()) {
+        if (auto ec = step(dir, io.sync_directory(dir))) return ec;
+    }
+    if (offset >= segment_header_size) return step(path, io.truncate(path, offset));
+    if (auto ec = step(path, io.remove(path))) return ec;
+    ++result.files_removed;
+    return step(dir, io.sync_directory(dir));
 }
 
 }  // namespace

@@ -124,4 +124,9 @@ std::error_code posix_file_io::read_all(const std::string& path, std::string& ou
     return ec ? ec : closed;
 }
 
+std::error_code posix_file_io::remove(const std::string& path) {
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT) return last_error();
+    return {};
+}
+
 }  // namespace conveyor::storage

@@ -46,6 +46,8 @@ public:
     virtual std::error_code sync_directory(const std::string& dir) = 0;
     // Reads the whole file into `out` (replaces its contents).
     virtual std::error_code read_all(const std::string& path, std::string& out) = 0;
+    // Removes a file; one already gone counts as removed. Durable after sync_directory.
+    virtual std::error_code remove(const std::string& path) = 0;
 };
 
 // The real thing: POSIX calls, EINTR retried, short writes continued.
@@ -60,6 +62,7 @@ public:
     std::error_code truncate(const std::string& path, std::uint64_t size) override;
     std::error_code sync_directory(const std::string& dir) override;
     std::error_code read_all(const std::string& path, std::string& out) override;
+    std::error_code remove(const std::string& path) override;
 };
 
 // Wraps another file_io and fails chosen calls. Counters are 1-based and count every call
@@ -75,6 +78,9 @@ public:
     void fail_sync(std::uint64_t nth, int error) noexcept;
     // The nth create_exclusive fails with `error`.
     void fail_create(std::uint64_t nth, int error) noexcept;
+    // The nth truncate / remove fails with `error` (the inner call is not made).
+    void fail_truncate(std::uint64_t nth, int error) noexcept;
+    void fail_remove(std::uint64_t nth, int error) noexcept;
 
     std::uint64_t writes() const noexcept { return writes_; }
     std::uint64_t syncs() const noexcept { return syncs_; }
@@ -89,6 +95,7 @@ public:
     std::error_code truncate(const std::string& path, std::uint64_t size) override;
     std::error_code sync_directory(const std::string& dir) override;
     std::error_code read_all(const std::string& path, std::string& out) override;
+    std::error_code remove(const std::string& path) override;
 
 private:
     struct fault {
@@ -101,6 +108,10 @@ private:
     fault write_fault_;
     fault sync_fault_;
     fault create_fault_;
+    fault truncate_fault_;
+    fault remove_fault_;
+    std::uint64_t truncates_ = 0;
+    std::uint64_t removes_ = 0;
     std::uint64_t writes_ = 0;
     std::uint64_t syncs_ = 0;
     std::uint64_t creates_ = 0;
