@@ -44,7 +44,7 @@ constexpr command_spec command_table[] = {
     {"rpop",     -2, cmd_rpop,    "Takes the oldest elements (at-most-once).", "list"},
     {"blpop",    -3, cmd_blpop,   "LPOP, blocking up to <timeout> seconds.", "list"},
     {"brpop",    -3, cmd_brpop,   "RPOP, blocking up to <timeout> seconds.", "list"},
-    {"llen",      2, cmd_llen,    "Number of ready tasks in a queue.", "list"},
+    {"llen",      2, cmd_qlen,    "Number of ready tasks in a queue.", "list"},
     {"del",      -2, cmd_del,     "Deletes queues with their ready, delayed and dead tasks.", "generic"},
 };
 // clang-format on
@@ -135,6 +135,19 @@ std::optional<std::int64_t> arg_non_negative(command_context& ctx, std::string_v
         return std::nullopt;
     }
     return v;
+}
+
+bool check_payload_size(command_context& ctx, std::string_view bytes, std::string_view what) {
+    if (static_cast<std::int64_t>(bytes.size()) <= ctx.service.config().max_payload) return true;
+    ctx.out.error("ERR " + std::string(what) + " is larger than max-payload (" +
+                  std::to_string(ctx.service.config().max_payload) + " bytes)");
+    return false;
+}
+
+bool check_queue_name(command_context& ctx, std::string_view queue) {
+    if (!queue.empty()) return true;
+    ctx.out.error("ERR queue name must not be empty");
+    return false;
 }
 
 void reply_syntax_error(command_context& ctx) {

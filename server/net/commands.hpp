@@ -72,6 +72,10 @@ std::optional<std::int64_t> parse_int(std::string_view s) noexcept;
 // nullopt.
 std::optional<std::int64_t> arg_non_negative(command_context& ctx, std::string_view s,
                                              std::string_view what);
+// ERR when `bytes` (a payload, element or result; `what` names it) is over --max-payload.
+bool check_payload_size(command_context& ctx, std::string_view bytes, std::string_view what);
+// ERR when the queue name is empty.
+bool check_queue_name(command_context& ctx, std::string_view queue);
 void reply_syntax_error(command_context& ctx);
 void reply_wrong_arity(command_context& ctx);
 
@@ -115,7 +119,6 @@ void cmd_lpop(command_context&);
 void cmd_rpop(command_context&);
 void cmd_blpop(command_context&);
 void cmd_brpop(command_context&);
-void cmd_llen(command_context&);
 void cmd_del(command_context&);
 
 }  // namespace conveyor::server

@@ -12,11 +12,9 @@ namespace {
 
 void push(command_context& ctx, core::list_end end) {
     const auto& queue = ctx.args[1];
-    if (queue.empty()) return ctx.out.error("ERR queue name must not be empty");
+    if (!check_queue_name(ctx, queue)) return;
     for (std::size_t i = 2; i < ctx.args.size(); ++i) {
-        if (static_cast<std::int64_t>(ctx.args[i].size()) > ctx.service.config().max_payload)
-            return ctx.out.error("ERR element is larger than max-payload (" +
-                                 std::to_string(ctx.service.config().max_payload) + " bytes)");
+        if (!check_payload_size(ctx, ctx.args[i], "element")) return;
     }
     std::size_t length = 0;
     for (std::size_t i = 2; i < ctx.args.size(); ++i)
@@ -109,11 +107,6 @@ void cmd_blpop(command_context& ctx) {
 /* BRPOP <queue> [<queue> ...] <timeout> */
 void cmd_brpop(command_context& ctx) {
     blocking_pop(ctx, core::list_end::front);
-}
-
-/* LLEN <queue> */
-void cmd_llen(command_context& ctx) {
-    ctx.out.integer(static_cast<std::int64_t>(ctx.core().ready_count(ctx.args[1], ctx.now)));
 }
 
 /* DEL <queue> [<queue> ...] */

@@ -19,13 +19,6 @@ void reply_lease_lost(command_context& ctx) {
     ctx.out.error("LEASELOST lease is no longer current (expired, superseded or already ended)");
 }
 
-bool check_payload_size(command_context& ctx, std::string_view bytes, std::string_view what) {
-    if (static_cast<std::int64_t>(bytes.size()) <= ctx.service.config().max_payload) return true;
-    ctx.out.error("ERR " + std::string(what) + " is larger than max-payload (" +
-                  std::to_string(ctx.service.config().max_payload) + " bytes)");
-    return false;
-}
-
 // Parses ENQUEUE's options from args[3..]: syntax and numbers only; the core checks ranges
 // (its message becomes the reply). On error writes the reply and returns false.
 bool parse_enqueue_options(command_context& ctx, core::enqueue_options& o) {
@@ -76,12 +69,6 @@ bool parse_enqueue_options(command_context& ctx, core::enqueue_options& o) {
         }
     }
     return true;
-}
-
-bool check_queue_name(command_context& ctx, std::string_view queue) {
-    if (!queue.empty()) return true;
-    ctx.out.error("ERR queue name must not be empty");
-    return false;
 }
 
 }  // namespace
@@ -297,7 +284,7 @@ void cmd_result(command_context& ctx) {
     ctx.out.null();
 }
 
-/* QLEN <queue> */
+/* QLEN <queue>, and LLEN <queue>: the same count of ready tasks */
 void cmd_qlen(command_context& ctx) {
     ctx.out.integer(static_cast<std::int64_t>(ctx.core().ready_count(arg(ctx, 1), ctx.now)));
 }

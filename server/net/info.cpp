@@ -77,8 +77,9 @@ void section_memory(info_out& o, broker_service& s) {
     o.header("Memory");
     o.field("used_memory", used);
     o.field("used_memory_human", human_bytes(used));
-    o.field("used_memory_rss", rss_bytes());
-    o.field("used_memory_rss_human", human_bytes(rss_bytes()));
+    const std::size_t rss = rss_bytes();
+    o.field("used_memory_rss", rss);
+    o.field("used_memory_rss_human", human_bytes(rss));
     o.field("payload_bytes", s.core().stats().payload_bytes);
     o.field("maxmemory", 0);
 }
