@@ -57,6 +57,25 @@ std::int64_t due_time(const enqueue_options& o, instant now) {
     return due > now.mono_us ? due : 0;
 }
 
+// The record of a new task: the options given, the broker's defaults for the rest.
+rec_enqueue make_enqueue(const broker_config& c, std::string_view queue, std::string_view payload,
+                         const enqueue_options& o, std::string id, instant now) {
+    rec_enqueue r;
+    r.at = now;
+    r.id = std::move(id);
+    r.queue = queue;
+    r.name = o.name;
+    r.payload = payload;
+    r.priority = o.priority;
+    r.due_us = due_time(o, now);
+    r.max_retries = o.retries.value_or(c.default_retries);
+    r.backoff_base_ms = o.backoff_base_ms.value_or(c.backoff_base_ms);
+    r.backoff_max_ms = o.backoff_max_ms.value_or(c.backoff_max_ms);
+    r.timeout_ms = o.timeout_ms.value_or(0);
+    r.ttl_deadline_us = o.ttl_ms ? add_ms(now.mono_us, *o.ttl_ms) : 0;
+    return r;
+}
+
 }  // namespace
 
 enqueue_result broker::enqueue(std::string_view queue, std::string_view payload,
@@ -73,20 +92,8 @@ enqueue_result broker::enqueue(std::string_view queue, std::string_view payload,
         out.id = *opts.id;  // idempotent producer retry: the first enqueue stands
         return out;
     }
-    const broker_config& c = impl_->config_;
-    rec_enqueue r;
-    r.at = now;
-    r.id = opts.id ? *opts.id : impl_->generate_id(now);
-    r.queue = queue;
-    r.name = opts.name;
-    r.payload = payload;
-    r.priority = opts.priority;
-    r.due_us = due_time(opts, now);
-    r.max_retries = opts.retries.value_or(c.default_retries);
-    r.backoff_base_ms = opts.backoff_base_ms.value_or(c.backoff_base_ms);
-    r.backoff_max_ms = opts.backoff_max_ms.value_or(c.backoff_max_ms);
-    r.timeout_ms = opts.timeout_ms.value_or(0);
-    r.ttl_deadline_us = opts.ttl_ms ? add_ms(now.mono_us, *opts.ttl_ms) : 0;
+    rec_enqueue r = make_enqueue(impl_->config_, queue, payload, opts,
+                                 opts.id ? *opts.id : impl_->generate_id(now), now);
     out.id = r.id;
     out.created = true;
     impl_->emit(std::move(r));
@@ -100,15 +107,7 @@ std::size_t broker::push(std::string_view queue, std::string_view payload, list_
                          instant now) {
     impl_->tick(now);
     if (payload.size() > UINT32_MAX) return ready_count(queue, now);  // not storable
-    const broker_config& c = impl_->config_;
-    rec_enqueue r;
-    r.at = now;
-    r.id = impl_->generate_id(now);
-    r.queue = queue;
-    r.payload = payload;
-    r.max_retries = c.default_retries;
-    r.backoff_base_ms = c.backoff_base_ms;
-    r.backoff_max_ms = c.backoff_max_ms;
+    rec_enqueue r = make_enqueue(impl_->config_, queue, payload, {}, impl_->generate_id(now), now);
     r.at_front = end == list_end::front;
     impl_->emit(std::move(r));
     // Like Redis, the reply counts the element just pushed even when a blocked client takes it.
