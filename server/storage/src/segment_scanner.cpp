@@ -20,18 +20,27 @@ checked_frame bad_frame(scan_error e) noexcept {
     return {e, {}};
 }
 
-// Checks the frame at `offset`; all length arithmetic is done on the bytes remaining, so a
-// length near UINT32_MAX cannot overflow or cause an allocation.
-checked_frame check_frame(std::string_view file, std::size_t offset, const scan_options& opt) {
+// Checks the lengths of the frame at `offset` and yields its payload, CRC not yet checked.
+// All length arithmetic is done on the bytes remaining, so a length near UINT32_MAX cannot
+// overflow or cause an allocation.
+checked_frame frame_bounds(std::string_view file, std::size_t offset, const scan_options& opt,
+                           std::uint32_t& crc) {
     const std::size_t remaining = file.size() - offset;
     if (remaining < frame_header_size) return bad_frame(scan_error::frame_header_truncated);
     const frame_header h = read_frame_header(file, offset);
     if (h.length == 0) return bad_frame(scan_error::length_zero);
     if (h.length > opt.max_frame_len) return bad_frame(scan_error::length_too_large);
     if (h.length > remaining - frame_header_size) return bad_frame(scan_error::payload_truncated);
-    const std::string_view payload = file.substr(offset + frame_header_size, h.length);
-    if (crc32c(payload) != h.crc) return bad_frame(scan_error::bad_crc);
-    return {scan_error::none, payload};
+    crc = h.crc;
+    return {scan_error::none, file.substr(offset + frame_header_size, h.length)};
+}
+
+// Checks the frame at `offset`: its lengths, then its CRC.
+checked_frame check_frame(std::string_view file, std::size_t offset, const scan_options& opt) {
+    std::uint32_t crc = 0;
+    checked_frame f = frame_bounds(file, offset, opt, crc);
+    if (f.good() && crc32c(f.payload) != crc) return bad_frame(scan_error::bad_crc);
+    return f;
 }
 
 bool all_zero(std::string_view bytes) noexcept {
@@ -116,12 +125,11 @@ scan_result scan_segment(std::string_view file, scan_options options) {
 // (O(length)) only for a candidate that passed both, so a search over garbage stays linear in
 // practice.
 std::size_t find_good_frame(std::string_view file, std::size_t from, scan_options options) {
-    for (std::size_t p = from; p < file.size() && file.size() - p > frame_header_size; ++p) {
-        const frame_header h = read_frame_header(file, p);
-        if (h.length == 0 || h.length > options.max_frame_len) continue;
-        if (h.length > file.size() - p - frame_header_size) continue;
-        const std::string_view payload = file.substr(p + frame_header_size, h.length);
-        if (validate(payload) == decode_error::none && crc32c(payload) == h.crc) return p;
+    for (std::size_t p = from; p < file.size(); ++p) {
+        std::uint32_t crc = 0;
+        const checked_frame f = frame_bounds(file, p, options, crc);
+        if (f.good() && validate(f.payload) == decode_error::none && crc32c(f.payload) == crc)
+            return p;
     }
     return file.npos;
 }
