@@ -1,8 +1,14 @@
 #include "net/broker_service.hpp"
 
+#include <conveyor/storage/errors.hpp>
+
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
 #include <random>
 
 namespace asio = boost::asio;
@@ -22,15 +28,158 @@ core::broker_config make_broker_config(const server_config& config) {
 }
 
 broker_service::broker_service(asio::any_io_executor executor, const server_config& config)
-    : config_(config),
+    : executor_(executor),
+      config_(config),
       broker_(make_broker_config(config), this),
       deadline_timer_(executor, steady_clock::time_point::max()) {}
 
 core::instant broker_service::now() const {
     using namespace std::chrono;
     return core::instant{
-        duration_cast<microseconds>(steady_clock::now().time_since_epoch()).count(),
+        duration_cast<microseconds>(steady_clock::now().time_since_epoch()).count() +
+            mono_offset_us_,
         duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count()};
+}
+
+steady_clock::time_point broker_service::to_steady(std::int64_t mono_us) const {
+    return steady_clock::time_point(microseconds(mono_us - mono_offset_us_));
+}
+
+namespace {
+
+std::string describe_outcome(const storage::log_outcome& outcome) {
+    if (const auto* d = std::get_if<storage::log_damage>(&outcome)) {
+        return "log damaged in " + d->path + " at offset " + std::to_string(d->offset) + ": " +
+               d->reason + "; " + std::to_string(d->records_after_estimate) + " records (" +
+               std::to_string(d->bytes_after) +
+               " bytes) after it would be lost. Refusing to start. Inspect it with `conveyor "
+               "check-data <dir>`; `conveyor check-data --repair <dir>` cuts the log there.";
+    }
+    return {};
+}
+
+}  // namespace
+
+std::optional<std::string> broker_service::open_log(storage::file_io& io,
+                                                    std::function<void()> on_fatal) {
+    using namespace std::chrono;
+    storage::log_options options;
+    options.directory = config_.data_dir;
+    options.fsync = storage::parse_fsync_mode(config_.fsync).value_or(storage::fsync_mode::always);
+    options.segment_target_bytes = static_cast<std::uint64_t>(config_.log_segment_bytes);
+    // Room for the largest payload plus the record's other fields (id, name, result ...).
+    options.max_frame_len = static_cast<std::uint32_t>(
+        std::min<std::int64_t>(config_.max_payload + 1024 * 1024, 0xffff0000));
+    log_ = std::make_unique<storage::durable_log>(io, options);
+    on_fatal_ = std::move(on_fatal);
+
+    const auto started = steady_clock::now();
+    auto last_progress = started;
+    core::instant last{0, 0};
+    auto result = log_->recover(
+        [&](const core::record& r) {
+            const core::instant& at = core::record_time(r);
+            if (at.mono_us > last.mono_us) last.mono_us = at.mono_us;
+            if (at.wall_ms > last.wall_ms) last.wall_ms = at.wall_ms;
+            broker_.replay(r);
+        },
+        [&](std::size_t records, std::uint64_t) {
+            auto t = steady_clock::now();
+            if (t - last_progress < seconds(1)) return;
+            last_progress = t;
+            spdlog::info("recovering: {} records replayed ({:.1f} s)", records,
+                         duration<double>(t - started).count());
+        });
+    if (result.error) {
+        return "cannot read the log in '" + config_.data_dir + "' (" + result.error_path +
+               "): " + result.error.message();
+    }
+    if (!result.ok()) return describe_outcome(result.outcome);
+    if (const auto* torn = std::get_if<storage::log_torn_tail>(&result.outcome)) {
+        spdlog::warn("log ended in a torn record: cut {} at offset {} ({} bytes dropped)",
+                     torn->path, torn->offset, torn->bytes_dropped);
+    }
+    // The monotonic clock resumes where the log left it, plus the downtime as the wall clock
+    // measured it (never negative): leases, delays and TTLs keep their remaining time.
+    const auto steady_now = duration_cast<microseconds>(steady_clock::now().time_since_epoch());
+    const auto wall_now = duration_cast<milliseconds>(system_clock::now().time_since_epoch());
+    if (result.records > 0) {
+        const std::int64_t downtime_ms = std::max<std::int64_t>(0, wall_now.count() - last.wall_ms);
+        mono_offset_us_ = last.mono_us + downtime_ms * 1000 - steady_now.count();
+        recovery_.downtime_ms = downtime_ms;
+    }
+    recovery_.records = result.records;
+    recovery_.segments = result.segments;
+    recovery_.bytes = result.bytes;
+    recovery_.duration_ms = duration_cast<milliseconds>(steady_clock::now() - started).count();
+    if (result.records > 0) {
+        spdlog::info("recovered {} records from {} segments ({} bytes) in {} ms", result.records,
+                     result.segments, result.bytes, recovery_.duration_ms);
+    }
+
+    auto ec = log_->start([this] {
+        // Storage thread: hand the news to the core thread.
+        asio::post(executor_, [this] { on_log_released(); });
+    });
+    if (ec) {
+        return "cannot create a log segment in '" + config_.data_dir + "': " + ec.message();
+    }
+    broker_.set_record_sink([this](const core::record& r) {
+        if (log_failed_) return;
+        if (auto ec = log_->append(r)) {
+            if (ec == storage::storage_errc::log_failed) return;  // reported by on_log_released
+            // A record the log cannot hold (too large) must not be acknowledged either.
+            spdlog::critical("cannot log a {} record: {}; stopping", core::record_name(r),
+                             ec.message());
+            log_failed_ = true;
+            asio::post(executor_, [this] { on_log_released(); });
+        }
+    });
+    broker_.tick(now());
+    return std::nullopt;
+}
+
+void broker_service::close_log() {
+    if (log_) log_->stop();
+}
+
+void broker_service::wait_release(std::uint64_t position, asio::steady_timer& timer) {
+    timer.expires_at(steady_clock::time_point::max());
+    release_waits_.emplace_back(position, &timer);
+}
+
+void broker_service::forget_release_wait(asio::steady_timer& timer) {
+    auto it = std::find_if(release_waits_.begin(), release_waits_.end(),
+                           [&](const auto& w) { return w.second == &timer; });
+    if (it != release_waits_.end()) release_waits_.erase(it);
+}
+
+void broker_service::on_log_released() {
+    if (!log_) return;
+    if (log_->failed() && !log_failed_) log_failed_ = true;
+    if (log_failed_) {
+        // Nothing waiting is ever acknowledged: every waiter wakes to close its connection.
+        for (auto& w : release_waits_) w.second->cancel();
+        release_waits_.clear();
+        if (on_fatal_) {
+            auto fatal = std::move(on_fatal_);
+            on_fatal_ = nullptr;
+            auto st = log_->stats();
+            spdlog::critical(
+                "writing the log failed ({}: {}); no change after the failure was acknowledged. "
+                "Stopping: restart to recover every acknowledged change.",
+                st.failure_path.empty() ? config_.data_dir : st.failure_path,
+                st.failure ? st.failure.message() : std::string("record not loggable"));
+            fatal();
+        }
+        return;
+    }
+    // Positions were queued in append order, so the released ones are at the front.
+    const std::uint64_t released = log_->released();
+    while (!release_waits_.empty() && release_waits_.front().first <= released) {
+        release_waits_.front().second->cancel();
+        release_waits_.pop_front();
+    }
 }
 
 core::waiter_id broker_service::add_waiter(waiting_client& client) {
@@ -69,7 +218,7 @@ void broker_service::on_result(core::waiter_id w, const core::task_view& task) {
 void broker_service::deadlines_changed() {
     auto next = broker_.next_deadline();
     if (!next) return;
-    auto at = steady_clock::time_point(microseconds(*next));
+    auto at = to_steady(*next);
     // Moving the expiry cancels the pending wait; run_deadlines() then re-reads the deadline.
     if (at < deadline_timer_.expiry()) deadline_timer_.expires_at(at);
 }
@@ -77,8 +226,7 @@ void broker_service::deadlines_changed() {
 asio::awaitable<void> broker_service::run_deadlines() {
     while (!stopped_) {
         auto next = broker_.next_deadline();
-        deadline_timer_.expires_at(next ? steady_clock::time_point(microseconds(*next))
-                                        : steady_clock::time_point::max());
+        deadline_timer_.expires_at(next ? to_steady(*next) : steady_clock::time_point::max());
         auto [ec] = co_await deadline_timer_.async_wait(asio::as_tuple(asio::use_awaitable));
         if (stopped_) break;
         if (ec == asio::error::operation_aborted) continue;  // re-armed earlier

@@ -6,6 +6,7 @@
 #include "net/config.hpp"
 
 #include <conveyor/core/broker.hpp>
+#include <conveyor/storage/durable_log.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -13,6 +14,10 @@
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
 #include <unordered_map>
 
 namespace conveyor::server {
@@ -34,6 +39,15 @@ struct server_counters {
     std::size_t blocked_clients = 0;
 };
 
+// What start-up recovery found, for the log and INFO persistence.
+struct recovery_info {
+    std::size_t records = 0;
+    std::size_t segments = 0;
+    std::uint64_t bytes = 0;
+    std::int64_t duration_ms = 0;
+    std::int64_t downtime_ms = 0;  // wall-clock time since the log's newest record
+};
+
 class broker_service final : private core::broker_events {
 public:
     broker_service(boost::asio::any_io_executor executor, const server_config& config);
@@ -43,8 +57,29 @@ public:
     server_counters& counters() noexcept { return counters_; }
     std::chrono::steady_clock::time_point started() const noexcept { return started_; }
 
-    // The current time as the core takes it.
+    // The current time as the core takes it. The monotonic part continues the log's clock
+    // across restarts (see open_log).
     core::instant now() const;
+
+    // ---- durability ---------------------------------------------------------------------
+    // Recovers the state from the log in the data directory, then starts the log. On failure
+    // (damage, an I/O error) returns a message for stderr naming the file and offset.
+    // `on_fatal` runs on the core thread when the log fails later (fail-stop).
+    std::optional<std::string> open_log(storage::file_io& io, std::function<void()> on_fatal);
+    void close_log();
+    storage::durable_log* log() noexcept { return log_.get(); }
+    const recovery_info& recovery() const noexcept { return recovery_; }
+    // Replies produced now depend on every record appended so far.
+    std::uint64_t log_position() const noexcept { return log_ ? log_->appended() : 0; }
+    bool released(std::uint64_t position) const noexcept {
+        return !log_ || log_->released() >= position;
+    }
+    bool log_failed() const noexcept { return log_failed_; }
+    // A session waiting for `position` to be released parks on `timer` (expiry max); the
+    // timer is cancelled once it is released or the log fails. forget_release_wait removes
+    // the entry of a session that stops waiting early.
+    void wait_release(std::uint64_t position, boost::asio::steady_timer& timer);
+    void forget_release_wait(boost::asio::steady_timer& timer);
 
     // A fresh waiter id bound to `client` until forget_waiter (or until it is served).
     core::waiter_id add_waiter(waiting_client& client);
@@ -64,6 +99,10 @@ private:
     void on_popped(core::waiter_id w, std::string_view queue, std::string_view payload) override;
     void on_result(core::waiter_id w, const core::task_view& task) override;
     waiting_client* take_waiter(core::waiter_id w);
+    void on_log_released();  // core thread
+    std::chrono::steady_clock::time_point to_steady(std::int64_t mono_us) const;
+
+    boost::asio::any_io_executor executor_;
 
     const server_config& config_;
     core::broker broker_;
@@ -73,6 +112,13 @@ private:
     server_counters counters_;
     std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
     bool stopped_ = false;
+
+    std::unique_ptr<storage::durable_log> log_;
+    std::int64_t mono_offset_us_ = 0;  // core mono time = steady_clock + offset
+    recovery_info recovery_;
+    std::deque<std::pair<std::uint64_t, boost::asio::steady_timer*>> release_waits_;
+    std::function<void()> on_fatal_;
+    bool log_failed_ = false;
 };
 
 core::broker_config make_broker_config(const server_config& config);

@@ -23,6 +23,11 @@ po::options_description make_options(server_config& c) {
          "RESP (Redis protocol) port; 0 disables it")
         ("data-dir", po::value(&c.data_dir)->default_value(c.data_dir)->value_name("DIR"),
          "data directory (created if missing)")
+        ("fsync", po::value(&c.fsync)->default_value(c.fsync)->value_name("MODE"),
+         "when the log is synced: always (before every reply that depends on a change), "
+         "everysec (once a second) or no (left to the OS)")
+        ("log-segment-size", po::value(&c.log_segment_bytes)->default_value(c.log_segment_bytes)
+             ->value_name("BYTES"), "log segment size: a segment is closed past it")
         ("log-level", po::value(&c.log_level)->default_value(c.log_level)->value_name("LEVEL"),
          "trace, debug, info, warn, error or off")
         ("default-lease-ms", po::value(&c.default_lease_ms)->default_value(c.default_lease_ms)
@@ -72,6 +77,8 @@ std::vector<std::pair<std::string, std::string>> server_config::as_pairs() const
         {"bind", bind},
         {"port", std::to_string(port)},
         {"data-dir", data_dir},
+        {"fsync", fsync},
+        {"log-segment-size", std::to_string(log_segment_bytes)},
         {"log-level", log_level},
         {"default-lease-ms", std::to_string(default_lease_ms)},
         {"default-retries", std::to_string(default_retries)},
@@ -79,7 +86,8 @@ std::vector<std::pair<std::string, std::string>> server_config::as_pairs() const
         {"result-ttl-ms", std::to_string(result_ttl_ms)},
         // Asked for by redis-benchmark and other Redis tools at start.
         {"save", ""},
-        {"appendonly", "no"},
+        {"appendonly", "yes"},
+        {"appendfsync", fsync},
     };
 }
 
@@ -112,6 +120,15 @@ parse_outcome parse_server_args(const std::vector<std::string>& args) {
                 "conveyor server: --max-payload and --default-lease-ms must be positive, "
                 "--default-retries and --result-ttl-ms not negative",
                 1};
+    }
+    if (config.fsync != "always" && config.fsync != "everysec" && config.fsync != "no") {
+        return {std::nullopt,
+                "conveyor server: --fsync must be always, everysec or no (got '" + config.fsync +
+                    "')",
+                1};
+    }
+    if (config.log_segment_bytes < 4096) {
+        return {std::nullopt, "conveyor server: --log-segment-size must be at least 4096", 1};
     }
     return {config, {}, 0};
 }

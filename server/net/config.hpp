@@ -18,6 +18,8 @@ struct server_config {
     int default_retries = 3;
     std::int64_t max_payload = 64ll * 1024 * 1024;
     std::int64_t result_ttl_ms = 86400000;
+    std::string fsync = "always";  // always | everysec | no (storage::parse_fsync_mode)
+    std::int64_t log_segment_bytes = 64ll * 1024 * 1024;  // a segment is closed past this size
     std::string config_file;  // empty when none was given
 
     // name/value pairs as CONFIG GET shows them (names as the flags spell them)

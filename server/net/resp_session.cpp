@@ -56,7 +56,8 @@ resp_session::resp_session(tcp::socket socket, broker_service& service, std::uin
       service_(service),
       decoder_(limits_for(service.config())),
       writer_(out_, protocol::resp_version::resp2),
-      wake_(socket_.get_executor()) {
+      wake_(socket_.get_executor()),
+      released_(socket_.get_executor()) {
     client_.id = id;
     boost::system::error_code ec;
     auto ep = socket_.remote_endpoint(ec);
@@ -114,6 +115,7 @@ void resp_session::close() {
     boost::system::error_code ignored;
     socket_.cancel(ignored);
     wake_.cancel();
+    released_.cancel();
 }
 
 // Runs complete requests from the input buffer, in order, until the input is used up, the
@@ -149,6 +151,17 @@ resp_session::step resp_session::run_buffered_requests() {
 }
 
 asio::awaitable<bool> resp_session::flush() {
+    // No reply leaves before the log has released every record appended before it: its own
+    // changes, and any change it could have observed (a read of another client's enqueue).
+    const std::uint64_t position = service_.log_position();
+    while (!service_.released(position)) {
+        if (closing_ || service_.log_failed()) co_return false;
+        service_.wait_release(position, released_);
+        co_await released_.async_wait(asio::as_tuple(asio::use_awaitable));
+        // Woken by the log (the entry is gone) or by close() (remove it).
+        if (closing_) service_.forget_release_wait(released_);
+    }
+    if (service_.log_failed()) co_return false;
     // Replies produced while this write is in flight (a wake-up of a blocked command) go to
     // out_, never into the buffer being written.
     writing_.swap(out_);

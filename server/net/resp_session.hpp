@@ -76,6 +76,7 @@ private:
     client_state client_;
     std::optional<block_request> block_;
     boost::asio::steady_timer wake_;
+    boost::asio::steady_timer released_;  // parked here until the log releases a reply
     bool closing_ = false;
 };
 

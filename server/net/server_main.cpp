@@ -10,10 +10,17 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <conveyor/storage/file_io.hpp>
+
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <filesystem>
 #include <iostream>
@@ -63,9 +70,30 @@ int server_main(const std::vector<std::string>& args) {
         return 1;
     }
 
+    // One server per data directory: the lock goes away with the process, kill -9 included.
+    const std::string lock_path = config.data_dir + "/LOCK";
+    const int lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (lock_fd < 0 || ::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        spdlog::critical("cannot lock data directory '{}' ({}): {}", config.data_dir, lock_path,
+                         errno == EWOULDBLOCK ? "another conveyor server is using it"
+                                              : std::strerror(errno));
+        return 1;
+    }
+
     // One thread runs everything: sessions, the core and its deadlines (server/THREADING.md).
     asio::io_context io(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO);
+    storage::posix_file_io disk;
     broker_service service(io.get_executor(), config);
+    int exit_code = 0;
+    // Recovery comes before any listener: no client sees a half-recovered state.
+    if (auto error = service.open_log(disk, [&] {
+            // Fail-stop: no reply waiting for the log is sent; the process exits non-zero.
+            exit_code = 1;
+            io.stop();
+        })) {
+        spdlog::critical("{}", *error);
+        return 1;
+    }
     std::unique_ptr<resp_listener> resp;
     try {
         if (config.port != 0) {
@@ -102,13 +130,16 @@ int server_main(const std::vector<std::string>& args) {
     asio::co_spawn(io, service.run_deadlines(),
                    [](std::exception_ptr e) { log_exception(e, "deadline loop"); });
 
-    spdlog::info("conveyor {} started: resp {}, data dir {}, pid {}", CONVEYOR_VERSION,
+    spdlog::info("conveyor {} started: resp {}, data dir {} (fsync {}), pid {}", CONVEYOR_VERSION,
                  resp ? config.bind + ":" + std::to_string(resp->local_endpoint().port())
                       : std::string("off"),
-                 config.data_dir, static_cast<long>(::getpid()));
+                 config.data_dir, config.fsync, static_cast<long>(::getpid()));
     io.run();
-    spdlog::info("conveyor stopped");
-    return 0;
+    if (exit_code == 0) {
+        service.close_log();
+        spdlog::info("conveyor stopped");
+    }
+    return exit_code;
 }
 
 }  // namespace conveyor::server

@@ -42,43 +42,74 @@ std::error_code segment_writer::open(std::uint64_t sequence) {
     return {};
 }
 
-// The frame is built in place at the end of the batch: header placeholder, then the encoded
+// The frame is built in place at the end of `out`: header placeholder, then the encoded
 // record, then the header is filled in (no copy of the payload).
+std::error_code append_record_frame(const core::record& r, std::string& out,
+                                    std::uint32_t max_frame_len) {
+    const std::size_t start = out.size();
+    out.append(frame_header_size, '\0');
+    encode(r, out);
+    const std::size_t length = out.size() - start - frame_header_size;
+    if (length == 0 || length > max_frame_len) {
+        out.resize(start);
+        return length == 0 ? storage_errc::bad_record : storage_errc::record_too_large;
+    }
+    const std::string_view payload = std::string_view(out).substr(start + frame_header_size);
+    store_le32(static_cast<std::uint32_t>(length), out.data() + start);
+    store_le32(crc32c(payload), out.data() + start + 4);
+    return {};
+}
+
 std::error_code segment_writer::append(const core::record& r) {
     if (failure_) return storage_errc::log_failed;
     if (!file_.valid()) return storage_errc::not_open;
-    const std::size_t start = batch_.size();
-    batch_.append(frame_header_size, '\0');
-    encode(r, batch_);
-    const std::size_t length = batch_.size() - start - frame_header_size;
-    if (length == 0 || length > options_.max_frame_len) {
-        batch_.resize(start);
-        return length == 0 ? storage_errc::bad_record : storage_errc::record_too_large;
-    }
-    const std::string_view payload = std::string_view(batch_).substr(start + frame_header_size);
-    store_le32(static_cast<std::uint32_t>(length), batch_.data() + start);
-    store_le32(crc32c(payload), batch_.data() + start + 4);
+    if (std::error_code ec = append_record_frame(r, batch_, options_.max_frame_len)) return ec;
     ++batch_records_;
     return {};
 }
 
-std::error_code segment_writer::flush() {
+std::error_code segment_writer::append_frames(std::string_view frames, std::size_t records) {
+    if (failure_) return storage_errc::log_failed;
+    if (!file_.valid()) return storage_errc::not_open;
+    batch_.append(frames);
+    batch_records_ += records;
+    return {};
+}
+
+std::error_code segment_writer::write() {
     if (failure_) return storage_errc::log_failed;
     if (!file_.valid()) return storage_errc::not_open;
     if (batch_.empty()) return {};
     if (std::error_code ec = io_.write_all(file_, batch_)) return fail(ec);
-    if (std::error_code ec = io_.sync(file_)) return fail(ec);
     segment_bytes_ += batch_.size();
+    unsynced_ = true;
     batch_.clear();
     batch_records_ = 0;
-    if (segment_bytes_ < options_.segment_target_bytes) return {};
+    return {};
+}
+
+std::error_code segment_writer::sync() {
+    if (failure_) return storage_errc::log_failed;
+    if (!file_.valid()) return storage_errc::not_open;
+    if (!unsynced_) return {};
+    if (std::error_code ec = io_.sync(file_)) return fail(ec);
+    unsynced_ = false;
+    return {};
+}
+
+std::error_code segment_writer::rotate() {
+    if (std::error_code ec = sync()) return ec;
     const std::uint64_t next = sequence_ + 1;
-    if (std::error_code ec = io_.close(file_)) {
-        file_ = {};
-        return fail(ec);
-    }
+    const file_handle old = file_;
     file_ = {};
+    if (std::error_code ec = io_.close(old)) return fail(ec);
     return open(next);
+}
+
+std::error_code segment_writer::flush() {
+    if (std::error_code ec = write()) return ec;
+    if (std::error_code ec = sync()) return ec;
+    return rotation_due() ? rotate() : std::error_code{};
 }
 
 void segment_writer::close() {
@@ -88,6 +119,7 @@ void segment_writer::close() {
     }
     batch_.clear();
     batch_records_ = 0;
+    unsynced_ = false;
 }
 
 }  // namespace conveyor::storage

@@ -22,6 +22,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <system_error>
 
 namespace conveyor::storage {
@@ -47,8 +48,19 @@ public:
     // (nothing was written); log_failed and not_open are returned as described above.
     std::error_code append(const core::record& r);
 
+    // Adds frames already encoded with append_record_frame (`records` of them).
+    std::error_code append_frames(std::string_view frames, std::size_t records);
+
     // Writes and syncs the batch (no-op when empty), then rotates if due.
     std::error_code flush();
+
+    // The steps of flush(), for callers that sync less often than they write (fsync modes
+    // everysec and no): write() hands the batch to the OS, sync() makes everything written so
+    // far durable, rotate() syncs the current segment and opens the next one.
+    std::error_code write();
+    std::error_code sync();
+    std::error_code rotate();
+    bool rotation_due() const noexcept { return segment_bytes_ >= options_.segment_target_bytes; }
 
     // Closes the segment without flushing; the batch is dropped.
     void close();
@@ -56,7 +68,9 @@ public:
     const std::error_code& failure() const noexcept { return failure_; }
     bool is_open() const noexcept { return file_.valid(); }
     std::uint64_t sequence() const noexcept { return sequence_; }
-    std::uint64_t segment_bytes() const noexcept { return segment_bytes_; }  // durable
+    // Bytes of the current segment handed to the OS (durable once sync() returned).
+    std::uint64_t segment_bytes() const noexcept { return segment_bytes_; }
+    bool unsynced() const noexcept { return unsynced_; }
     std::size_t pending_bytes() const noexcept { return batch_.size(); }
     std::size_t pending_records() const noexcept { return batch_records_; }
     std::string segment_path(std::uint64_t sequence) const;
@@ -72,6 +86,12 @@ private:
     std::string batch_;
     std::size_t batch_records_ = 0;
     std::error_code failure_;
+    bool unsynced_ = false;
 };
+
+// Appends one frame holding `r` to `out` (the bytes append() adds to the batch). On error
+// (record_too_large, bad_record) `out` is left as it was.
+std::error_code append_record_frame(const core::record& r, std::string& out,
+                                    std::uint32_t max_frame_len = default_max_frame_len);
 
 }  // namespace conveyor::storage

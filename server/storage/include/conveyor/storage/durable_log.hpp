@@ -1,0 +1,136 @@
+// The broker's log: recovery at start, then group commit on a storage thread.
+//
+// Threads. The owner (the server's core thread) calls recover(), start(), append() and stop();
+// one storage thread, started by start(), does every write, fdatasync and segment rotation.
+// append() only encodes the record into the pending batch (under a mutex); the storage thread
+// takes the whole pending batch at once, writes it with one write and, under fsync `always`,
+// makes it durable with one fdatasync: every record that arrived while the previous sync ran
+// shares the next one (group commit).
+//
+// Positions. Records are numbered 1, 2, ... in append order; appended() is the newest number.
+// released() is the newest record that a reply may depend on: under `always` the newest
+// fsynced record, under `everysec` and `no` the newest record handed to the OS (so a crash of
+// the process alone loses nothing acknowledged in any mode; a crash of the machine loses what
+// was not yet synced: up to about a second under `everysec`, whatever the OS held under `no`).
+// The owner holds each reply until released() covers every record appended before it.
+//
+// Fail-stop. The first failed write, fsync or rotation is remembered (failure()); released()
+// never moves again and append() refuses every later record. Nothing is retried on the same
+// descriptor (segment_writer.hpp).
+#pragma once
+
+#include "conveyor/core/records.hpp"
+#include "conveyor/storage/file_io.hpp"
+#include "conveyor/storage/log_directory.hpp"
+#include "conveyor/storage/log_format.hpp"
+#include "conveyor/storage/segment_writer.hpp"
+
+#include <atomic>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <thread>
+
+namespace conveyor::storage {
+
+enum class fsync_mode : std::uint8_t { always, everysec, no };
+
+std::string_view to_string(fsync_mode m) noexcept;
+std::optional<fsync_mode> parse_fsync_mode(std::string_view s) noexcept;
+
+struct log_options {
+    std::string directory;
+    fsync_mode fsync = fsync_mode::always;
+    std::uint64_t segment_target_bytes = std::uint64_t{64} * 1024 * 1024;
+    std::uint32_t max_frame_len = default_max_frame_len;
+};
+
+struct recovery_result {
+    std::error_code error;  // an I/O error while reading or cutting the log
+    std::string error_path;
+    log_outcome outcome = log_clean{};  // torn_tail: it was cut; damage: nothing was changed
+    std::size_t records = 0;            // records replayed
+    std::size_t segments = 0;
+    std::uint64_t bytes = 0;  // size of the log after the cut
+    std::uint64_t next_sequence = 1;
+
+    bool ok() const noexcept { return !error && !std::holds_alternative<log_damage>(outcome); }
+};
+
+struct log_stats {
+    fsync_mode fsync = fsync_mode::always;
+    std::uint64_t log_bytes = 0;  // every segment, as written to the OS
+    std::size_t segments = 0;
+    std::uint64_t current_sequence = 0;
+    std::uint64_t records_appended = 0;
+    std::uint64_t records_released = 0;
+    std::uint64_t fsyncs = 0;
+    std::int64_t last_fsync_us = -1;  // -1: none yet
+    std::int64_t max_fsync_us = 0;
+    std::uint64_t pending_bytes = 0;
+    std::error_code failure;
+    std::string failure_path;
+};
+
+class durable_log {
+public:
+    durable_log(file_io& io, log_options options);
+    ~durable_log();
+    durable_log(const durable_log&) = delete;
+    durable_log& operator=(const durable_log&) = delete;
+
+    // Reads every segment in order, handing each record to `on_record`; `on_progress` (may be
+    // empty) is called every 65,536 records with the counts so far. A torn tail is cut off
+    // (truncated, or the file removed when even its header is torn); damage is reported and
+    // left alone. Call once, before start().
+    recovery_result recover(const record_callback& on_record,
+                            const std::function<void(std::size_t records, std::uint64_t bytes)>&
+                                on_progress = {});
+
+    // Creates the next segment and starts the storage thread. `on_released` is called on the
+    // storage thread each time released() moves or the log fails; it must only hand the news
+    // to the owner's thread (post), never call back into this object.
+    std::error_code start(std::function<void()> on_released);
+
+    // Owner thread. Encodes `r` into the pending batch. Errors: log_failed (fail-stop),
+    // record_too_large / bad_record (nothing appended).
+    std::error_code append(const core::record& r);
+    std::uint64_t appended() const noexcept { return appended_; }
+    std::uint64_t released() const noexcept { return released_.load(std::memory_order_acquire); }
+    bool failed() const noexcept { return failed_.load(std::memory_order_acquire); }
+
+    // Writes and (in every mode) syncs what is pending, then joins the storage thread.
+    void stop();
+
+    log_stats stats() const;
+    const log_options& options() const noexcept { return options_; }
+
+private:
+    void run();
+
+    file_io& io_;
+    log_options options_;
+    segment_writer writer_;
+    std::function<void()> on_released_;
+    std::thread thread_;
+
+    mutable std::mutex mu_;
+    std::condition_variable cv_;
+    std::string pending_;  // encoded frames not yet taken by the storage thread
+    std::size_t pending_records_ = 0;
+    bool stopping_ = false;
+    log_stats stats_;  // guarded by mu_ (the thread updates it after each batch)
+
+    std::uint64_t appended_ = 0;  // owner thread only
+    std::atomic<std::uint64_t> released_{0};
+    std::atomic<bool> failed_{false};
+    std::uint64_t closed_segments_bytes_ = 0;  // storage thread only
+};
+
+}  // namespace conveyor::storage

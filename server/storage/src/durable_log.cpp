@@ -1,0 +1,212 @@
+#include "conveyor/storage/durable_log.hpp"
+
+#include "conveyor/storage/errors.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <utility>
+
+namespace conveyor::storage {
+
+using std::chrono::steady_clock;
+
+std::string_view to_string(fsync_mode m) noexcept {
+    switch (m) {
+        case fsync_mode::always: return "always";
+        case fsync_mode::everysec: return "everysec";
+        case fsync_mode::no: return "no";
+    }
+    return "always";
+}
+
+std::optional<fsync_mode> parse_fsync_mode(std::string_view s) noexcept {
+    if (s == "always") return fsync_mode::always;
+    if (s == "everysec") return fsync_mode::everysec;
+    if (s == "no") return fsync_mode::no;
+    return std::nullopt;
+}
+
+durable_log::durable_log(file_io& io, log_options options)
+    : io_(io),
+      options_(std::move(options)),
+      writer_(io, writer_options{options_.directory, options_.segment_target_bytes,
+                                 options_.max_frame_len}) {
+    stats_.fsync = options_.fsync;
+}
+
+durable_log::~durable_log() {
+    stop();
+}
+
+recovery_result durable_log::recover(
+    const record_callback& on_record,
+    const std::function<void(std::size_t, std::uint64_t)>& on_progress) {
+    recovery_result result;
+    std::size_t count = 0;
+    std::uint64_t segment_start_bytes = 0;
+    const directory_scan scan = scan_log_directory(
+        io_, options_.directory, [&](const core::record& r) {
+            on_record(r);
+            if ((++count & 0xffff) == 0 && on_progress) on_progress(count, segment_start_bytes);
+        },
+        scan_options{std::max(options_.max_frame_len, default_max_frame_len)});
+    if (!scan.ok()) {
+        result.error = scan.error;
+        result.error_path = scan.error_path;
+        return result;
+    }
+    result.records = scan.records;
+    result.outcome = scan.outcome;
+    result.segments = scan.segments.size();
+    for (const auto& s : scan.segments) result.bytes += s.bytes;
+    result.next_sequence = scan.segments.empty() ? 1 : scan.segments.back().sequence + 1;
+    if (const auto* torn = std::get_if<log_torn_tail>(&scan.outcome)) {
+        std::error_code ec;
+        if (torn->offset < segment_header_size) {
+            // Not even the header was made durable: the file never held a record.
+            ec = io_.remove(torn->path);
+            if (!ec) ec = io_.sync_directory(options_.directory);
+            if (!ec) {
+                --result.segments;
+                result.next_sequence = scan.segments.back().sequence;
+            }
+        } else {
+            ec = io_.truncate(torn->path, torn->offset);
+        }
+        if (ec) {
+            result.error = ec;
+            result.error_path = torn->path;
+            return result;
+        }
+        result.bytes -= torn->bytes_dropped;
+    }
+    std::lock_guard lk(mu_);
+    stats_.log_bytes = result.bytes;
+    stats_.segments = result.segments;
+    closed_segments_bytes_ = result.bytes;
+    return result;
+}
+
+std::error_code durable_log::start(std::function<void()> on_released) {
+    // Always a fresh segment, one past the newest on disk (recover() cut any torn tail).
+    auto listed = list_segments(options_.directory);
+    if (listed.error) return listed.error;
+    const std::uint64_t next = listed.value.empty() ? 1 : listed.value.back().first + 1;
+    if (std::error_code ec = writer_.open(next)) return ec;
+    on_released_ = std::move(on_released);
+    {
+        std::lock_guard lk(mu_);
+        stats_.current_sequence = next;
+        stats_.segments += 1;
+        stats_.log_bytes = closed_segments_bytes_ + writer_.segment_bytes();
+    }
+    thread_ = std::thread([this] { run(); });
+    return {};
+}
+
+std::error_code durable_log::append(const core::record& r) {
+    std::lock_guard lk(mu_);
+    if (failed_.load(std::memory_order_relaxed)) return storage_errc::log_failed;
+    const bool was_empty = pending_.empty();
+    if (std::error_code ec = append_record_frame(r, pending_, options_.max_frame_len)) return ec;
+    ++pending_records_;
+    ++appended_;
+    stats_.records_appended = appended_;
+    // The storage thread sleeps only when nothing is pending.
+    if (was_empty) cv_.notify_one();
+    return {};
+}
+
+void durable_log::run() {
+    std::string batch;
+    auto last_sync = steady_clock::now();
+    std::unique_lock lk(mu_);
+    while (true) {
+        auto has_work = [&] { return stopping_ || !pending_.empty(); };
+        if (options_.fsync == fsync_mode::everysec && writer_.unsynced()) {
+            cv_.wait_until(lk, last_sync + std::chrono::seconds(1), has_work);
+        } else {
+            cv_.wait(lk, has_work);
+        }
+        const bool stopping = stopping_;
+        batch.swap(pending_);
+        pending_.clear();
+        const std::size_t records = pending_records_;
+        pending_records_ = 0;
+        const std::uint64_t upto = appended_;
+        lk.unlock();
+
+        std::error_code ec;
+        if (!batch.empty()) {
+            ec = writer_.append_frames(batch, records);
+            if (!ec) ec = writer_.write();
+            batch.clear();
+        }
+        std::int64_t sync_us = -1;
+        const auto now = steady_clock::now();
+        const bool sync_due = options_.fsync == fsync_mode::always || stopping ||
+                              (options_.fsync == fsync_mode::everysec &&
+                               now - last_sync >= std::chrono::seconds(1));
+        if (!ec && sync_due && writer_.unsynced()) {
+            ec = writer_.sync();
+            const auto after = steady_clock::now();
+            sync_us = std::chrono::duration_cast<std::chrono::microseconds>(after - now).count();
+            last_sync = after;
+        }
+        std::uint64_t rotated_bytes = 0;
+        if (!ec && writer_.rotation_due()) {
+            rotated_bytes = writer_.segment_bytes();
+            ec = writer_.rotate();
+        }
+
+        lk.lock();
+        if (ec) {
+            stats_.failure = ec;
+            stats_.failure_path = writer_.segment_path(writer_.sequence());
+            failed_.store(true, std::memory_order_release);
+            lk.unlock();
+            if (on_released_) on_released_();
+            return;
+        }
+        if (sync_us >= 0) {
+            ++stats_.fsyncs;
+            stats_.last_fsync_us = sync_us;
+            if (sync_us > stats_.max_fsync_us) stats_.max_fsync_us = sync_us;
+        }
+        if (rotated_bytes > 0) {
+            closed_segments_bytes_ += rotated_bytes;
+            ++stats_.segments;
+            stats_.current_sequence = writer_.sequence();
+        }
+        stats_.log_bytes = closed_segments_bytes_ + writer_.segment_bytes();
+        // Under `always` everything written was also synced just now.
+        const std::uint64_t previous = released_.load(std::memory_order_relaxed);
+        if (upto != previous) {
+            stats_.records_released = upto;
+            released_.store(upto, std::memory_order_release);
+            lk.unlock();
+            if (on_released_) on_released_();
+            lk.lock();
+        }
+        if (stopping && pending_.empty()) return;
+    }
+}
+
+void durable_log::stop() {
+    {
+        std::lock_guard lk(mu_);
+        stopping_ = true;
+    }
+    cv_.notify_one();
+    if (thread_.joinable()) thread_.join();
+    writer_.close();
+}
+
+log_stats durable_log::stats() const {
+    std::lock_guard lk(mu_);
+    log_stats s = stats_;
+    s.pending_bytes = pending_.size();
+    return s;
+}
+
+}  // namespace conveyor::storage
