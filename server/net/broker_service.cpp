@@ -118,14 +118,16 @@ std::optional<std::string> broker_service::open_log(storage::file_io& io,
     }
 
     auto ec = log_->start([this] {
-        // Storage thread: hand the news to the core thread.
-        asio::post(executor_, [this] { on_log_released(); });
+        // Storage thread: hand the news to the core thread. (Inline, before_sleep calls
+        // on_log_released itself.)
+        if (!log_->is_inline()) asio::post(executor_, [this] { on_log_released(); });
     });
     if (ec) {
         return "cannot create a log segment in '" + config_.data_dir + "': " + ec.message();
     }
     broker_.set_record_sink([this](const core::record& r) {
         if (log_failed_) return;
+        kick_due_ = true;
         if (auto ec = log_->append(r)) {
             if (ec == storage::storage_errc::log_failed) return;  // reported by on_log_released
             // A record the log cannot hold (too large) must not be acknowledged either.
@@ -137,6 +139,14 @@ std::optional<std::string> broker_service::open_log(storage::file_io& io,
     });
     broker_.tick(now());
     return std::nullopt;
+}
+
+void broker_service::before_sleep() {
+    if (!kick_due_ || !log_) return;
+    kick_due_ = false;
+    log_->kick();
+    // Inline (no storage thread): the batch is already written and synced.
+    if (log_->is_inline()) on_log_released();
 }
 
 void broker_service::close_log() {

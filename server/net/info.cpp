@@ -84,12 +84,37 @@ void section_memory(info_out& o, broker_service& s) {
     o.field("maxmemory", 0);
 }
 
-void section_persistence(info_out& o, broker_service&) {
+void section_persistence(info_out& o, broker_service& s) {
     o.header("Persistence");
     o.field("loading", 0);
-    // Durability arrives with the storage layer; until then say plainly that it is off.
-    o.field("persistence_mode", std::string("none"));
-    o.field("aof_enabled", 0);
+    auto* log = s.log();
+    if (log == nullptr) {
+        o.field("persistence_mode", std::string("none"));
+        o.field("aof_enabled", 0);
+        return;
+    }
+    const auto st = log->stats();
+    o.field("persistence_mode", std::string("log"));
+    o.field("aof_enabled", 1);  // what Redis tools look at to see that writes are logged
+    o.field("log_fsync", std::string(storage::to_string(st.fsync)));
+    o.field("log_dir", s.config().data_dir);
+    o.field("log_bytes", st.log_bytes);
+    o.field("log_segments", st.segments);
+    o.field("log_current_segment", st.current_sequence);
+    o.field("log_records_appended", st.records_appended);
+    o.field("log_records_released", st.records_released);
+    o.field("log_pending_bytes", st.pending_bytes);
+    o.field("log_fsyncs", st.fsyncs);
+    o.field("log_last_fsync_latency_us", st.last_fsync_us);
+    o.field("log_max_fsync_latency_us", st.max_fsync_us);
+    o.field("log_write_status", std::string(st.failure ? "err" : "ok"));
+    if (st.failure) o.field("log_last_error", st.failure.message());
+    o.field("aof_last_write_status", std::string(st.failure ? "err" : "ok"));
+    const auto& r = s.recovery();
+    o.field("recovered_records", r.records);
+    o.field("recovered_segments", r.segments);
+    o.field("recovery_ms", r.duration_ms);
+    o.field("recovery_downtime_ms", r.downtime_ms);
 }
 
 void section_stats(info_out& o, broker_service& s) {

@@ -134,7 +134,14 @@ int server_main(const std::vector<std::string>& args) {
                  resp ? config.bind + ":" + std::to_string(resp->local_endpoint().port())
                       : std::string("off"),
                  config.data_dir, config.fsync, static_cast<long>(::getpid()));
-    io.run();
+    // io.run(), with a hook before each wait: run one handler (blocking), then everything
+    // that became ready meanwhile, then hand this round's records to the log.
+    while (!io.stopped()) {
+        io.run_one();
+        while (io.poll() > 0) {
+        }
+        service.before_sleep();
+    }
     if (exit_code == 0) {
         service.close_log();
         spdlog::info("conveyor stopped");

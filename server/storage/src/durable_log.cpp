@@ -100,96 +100,117 @@ std::error_code durable_log::start(std::function<void()> on_released) {
         stats_.segments += 1;
         stats_.log_bytes = closed_segments_bytes_ + writer_.segment_bytes();
     }
-    thread_ = std::thread([this] { run(); });
+    // `always` writes and syncs on the owner's thread (see the header); the others on a thread.
+    inline_ = options_.fsync == fsync_mode::always;
+    if (!inline_) thread_ = std::thread([this] { run(); });
     return {};
 }
 
 std::error_code durable_log::append(const core::record& r) {
     std::lock_guard lk(mu_);
     if (failed_.load(std::memory_order_relaxed)) return storage_errc::log_failed;
-    const bool was_empty = pending_.empty();
     if (std::error_code ec = append_record_frame(r, pending_, options_.max_frame_len)) return ec;
     ++pending_records_;
     ++appended_;
     stats_.records_appended = appended_;
-    // The storage thread sleeps only when nothing is pending.
-    if (was_empty) cv_.notify_one();
     return {};
 }
 
-void durable_log::run() {
-    std::string batch;
-    auto last_sync = steady_clock::now();
-    std::unique_lock lk(mu_);
-    while (true) {
-        auto has_work = [&] { return stopping_ || !pending_.empty(); };
-        if (options_.fsync == fsync_mode::everysec && writer_.unsynced()) {
-            cv_.wait_until(lk, last_sync + std::chrono::seconds(1), has_work);
-        } else {
-            cv_.wait(lk, has_work);
-        }
-        const bool stopping = stopping_;
-        batch.swap(pending_);
-        pending_.clear();
-        const std::size_t records = pending_records_;
-        pending_records_ = 0;
-        const std::uint64_t upto = appended_;
-        lk.unlock();
-
-        std::error_code ec;
-        if (!batch.empty()) {
-            ec = writer_.append_frames(batch, records);
-            if (!ec) ec = writer_.write();
-            batch.clear();
-        }
-        std::int64_t sync_us = -1;
-        const auto now = steady_clock::now();
-        const bool sync_due = options_.fsync == fsync_mode::always || stopping ||
-                              (options_.fsync == fsync_mode::everysec &&
-                               now - last_sync >= std::chrono::seconds(1));
-        if (!ec && sync_due && writer_.unsynced()) {
-            ec = writer_.sync();
-            const auto after = steady_clock::now();
-            sync_us = std::chrono::duration_cast<std::chrono::microseconds>(after - now).count();
-            last_sync = after;
-        }
-        std::uint64_t rotated_bytes = 0;
-        if (!ec && writer_.rotation_due()) {
-            rotated_bytes = writer_.segment_bytes();
-            ec = writer_.rotate();
-        }
-
-        lk.lock();
-        if (ec) {
-            stats_.failure = ec;
-            stats_.failure_path = writer_.segment_path(writer_.sequence());
-            failed_.store(true, std::memory_order_release);
-            lk.unlock();
-            if (on_released_) on_released_();
-            return;
-        }
-        if (sync_us >= 0) {
-            ++stats_.fsyncs;
-            stats_.last_fsync_us = sync_us;
-            if (sync_us > stats_.max_fsync_us) stats_.max_fsync_us = sync_us;
-        }
-        if (rotated_bytes > 0) {
-            closed_segments_bytes_ += rotated_bytes;
-            ++stats_.segments;
-            stats_.current_sequence = writer_.sequence();
-        }
-        stats_.log_bytes = closed_segments_bytes_ + writer_.segment_bytes();
-        // Under `always` everything written was also synced just now.
-        const std::uint64_t previous = released_.load(std::memory_order_relaxed);
-        if (upto != previous) {
-            stats_.records_released = upto;
-            released_.store(upto, std::memory_order_release);
-            lk.unlock();
-            if (on_released_) on_released_();
-            lk.lock();
-        }
-        if (stopping && pending_.empty()) return;
+void durable_log::kick() {
+    if (inline_) {
+        if (!failed()) process_batch(false);
+        return;
     }
+    {
+        std::lock_guard lk(mu_);
+        kicked_ = true;
+    }
+    cv_.notify_one();
+}
+
+void durable_log::run() {
+    while (true) {
+        bool stopping = false;
+        {
+            std::unique_lock lk(mu_);
+            auto has_work = [&] { return stopping_ || (kicked_ && !pending_.empty()); };
+            if (options_.fsync == fsync_mode::everysec && writer_.unsynced()) {
+                cv_.wait_until(lk, last_sync_ + std::chrono::seconds(1), has_work);
+            } else {
+                cv_.wait(lk, has_work);
+            }
+            stopping = stopping_;
+        }
+        if (!process_batch(stopping)) return;
+        if (stopping) {
+            std::lock_guard lk(mu_);
+            if (pending_.empty()) return;
+        }
+    }
+}
+
+// Takes everything pending, writes it, syncs as the mode says, rotates when due, and
+// publishes the new released() position. False once the log has failed.
+bool durable_log::process_batch(bool stopping) {
+    std::unique_lock lk(mu_);
+    kicked_ = false;
+    batch_.swap(pending_);
+    pending_.clear();
+    const std::size_t records = pending_records_;
+    pending_records_ = 0;
+    const std::uint64_t upto = appended_;
+    lk.unlock();
+
+    std::error_code ec;
+    if (!batch_.empty()) {
+        ec = writer_.append_frames(batch_, records);
+        if (!ec) ec = writer_.write();
+        batch_.clear();
+    }
+    std::int64_t sync_us = -1;
+    const auto now = steady_clock::now();
+    const bool sync_due = options_.fsync == fsync_mode::always || stopping ||
+                          (options_.fsync == fsync_mode::everysec &&
+                           now - last_sync_ >= std::chrono::seconds(1));
+    if (!ec && sync_due && writer_.unsynced()) {
+        ec = writer_.sync();
+        const auto after = steady_clock::now();
+        sync_us = std::chrono::duration_cast<std::chrono::microseconds>(after - now).count();
+        last_sync_ = after;
+    }
+    std::uint64_t rotated_bytes = 0;
+    if (!ec && writer_.rotation_due()) {
+        rotated_bytes = writer_.segment_bytes();
+        ec = writer_.rotate();
+    }
+
+    lk.lock();
+    if (ec) {
+        stats_.failure = ec;
+        stats_.failure_path = writer_.segment_path(writer_.sequence());
+        failed_.store(true, std::memory_order_release);
+        lk.unlock();
+        if (on_released_) on_released_();
+        return false;
+    }
+    if (sync_us >= 0) {
+        ++stats_.fsyncs;
+        stats_.last_fsync_us = sync_us;
+        if (sync_us > stats_.max_fsync_us) stats_.max_fsync_us = sync_us;
+    }
+    if (rotated_bytes > 0) {
+        closed_segments_bytes_ += rotated_bytes;
+        ++stats_.segments;
+        stats_.current_sequence = writer_.sequence();
+    }
+    stats_.log_bytes = closed_segments_bytes_ + writer_.segment_bytes();
+    if (upto != released_.load(std::memory_order_relaxed)) {
+        stats_.records_released = upto;
+        released_.store(upto, std::memory_order_release);
+        lk.unlock();
+        if (on_released_) on_released_();
+    }
+    return true;
 }
 
 void durable_log::stop() {
@@ -198,7 +219,11 @@ void durable_log::stop() {
         stopping_ = true;
     }
     cv_.notify_one();
-    if (thread_.joinable()) thread_.join();
+    if (thread_.joinable()) {
+        thread_.join();
+    } else if (inline_ && writer_.is_open() && !failed()) {
+        process_batch(true);
+    }
     writer_.close();
 }
 

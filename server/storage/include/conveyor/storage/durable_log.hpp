@@ -1,11 +1,16 @@
-// The broker's log: recovery at start, then group commit on a storage thread.
+// The broker's log: recovery at start, then group commit.
 //
-// Threads. The owner (the server's core thread) calls recover(), start(), append() and stop();
-// one storage thread, started by start(), does every write, fdatasync and segment rotation.
-// append() only encodes the record into the pending batch (under a mutex); the storage thread
-// takes the whole pending batch at once, writes it with one write and, under fsync `always`,
-// makes it durable with one fdatasync: every record that arrived while the previous sync ran
-// shares the next one (group commit).
+// Threads. The owner (the server's core thread) calls recover(), start(), append(), kick()
+// and stop(). append() only encodes the record into the pending batch; kick() hands the whole
+// pending batch over at once: one write and, under fsync `always`, one fdatasync for every
+// record appended since the last kick (group commit). The owner kicks once per round of its
+// event loop, after serving every client that was ready, so those clients share one fsync,
+// as Redis's `appendfsync always` does in beforeSleep.
+//   - `always`: kick() writes and syncs on the owner's thread and returns when the batch is
+//     durable (measured faster than a hand-off to a storage thread on 2 cores: no wake-ups,
+//     larger groups; bench/README.md).
+//   - `everysec`, `no`: kick() wakes a storage thread, which writes the batch and syncs once a
+//     second (`everysec`) or only at segment rotation and stop (`no`).
 //
 // Positions. Records are numbered 1, 2, ... in append order; appended() is the newest number.
 // released() is the newest record that a reply may depend on: under `always` the newest
@@ -26,6 +31,7 @@
 #include "conveyor/storage/segment_writer.hpp"
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
@@ -93,14 +99,19 @@ public:
                             const std::function<void(std::size_t records, std::uint64_t bytes)>&
                                 on_progress = {});
 
-    // Creates the next segment and starts the storage thread. `on_released` is called on the
-    // storage thread each time released() moves or the log fails; it must only hand the news
-    // to the owner's thread (post), never call back into this object.
+    // Creates the next segment and starts the storage thread (not under `always`).
+    // `on_released` is called each time released() moves or the log fails: on the storage
+    // thread (it must only hand the news to the owner's thread, never call back into this
+    // object), or under `always` from inside kick().
     std::error_code start(std::function<void()> on_released);
 
     // Owner thread. Encodes `r` into the pending batch. Errors: log_failed (fail-stop),
-    // record_too_large / bad_record (nothing appended).
+    // record_too_large / bad_record (nothing appended). The storage thread is not woken:
+    // call kick() once the owner has run whatever else is ready (the records of every client
+    // served in this round then share one write and one fsync, as Redis's beforeSleep does).
     std::error_code append(const core::record& r);
+    void kick();
+    bool is_inline() const noexcept { return inline_; }
     std::uint64_t appended() const noexcept { return appended_; }
     std::uint64_t released() const noexcept { return released_.load(std::memory_order_acquire); }
     bool failed() const noexcept { return failed_.load(std::memory_order_acquire); }
@@ -113,6 +124,7 @@ public:
 
 private:
     void run();
+    bool process_batch(bool stopping);
 
     file_io& io_;
     log_options options_;
@@ -125,6 +137,10 @@ private:
     std::string pending_;  // encoded frames not yet taken by the storage thread
     std::size_t pending_records_ = 0;
     bool stopping_ = false;
+    bool kicked_ = false;
+    bool inline_ = false;
+    std::string batch_;  // the batch being written (storage thread, or owner when inline)
+    std::chrono::steady_clock::time_point last_sync_ = std::chrono::steady_clock::now();
     log_stats stats_;  // guarded by mu_ (the thread updates it after each batch)
 
     std::uint64_t appended_ = 0;  // owner thread only
