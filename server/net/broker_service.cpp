@@ -9,6 +9,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <future>
 #include <random>
 
 namespace asio = boost::asio;
@@ -138,7 +139,32 @@ std::optional<std::string> broker_service::open_log(storage::file_io& io,
         }
     });
     broker_.tick(now());
+    log_->start_compactor([this](std::vector<std::string> ids) {
+        return ask_liveness(std::move(ids));
+    });
     return std::nullopt;
+}
+
+// Compactor thread: the core answers on its own thread; this thread waits for the answer.
+std::optional<storage::liveness_answer> broker_service::ask_liveness(std::vector<std::string> ids) {
+    struct question {
+        std::vector<std::string> ids;
+        storage::liveness_answer answer;
+        std::promise<void> done;
+    };
+    auto q = std::make_shared<question>();
+    q->ids = std::move(ids);
+    auto answered = q->done.get_future();
+    asio::post(executor_, [this, q] {
+        q->answer.live.reserve(q->ids.size());
+        for (const auto& id : q->ids) q->answer.live.push_back(broker_.contains(id) ? 1 : 0);
+        q->answer.position = log_->appended();
+        q->done.set_value();
+    });
+    while (answered.wait_for(std::chrono::milliseconds(50)) != std::future_status::ready) {
+        if (log_->stopping()) return std::nullopt;
+    }
+    return std::move(q->answer);
 }
 
 void broker_service::before_sleep() {

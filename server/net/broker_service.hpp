@@ -104,6 +104,7 @@ private:
     void on_result(core::waiter_id w, const core::task_view& task) override;
     waiting_client* take_waiter(core::waiter_id w);
     void on_log_released();  // core thread
+    std::optional<storage::liveness_answer> ask_liveness(std::vector<std::string> ids);
     std::chrono::steady_clock::time_point to_steady(std::int64_t mono_us) const;
 
     boost::asio::any_io_executor executor_;

@@ -110,6 +110,15 @@ void section_persistence(info_out& o, broker_service& s) {
     o.field("log_write_status", std::string(st.failure ? "err" : "ok"));
     if (st.failure) o.field("log_last_error", st.failure.message());
     o.field("aof_last_write_status", std::string(st.failure ? "err" : "ok"));
+    const auto c = log->compaction();
+    o.field("log_records_since_compaction", st.records_appended - c.appended_at_last_pass);
+    o.field("compaction_passes", c.passes);
+    o.field("compaction_segments_rewritten", c.segments_rewritten);
+    o.field("compaction_segments_removed", c.segments_removed);
+    o.field("compaction_records_dropped", c.records_dropped);
+    o.field("compaction_bytes_reclaimed", c.bytes_reclaimed);
+    o.field("compaction_last_pass_ms", c.last_pass_ms);
+    if (!c.last_error.empty()) o.field("compaction_last_error", c.last_error);
     const auto& r = s.recovery();
     o.field("recovered_records", r.records);
     o.field("recovered_segments", r.segments);

@@ -139,4 +139,8 @@ void broker::replay(const record& r) {
     impl_->settle();
 }
 
+bool broker::contains(std::string_view id) const {
+    return impl_->find_task(id) != nullptr;
+}
+
 }  // namespace conveyor::core

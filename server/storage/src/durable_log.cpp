@@ -217,7 +217,10 @@ void durable_log::stop() {
     {
         std::lock_guard lk(mu_);
         stopping_ = true;
+        stop_compactor_.store(true, std::memory_order_release);
     }
+    compactor_cv_.notify_one();
+    if (compactor_.joinable()) compactor_.join();
     cv_.notify_one();
     if (thread_.joinable()) {
         thread_.join();

@@ -77,4 +77,8 @@ std::error_code faulty_file_io::read_all(const std::string& path, std::string& o
     return inner_.read_all(path, out);
 }
 
+std::error_code faulty_file_io::rename(const std::string& from, const std::string& to) {
+    return inner_.rename(from, to);
+}
+
 }  // namespace conveyor::storage

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <cerrno>
+#include <cstdio>
 
 namespace conveyor::storage {
 
@@ -126,6 +127,11 @@ std::error_code posix_file_io::read_all(const std::string& path, std::string& ou
 
 std::error_code posix_file_io::remove(const std::string& path) {
     if (::unlink(path.c_str()) != 0 && errno != ENOENT) return last_error();
+    return {};
+}
+
+std::error_code posix_file_io::rename(const std::string& from, const std::string& to) {
+    if (::rename(from.c_str(), to.c_str()) != 0) return {errno, std::system_category()};
     return {};
 }
 

@@ -136,6 +136,9 @@ public:
     // ---- durability ---------------------------------------------------------------------
     // Applies a record read back from the log (no record is emitted, no waiter is woken).
     void replay(const record& r);
+    // True while a task with this id exists in any state (its records are still needed).
+    // A plain lookup: no tick, no record.
+    bool contains(std::string_view id) const;
 
 private:
     struct impl;

@@ -42,6 +42,7 @@
 #include <string_view>
 #include <system_error>
 #include <thread>
+#include <vector>
 
 namespace conveyor::storage {
 
@@ -84,6 +85,40 @@ struct log_stats {
     std::string failure_path;
 };
 
+// Compaction. A record is superseded once its task no longer exists (acked and forgotten,
+// popped, purged, deleted): replaying the log without it rebuilds the same state. A pass
+// covers the closed segments (never the one being written) oldest first:
+//   1. read them and collect the ids of the tasks they mention;
+//   2. ask the owner which of those tasks still exist (liveness_fn, answered on the owner's
+//      thread), and wait until the log has released the owner's position at that moment, so
+//      every change that ended a task is durable before its history is dropped;
+//   3. rewrite each segment that holds superseded records, oldest first, without them (temp
+//      file, fsync, rename over the segment, fsync the directory); QPURGE/DEL records are
+//      kept unless nothing before them in the log was kept;
+//   4. remove the oldest segments once they hold no record.
+// Why it is safe at every step (a crash between two rewrites included): for a task that no
+// longer exists, what remains after any step is a suffix of its history, and replaying a
+// suffix that lacks the enqueue does nothing (apply ignores records of unknown tasks). A
+// task that exists keeps every record. The records that end a task come after the others.
+struct liveness_answer {
+    std::vector<char> live;  // one flag per id asked
+    std::uint64_t position = 0;  // appended() when the owner answered
+};
+// Owner-provided: which of `ids` still exist. nullopt when the owner is shutting down.
+using liveness_fn =
+    std::function<std::optional<liveness_answer>(std::vector<std::string> ids)>;
+
+struct compaction_stats {
+    std::uint64_t passes = 0;
+    std::uint64_t segments_rewritten = 0;
+    std::uint64_t segments_removed = 0;
+    std::uint64_t records_dropped = 0;
+    std::uint64_t bytes_reclaimed = 0;
+    std::int64_t last_pass_ms = -1;
+    std::uint64_t appended_at_last_pass = 0;
+    std::string last_error;
+};
+
 class durable_log {
 public:
     durable_log(file_io& io, log_options options);
@@ -118,12 +153,26 @@ public:
 
     // Writes and (in every mode) syncs what is pending, then joins the storage thread.
     void stop();
+    bool stopping() const noexcept { return stop_compactor_.load(std::memory_order_acquire); }
+
+    // Starts the compaction thread: a pass runs when the closed segments hold at least one
+    // segment target of bytes and twice what the last pass left (so each byte is rewritten a
+    // bounded number of times).
+    void start_compactor(liveness_fn live);
+    // One pass on the calling thread (tests, tools). Errors leave the log as it was.
+    std::error_code compact(const liveness_fn& live);
 
     log_stats stats() const;
+    compaction_stats compaction() const;
     const log_options& options() const noexcept { return options_; }
 
 private:
     void run();
+    void run_compactor(liveness_fn live);
+    std::error_code rewrite_segment(const std::string& path, std::uint64_t sequence,
+                                    const std::string& bytes,
+                                    const std::function<bool(const core::record&)>& keep,
+                                    std::uint64_t& saved, std::uint64_t& dropped);
     bool process_batch(bool stopping);
 
     file_io& io_;
@@ -143,10 +192,18 @@ private:
     std::chrono::steady_clock::time_point last_sync_ = std::chrono::steady_clock::now();
     log_stats stats_;  // guarded by mu_ (the thread updates it after each batch)
 
-    std::uint64_t appended_ = 0;  // owner thread only
+    std::uint64_t appended_ = 0;  // written by the owner under mu_; appended() is owner-only
     std::atomic<std::uint64_t> released_{0};
     std::atomic<bool> failed_{false};
-    std::uint64_t closed_segments_bytes_ = 0;  // storage thread only
+    std::uint64_t closed_segments_bytes_ = 0;  // guarded by mu_
+
+    std::thread compactor_;
+    std::atomic<bool> stop_compactor_{false};
+    std::condition_variable compactor_cv_;
+    compaction_stats compaction_;       // guarded by mu_
+    std::uint64_t closed_after_pass_ = 0;  // guarded by mu_
+    std::chrono::steady_clock::time_point last_pass_end_{};  // compactor thread
+    std::mutex compact_mu_;             // one pass at a time
 };
 
 }  // namespace conveyor::storage

@@ -48,6 +48,8 @@ public:
     virtual std::error_code read_all(const std::string& path, std::string& out) = 0;
     // Removes a file; one already gone counts as removed. Durable after sync_directory.
     virtual std::error_code remove(const std::string& path) = 0;
+    // Replaces `to` with `from` atomically. Durable after sync_directory.
+    virtual std::error_code rename(const std::string& from, const std::string& to) = 0;
 };
 
 // The real thing: POSIX calls, EINTR retried, short writes continued.
@@ -63,6 +65,7 @@ public:
     std::error_code sync_directory(const std::string& dir) override;
     std::error_code read_all(const std::string& path, std::string& out) override;
     std::error_code remove(const std::string& path) override;
+    std::error_code rename(const std::string& from, const std::string& to) override;
 };
 
 // Wraps another file_io and fails chosen calls. Counters are 1-based and count every call
@@ -96,6 +99,7 @@ public:
     std::error_code sync_directory(const std::string& dir) override;
     std::error_code read_all(const std::string& path, std::string& out) override;
     std::error_code remove(const std::string& path) override;
+    std::error_code rename(const std::string& from, const std::string& to) override;
 
 private:
     struct fault {

@@ -1,0 +1,246 @@
+// Log compaction: see durable_log.hpp for the rules and why each step is crash-safe.
+#include "conveyor/storage/durable_log.hpp"
+#include "conveyor/storage/segment_scanner.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+
+namespace conveyor::storage {
+namespace {
+
+// The task a record belongs to; empty for queue-wide records (QPURGE, DEL).
+std::string_view record_task_id(const core::record& r) {
+    return std::visit(
+        [](const auto& rec) -> std::string_view {
+            using T = std::decay_t<decltype(rec)>;
+            if constexpr (std::is_same_v<T, core::rec_purge> ||
+                          std::is_same_v<T, core::rec_delete_queue>) {
+                return {};
+            } else {
+                return rec.id;
+            }
+        },
+        r);
+}
+
+// A pass holds the ids of the closed log; past this many it stops at a segment boundary
+// (the rest waits for the next pass).
+constexpr std::size_t max_ids_per_pass = 4'000'000;
+constexpr std::size_t ids_per_question = 65'536;
+
+}  // namespace
+
+compaction_stats durable_log::compaction() const {
+    std::lock_guard lk(mu_);
+    return compaction_;
+}
+
+std::error_code durable_log::rewrite_segment(
+    const std::string& path, std::uint64_t sequence, const std::string& bytes,
+    const std::function<bool(const core::record&)>& keep, std::uint64_t& saved,
+    std::uint64_t& dropped) {
+    saved = 0;
+    dropped = 0;
+    scan_options scan{std::max(options_.max_frame_len, default_max_frame_len)};
+    segment_scanner scanner(bytes, scan);
+    std::string out;
+    out.reserve(bytes.size());
+    append_segment_header(sequence, out);
+    core::record r;
+    while (true) {
+        // valid_end() is 0 until the header has been read.
+        const std::size_t start = std::max(scanner.valid_end(), segment_header_size);
+        const scan_status st = scanner.next(r);
+        if (st != scan_status::record) {
+            if (st != scan_status::clean_end) return std::make_error_code(std::errc::io_error);
+            break;
+        }
+        if (keep(r)) {
+            out.append(bytes, start, scanner.valid_end() - start);
+        } else {
+            ++dropped;
+        }
+    }
+    if (dropped == 0) return {};
+    const std::string temp = path + ".compact";
+    io_.remove(temp);  // a leftover of an interrupted pass
+    auto created = io_.create_exclusive(temp);
+    if (created.error) return created.error;
+    std::error_code ec = io_.write_all(created.value, out);
+    if (!ec) ec = io_.sync(created.value);
+    const std::error_code closed = io_.close(created.value);
+    if (!ec) ec = closed;
+    if (!ec) ec = io_.rename(temp, path);
+    if (!ec) ec = io_.sync_directory(options_.directory);
+    if (ec) {
+        io_.remove(temp);
+        return ec;
+    }
+    saved = bytes.size() - out.size();
+    return {};
+}
+
+std::error_code durable_log::compact(const liveness_fn& live) {
+    std::lock_guard pass_lock(compact_mu_);
+    const auto started = std::chrono::steady_clock::now();
+    std::uint64_t current = 0;
+    {
+        std::lock_guard lk(mu_);
+        current = stats_.current_sequence;
+    }
+    auto listed = list_segments(options_.directory);
+    if (listed.error) return listed.error;
+    std::vector<std::pair<std::uint64_t, std::string>> closed;
+    for (auto& s : listed.value) {
+        if (current == 0 || s.first < current) closed.push_back(std::move(s));
+    }
+    if (closed.empty()) return {};
+
+    // 1. The ids the closed segments mention (a prefix of them, if there are very many).
+    std::unordered_map<std::string, char> ids;
+    std::size_t prefix = 0;
+    std::string bytes;
+    const scan_options scan{std::max(options_.max_frame_len, default_max_frame_len)};
+    for (; prefix < closed.size(); ++prefix) {
+        if (ids.size() >= max_ids_per_pass) break;
+        if (std::error_code ec = io_.read_all(closed[prefix].second, bytes)) return ec;
+        segment_scanner scanner(bytes, scan);
+        core::record r;
+        scan_status st;
+        while ((st = scanner.next(r)) == scan_status::record) {
+            const std::string_view id = record_task_id(r);
+            if (!id.empty()) ids.try_emplace(std::string(id), 0);
+        }
+        if (st != scan_status::clean_end) {
+            return std::make_error_code(std::errc::io_error);  // damage: leave it to recovery
+        }
+        if (stop_compactor_.load(std::memory_order_acquire)) return {};
+    }
+
+    // 2. Which still exist, asked in slices so the owner is never held long.
+    std::uint64_t position = 0;
+    {
+        std::vector<std::string> question;
+        std::vector<std::unordered_map<std::string, char>::iterator> where;
+        auto ask = [&]() -> bool {
+            if (question.empty()) return true;
+            auto answer = live(std::move(question));
+            question.clear();
+            if (!answer || answer->live.size() != where.size()) return false;
+            for (std::size_t i = 0; i < where.size(); ++i) where[i]->second = answer->live[i];
+            position = std::max(position, answer->position);
+            where.clear();
+            return true;
+        };
+        for (auto it = ids.begin(); it != ids.end(); ++it) {
+            question.push_back(it->first);
+            where.push_back(it);
+            if (question.size() == ids_per_question && !ask()) return {};
+        }
+        if (!ask()) return {};
+    }
+    // Every change that ended a task must be durable before its history is dropped.
+    while (released() < position) {
+        if (failed() || stop_compactor_.load(std::memory_order_acquire)) return {};
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+
+    // 3. Rewrite, oldest first.
+    bool kept_any = false;  // a record before this point of the log was kept
+    auto keep = [&](const core::record& r) {
+        const std::string_view id = record_task_id(r);
+        bool k;
+        if (id.empty()) {
+            k = kept_any;  // QPURGE/DEL with nothing kept before it changes nothing
+        } else {
+            auto it = ids.find(std::string(id));
+            k = it == ids.end() || it->second != 0;
+        }
+        kept_any = kept_any || k;
+        return k;
+    };
+    std::uint64_t saved_total = 0;
+    std::uint64_t dropped_total = 0;
+    std::uint64_t rewritten = 0;
+    std::vector<std::uint64_t> sizes(prefix, 0);
+    for (std::size_t i = 0; i < prefix; ++i) {
+        if (std::error_code ec = io_.read_all(closed[i].second, bytes)) return ec;
+        std::uint64_t saved = 0, dropped = 0;
+        if (std::error_code ec =
+                rewrite_segment(closed[i].second, closed[i].first, bytes, keep, saved, dropped)) {
+            return ec;
+        }
+        sizes[i] = bytes.size() - saved;
+        if (dropped > 0) ++rewritten;
+        saved_total += saved;
+        dropped_total += dropped;
+        std::lock_guard lk(mu_);
+        closed_segments_bytes_ -= std::min(closed_segments_bytes_, saved);
+        stats_.log_bytes -= std::min(stats_.log_bytes, saved);
+    }
+
+    // 4. Remove the oldest segments that hold nothing (never one in the middle: the log's
+    // sequence numbers stay contiguous).
+    std::uint64_t removed = 0;
+    for (std::size_t i = 0; i < prefix && sizes[i] <= segment_header_size; ++i) {
+        if (std::error_code ec = io_.remove(closed[i].second)) return ec;
+        ++removed;
+        std::lock_guard lk(mu_);
+        closed_segments_bytes_ -= std::min<std::uint64_t>(closed_segments_bytes_, sizes[i]);
+        stats_.log_bytes -= std::min<std::uint64_t>(stats_.log_bytes, sizes[i]);
+        if (stats_.segments > 0) --stats_.segments;
+    }
+    if (removed > 0) {
+        if (std::error_code ec = io_.sync_directory(options_.directory)) return ec;
+    }
+
+    std::lock_guard lk(mu_);
+    ++compaction_.passes;
+    compaction_.segments_rewritten += rewritten;
+    compaction_.segments_removed += removed;
+    compaction_.records_dropped += dropped_total;
+    compaction_.bytes_reclaimed += saved_total;
+    compaction_.appended_at_last_pass = position;
+    compaction_.last_pass_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   std::chrono::steady_clock::now() - started)
+                                   .count();
+    compaction_.last_error.clear();
+    closed_after_pass_ = closed_segments_bytes_;
+    return {};
+}
+
+void durable_log::start_compactor(liveness_fn live) {
+    compactor_ = std::thread([this, live = std::move(live)]() mutable {
+        run_compactor(std::move(live));
+    });
+}
+
+void durable_log::run_compactor(liveness_fn live) {
+    std::unique_lock lk(mu_);
+    while (!stop_compactor_.load(std::memory_order_acquire)) {
+        compactor_cv_.wait_for(lk, std::chrono::seconds(1));
+        if (stop_compactor_.load(std::memory_order_acquire) || failed()) continue;
+        // Due when the closed segments doubled since the last pass (each byte is then read a
+        // bounded number of times), or a minute passed with new records (tasks ended since).
+        const std::uint64_t closed = closed_segments_bytes_;
+        const bool grown = closed >= 2 * closed_after_pass_;
+        const bool stale = std::chrono::steady_clock::now() - last_pass_end_ >=
+                               std::chrono::seconds(60) &&
+                           appended_ > compaction_.appended_at_last_pass;
+        const bool due = closed >= options_.segment_target_bytes && (grown || stale);
+        if (!due) continue;
+        lk.unlock();
+        const std::error_code ec = compact(live);
+        lk.lock();
+        last_pass_end_ = std::chrono::steady_clock::now();
+        if (ec) {
+            compaction_.last_error = ec.message();
+            closed_after_pass_ = closed_segments_bytes_;  // retry after more has been written
+        }
+    }
+}
+
+}  // namespace conveyor::storage
