@@ -67,6 +67,10 @@ public:
     // `on_fatal` runs on the core thread when the log fails later (fail-stop).
     std::optional<std::string> open_log(storage::file_io& io, std::function<void()> on_fatal);
     void close_log();
+    // The fault-injecting file layer under the log (DEBUG LOG-FAULT), or null when the
+    // debug command is off.
+    storage::faulty_file_io* debug_io() noexcept { return debug_io_; }
+    void set_debug_io(storage::faulty_file_io* io) noexcept { debug_io_ = io; }
     // The event loop calls this when it has run everything that is ready, before it waits:
     // the records of every client served in this round go to the log together (one write,
     // one fsync), as in Redis's beforeSleep.
@@ -125,6 +129,7 @@ private:
     std::function<void()> on_fatal_;
     bool log_failed_ = false;
     bool kick_due_ = false;
+    storage::faulty_file_io* debug_io_ = nullptr;
 };
 
 core::broker_config make_broker_config(const server_config& config);

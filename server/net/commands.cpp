@@ -22,6 +22,7 @@ constexpr command_spec command_table[] = {
     {"config",   -2, cmd_config,  "CONFIG GET <pattern>: the server's settings, read-only.", "server"},
     {"info",     -1, cmd_info,    "Server information and statistics by section.", "server"},
     {"time",      1, cmd_time,    "The server's Unix time: seconds and microseconds.", "server"},
+    {"debug",    -2, cmd_debug,   "Test hooks (--enable-debug-command yes): LOG-FAULT.", "server"},
     // task lifecycle
     {"enqueue",  -3, cmd_enqueue, "Adds a task to a queue; returns its id.", "task"},
     {"lease",    -3, cmd_lease,   "Leases ready tasks from queues, optionally blocking.", "task"},

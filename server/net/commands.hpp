@@ -97,6 +97,7 @@ void cmd_command(command_context&);
 void cmd_config(command_context&);
 void cmd_info(command_context&);
 void cmd_time(command_context&);
+void cmd_debug(command_context&);
 
 void cmd_enqueue(command_context&);
 void cmd_lease(command_context&);

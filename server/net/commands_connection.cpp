@@ -227,6 +227,42 @@ void cmd_info(command_context& ctx) {
     ctx.out.verbatim(render_info(ctx.service, sections, ctx.now));
 }
 
+/* DEBUG LOG-FAULT EIO-WRITE | EIO-SYNC | SLOW-SYNC <ms> | OFF
+   Disk faults for tests, injected below the log (only with --enable-debug-command yes). */
+void cmd_debug(command_context& ctx) {
+    auto* io = ctx.service.debug_io();
+    if (io == nullptr) {
+        return ctx.out.error(
+            "ERR DEBUG command not allowed. Start the server with --enable-debug-command yes "
+            "to use it.");
+    }
+    if (!iequals(ctx.args[1], "LOG-FAULT") || ctx.args.size() < 3) {
+        return ctx.out.error("ERR unknown DEBUG subcommand or wrong number of arguments for '" +
+                             ctx.args[1] + "'. Try DEBUG LOG-FAULT EIO-WRITE|EIO-SYNC|SLOW-SYNC "
+                             "<ms>|OFF");
+    }
+    const std::string& kind = ctx.args[2];
+    if (iequals(kind, "EIO-WRITE") && ctx.args.size() == 3) {
+        io->fail_write(io->writes() + 1, EIO, 3);  // a short write, then the error
+    } else if (iequals(kind, "EIO-SYNC") && ctx.args.size() == 3) {
+        io->fail_sync(io->syncs() + 1, EIO);
+    } else if (iequals(kind, "SLOW-SYNC") && ctx.args.size() == 4) {
+        auto ms = parse_int(ctx.args[3]);
+        if (!ms || *ms < 0 || *ms > 60000) {
+            return ctx.out.error("ERR SLOW-SYNC takes milliseconds between 0 and 60000");
+        }
+        io->delay_syncs(std::chrono::milliseconds(*ms));
+    } else if (iequals(kind, "OFF") && ctx.args.size() == 3) {
+        io->fail_write(0, 0);
+        io->fail_sync(0, 0);
+        io->delay_syncs(std::chrono::milliseconds(0));
+    } else {
+        return ctx.out.error("ERR unknown LOG-FAULT '" + kind +
+                             "'. Try EIO-WRITE, EIO-SYNC, SLOW-SYNC <ms> or OFF");
+    }
+    ctx.out.simple("OK");
+}
+
 /* TIME */
 void cmd_time(command_context& ctx) {
     using namespace std::chrono;

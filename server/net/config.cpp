@@ -28,6 +28,9 @@ po::options_description make_options(server_config& c) {
          "everysec (once a second) or no (left to the OS)")
         ("log-segment-size", po::value(&c.log_segment_bytes)->default_value(c.log_segment_bytes)
              ->value_name("BYTES"), "log segment size: a segment is closed past it")
+        ("enable-debug-command", po::value(&c.enable_debug_command)
+             ->default_value(c.enable_debug_command)->value_name("yes|no"),
+         "allow DEBUG LOG-FAULT (disk-fault injection for tests); never on a production server")
         ("log-level", po::value(&c.log_level)->default_value(c.log_level)->value_name("LEVEL"),
          "trace, debug, info, warn, error or off")
         ("default-lease-ms", po::value(&c.default_lease_ms)->default_value(c.default_lease_ms)
@@ -79,6 +82,7 @@ std::vector<std::pair<std::string, std::string>> server_config::as_pairs() const
         {"data-dir", data_dir},
         {"fsync", fsync},
         {"log-segment-size", std::to_string(log_segment_bytes)},
+        {"enable-debug-command", enable_debug_command},
         {"log-level", log_level},
         {"default-lease-ms", std::to_string(default_lease_ms)},
         {"default-retries", std::to_string(default_retries)},
@@ -126,6 +130,9 @@ parse_outcome parse_server_args(const std::vector<std::string>& args) {
                 "conveyor server: --fsync must be always, everysec or no (got '" + config.fsync +
                     "')",
                 1};
+    }
+    if (config.enable_debug_command != "yes" && config.enable_debug_command != "no") {
+        return {std::nullopt, "conveyor server: --enable-debug-command must be yes or no", 1};
     }
     if (config.log_segment_bytes < 4096) {
         return {std::nullopt, "conveyor server: --log-segment-size must be at least 4096", 1};

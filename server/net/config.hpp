@@ -20,6 +20,7 @@ struct server_config {
     std::int64_t result_ttl_ms = 86400000;
     std::string fsync = "always";  // always | everysec | no (storage::parse_fsync_mode)
     std::int64_t log_segment_bytes = 64ll * 1024 * 1024;  // a segment is closed past this size
+    std::string enable_debug_command = "no";  // yes: DEBUG LOG-FAULT (tests)
     std::string config_file;  // empty when none was given
 
     // name/value pairs as CONFIG GET shows them (names as the flags spell them)

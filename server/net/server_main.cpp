@@ -83,10 +83,13 @@ int server_main(const std::vector<std::string>& args) {
     // One thread runs everything: sessions, the core and its deadlines (server/THREADING.md).
     asio::io_context io(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO);
     storage::posix_file_io disk;
+    storage::faulty_file_io faulty_disk(disk);  // used only with --enable-debug-command yes
+    const bool debug = config.enable_debug_command == "yes";
     broker_service service(io.get_executor(), config);
+    if (debug) service.set_debug_io(&faulty_disk);
     int exit_code = 0;
     // Recovery comes before any listener: no client sees a half-recovered state.
-    if (auto error = service.open_log(disk, [&] {
+    if (auto error = service.open_log(debug ? static_cast<storage::file_io&>(faulty_disk) : disk, [&] {
             // Fail-stop: no reply waiting for the log is sent; the process exits non-zero.
             exit_code = 1;
             io.stop();

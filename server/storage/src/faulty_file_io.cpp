@@ -1,35 +1,43 @@
 #include "conveyor/storage/file_io.hpp"
 
 #include <algorithm>
+#include <thread>
 
 namespace conveyor::storage {
 
 void faulty_file_io::fail_write(std::uint64_t nth, int error, std::size_t partial_bytes) noexcept {
+    std::lock_guard lk(mu_);
     write_fault_ = {nth, error, partial_bytes};
 }
 
 void faulty_file_io::fail_sync(std::uint64_t nth, int error) noexcept {
+    std::lock_guard lk(mu_);
     sync_fault_ = {nth, error, 0};
 }
 
 void faulty_file_io::fail_create(std::uint64_t nth, int error) noexcept {
+    std::lock_guard lk(mu_);
     create_fault_ = {nth, error, 0};
 }
 
 void faulty_file_io::fail_truncate(std::uint64_t nth, int error) noexcept {
+    std::lock_guard lk(mu_);
     truncate_fault_ = {nth, error, 0};
 }
 
 void faulty_file_io::fail_remove(std::uint64_t nth, int error) noexcept {
+    std::lock_guard lk(mu_);
     remove_fault_ = {nth, error, 0};
 }
 
 std::error_code faulty_file_io::remove(const std::string& path) {
+    std::unique_lock lk(mu_);
     if (++removes_ == remove_fault_.nth) return {remove_fault_.error, std::system_category()};
     return inner_.remove(path);
 }
 
 io_result<file_handle> faulty_file_io::create_exclusive(const std::string& path) {
+    std::unique_lock lk(mu_);
     if (++creates_ == create_fault_.nth) {
         return {{}, {create_fault_.error, std::system_category()}};
     }
@@ -41,7 +49,11 @@ io_result<file_handle> faulty_file_io::open_append(const std::string& path) {
 }
 
 std::error_code faulty_file_io::write_all(file_handle f, std::string_view bytes) {
-    if (++writes_ != write_fault_.nth) return inner_.write_all(f, bytes);
+    std::unique_lock lk(mu_);
+    if (++writes_ != write_fault_.nth) {
+        lk.unlock();
+        return inner_.write_all(f, bytes);
+    }
     const std::size_t partial = std::min(write_fault_.partial_bytes, bytes.size());
     if (partial > 0) {
         if (const std::error_code ec = inner_.write_all(f, bytes.substr(0, partial))) return ec;
@@ -50,8 +62,32 @@ std::error_code faulty_file_io::write_all(file_handle f, std::string_view bytes)
 }
 
 std::error_code faulty_file_io::sync(file_handle f) {
+    std::unique_lock lk(mu_);
     if (++syncs_ == sync_fault_.nth) return {sync_fault_.error, std::system_category()};
+    const auto delay = sync_delay_;
+    lk.unlock();
+    if (delay.count() > 0) std::this_thread::sleep_for(delay);
     return inner_.sync(f);
+}
+
+void faulty_file_io::delay_syncs(std::chrono::milliseconds delay) noexcept {
+    std::lock_guard lk(mu_);
+    sync_delay_ = delay;
+}
+
+std::uint64_t faulty_file_io::writes() const noexcept {
+    std::lock_guard lk(mu_);
+    return writes_;
+}
+
+std::uint64_t faulty_file_io::syncs() const noexcept {
+    std::lock_guard lk(mu_);
+    return syncs_;
+}
+
+std::uint64_t faulty_file_io::creates() const noexcept {
+    std::lock_guard lk(mu_);
+    return creates_;
 }
 
 io_result<std::uint64_t> faulty_file_io::file_size(file_handle f) {
@@ -63,6 +99,7 @@ std::error_code faulty_file_io::close(file_handle f) {
 }
 
 std::error_code faulty_file_io::truncate(const std::string& path, std::uint64_t size) {
+    std::unique_lock lk(mu_);
     if (++truncates_ == truncate_fault_.nth) {
         return {truncate_fault_.error, std::system_category()};
     }

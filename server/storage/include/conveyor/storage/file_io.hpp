@@ -7,7 +7,9 @@
 // dirty pages and cleared the error: PostgreSQL's "fsyncgate").
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -69,7 +71,8 @@ public:
 };
 
 // Wraps another file_io and fails chosen calls. Counters are 1-based and count every call
-// made through this object; a fault fires once, on exactly the nth call.
+// made through this object; a fault fires once, on exactly the nth call. Thread-safe (the
+// server's DEBUG LOG-FAULT arms it from the core thread while the storage thread writes).
 class faulty_file_io final : public file_io {
 public:
     explicit faulty_file_io(file_io& inner) noexcept : inner_(inner) {}
@@ -85,9 +88,12 @@ public:
     void fail_truncate(std::uint64_t nth, int error) noexcept;
     void fail_remove(std::uint64_t nth, int error) noexcept;
 
-    std::uint64_t writes() const noexcept { return writes_; }
-    std::uint64_t syncs() const noexcept { return syncs_; }
-    std::uint64_t creates() const noexcept { return creates_; }
+    // Every later sync sleeps this long first (a slow disk); 0 turns it off.
+    void delay_syncs(std::chrono::milliseconds delay) noexcept;
+
+    std::uint64_t writes() const noexcept;
+    std::uint64_t syncs() const noexcept;
+    std::uint64_t creates() const noexcept;
 
     io_result<file_handle> create_exclusive(const std::string& path) override;
     io_result<file_handle> open_append(const std::string& path) override;
@@ -109,6 +115,8 @@ private:
     };
 
     file_io& inner_;
+    mutable std::mutex mu_;  // the server's storage thread and core thread share one
+    std::chrono::milliseconds sync_delay_{0};
     fault write_fault_;
     fault sync_fault_;
     fault create_fault_;

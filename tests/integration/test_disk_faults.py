@@ -1,0 +1,117 @@
+"""Disk faults under the log, injected through the storage layer's file_io seam with
+`DEBUG LOG-FAULT` (server started with --enable-debug-command yes): RELIABILITY.md T3 and T5.
+
+T3: with fsync slowed down, no reply leaves before its record is durable.
+T5: a failed write or fsync is never acknowledged; the server stops (exit status 1) with a
+    clear message, and a restart recovers every change acknowledged before the fault.
+"""
+
+import threading
+import time
+import unittest
+
+import redis
+
+from harness import ConveyorServer, ConveyorTestCase, RespError, wait_until
+
+
+def task_state(client, task_id):
+    """TASK's reply is field/value pairs; the task's state, or None if unknown."""
+    reply = client.execute_command("TASK", task_id)
+    if reply is None:
+        return None
+    return dict(zip(reply[::2], reply[1::2]))["state"]
+
+
+class DiskFaultTest(ConveyorTestCase):
+    server_args = ("--enable-debug-command", "yes")
+    case_timeout = 60.0
+
+    def restart_same_dir(self, *extra):
+        """A new server on the same data directory (the old one has exited)."""
+        return self.start_conveyor(*extra, workdir=self.server.workdir)
+
+    def assert_fail_stop(self, fault, mode):
+        c = self.client()
+        acked = c.execute_command("ENQUEUE", "jobs", "before-fault")
+        self.assertEqual(c.execute_command("DEBUG", "LOG-FAULT", fault), "OK")
+        with self.assertRaises(redis.ConnectionError):
+            c.execute_command("ENQUEUE", "jobs", "during-fault")
+        self.assertEqual(self.server.wait_exit(10.0), 1, "the server must exit non-zero")
+        self.assertIn("writing the log failed", self.server.log_text())
+        self.assertIn("Input/output error", self.server.log_text())
+
+        after = self.restart_same_dir("--fsync", mode)
+        c2 = after.client()
+        self.addCleanup(c2.close)
+        # The acknowledged enqueue survived; the unacknowledged one may or may not have.
+        self.assertEqual(task_state(c2, acked), "queued")
+        got = c2.execute_command("LEASE", "COUNT", "10", "FROM", "jobs")
+        payloads = sorted(dict(zip(t[::2], t[1::2]))["payload"] for t in got)
+        self.assertIn("before-fault", payloads)
+        self.assertTrue(set(payloads) <= {"before-fault", "during-fault"}, payloads)
+
+    def test_failed_fsync_is_not_acknowledged_and_stops_the_server(self):
+        self.assert_fail_stop("EIO-SYNC", "always")
+
+    def test_failed_write_is_not_acknowledged_and_stops_the_server(self):
+        self.assert_fail_stop("EIO-WRITE", "always")
+
+    def test_failed_write_under_everysec_is_not_acknowledged(self):
+        self.server.stop()
+        self.server = self.restart_same_dir("--enable-debug-command", "yes",
+                                            "--fsync", "everysec")
+        self.assert_fail_stop("EIO-WRITE", "everysec")
+
+    def test_replies_wait_for_a_slow_fsync(self):
+        c = self.client()
+        self.assertEqual(c.execute_command("DEBUG", "LOG-FAULT", "SLOW-SYNC", "400"), "OK")
+        pipe = c.pipeline(transaction=False)
+        for i in range(20):
+            pipe.execute_command("ENQUEUE", "slow", f"p{i}")
+        started = time.monotonic()
+        ids = pipe.execute()
+        elapsed = time.monotonic() - started
+        self.assertEqual(len(ids), 20)
+        # The whole pipeline shares one (slow) fsync; its replies waited for it.
+        self.assertGreaterEqual(elapsed, 0.4)
+        self.assertEqual(c.execute_command("DEBUG", "LOG-FAULT", "OFF"), "OK")
+
+    def test_kill_during_a_slow_fsync_loses_nothing_acknowledged(self):
+        c = self.client()
+        first = c.execute_command("ENQUEUE", "slow", "acked")
+        self.assertEqual(c.execute_command("DEBUG", "LOG-FAULT", "SLOW-SYNC", "3000"), "OK")
+        replies = []
+
+        def producer():
+            try:
+                replies.append(self.server.client().execute_command("ENQUEUE", "slow", "pending"))
+            except redis.RedisError as e:
+                replies.append(e)
+
+        t = threading.Thread(target=producer)
+        t.start()
+        time.sleep(0.5)
+        # The enqueue is waiting for its fsync: no reply yet.
+        self.assertEqual(replies, [])
+        self.server.kill_group()
+        t.join(10)
+        self.assertEqual(len(replies), 1)
+        self.assertIsInstance(replies[0], redis.ConnectionError)
+
+        after = self.restart_same_dir()
+        c2 = after.client()
+        self.addCleanup(c2.close)
+        self.assertEqual(task_state(c2, first), "queued")
+
+    def test_debug_needs_the_flag(self):
+        other = self.start_conveyor()
+        c = other.client()
+        self.addCleanup(c.close)
+        with self.assertRaises(redis.ResponseError) as e:
+            c.execute_command("DEBUG", "LOG-FAULT", "EIO-SYNC")
+        self.assertIn("--enable-debug-command yes", str(e.exception))
+
+
+if __name__ == "__main__":
+    unittest.main()
