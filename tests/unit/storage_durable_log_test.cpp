@@ -59,6 +59,16 @@ std::vector<core::record> recover_all(storage::file_io& io, const temp_dir& d,
     return got;
 }
 
+// A log of `n` enqueue records in segment 1, written and closed.
+void write_enqueues(storage::file_io& io, const temp_dir& d, int n) {
+    durable_log log(io, options(d, fsync_mode::always));
+    ASSERT_FALSE(log.recover([](const core::record&) {}).error);
+    ASSERT_FALSE(log.start({}));
+    for (int i = 0; i < n; ++i) ASSERT_FALSE(log.append(enqueue_record(i)));
+    log.kick();
+    log.stop();
+}
+
 void wait_released(durable_log& log, std::uint64_t position) {
     for (int i = 0; i < 2000 && log.released() < position && !log.failed(); ++i) {
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
@@ -150,14 +160,7 @@ TEST(durable_log, a_failed_write_on_the_storage_thread_is_never_released) {
 TEST(durable_log, recovery_cuts_a_torn_tail_at_every_byte_of_the_last_record) {
     temp_dir d;
     storage::posix_file_io io;
-    {
-        durable_log log(io, options(d, fsync_mode::always));
-        ASSERT_FALSE(log.recover([](const core::record&) {}).error);
-        ASSERT_FALSE(log.start({}));
-        for (int i = 0; i < 5; ++i) ASSERT_FALSE(log.append(enqueue_record(i)));
-        log.kick();
-        log.stop();
-    }
+    write_enqueues(io, d, 5);
     const std::string seg = d.str() + "/" + storage::segment_file_name(1);
     const auto full = fs::file_size(seg);
     std::string frame;
@@ -198,14 +201,7 @@ TEST(durable_log, recovery_cuts_a_torn_tail_at_every_byte_of_the_last_record) {
 TEST(durable_log, a_bit_flip_mid_log_refuses_recovery_naming_file_and_offset) {
     temp_dir d;
     storage::posix_file_io io;
-    {
-        durable_log log(io, options(d, fsync_mode::always));
-        ASSERT_FALSE(log.recover([](const core::record&) {}).error);
-        ASSERT_FALSE(log.start({}));
-        for (int i = 0; i < 20; ++i) ASSERT_FALSE(log.append(enqueue_record(i)));
-        log.kick();
-        log.stop();
-    }
+    write_enqueues(io, d, 20);
     const std::string seg = d.str() + "/" + storage::segment_file_name(1);
     std::string frame;
     ASSERT_FALSE(storage::append_record_frame(enqueue_record(0), frame));
