@@ -188,7 +188,7 @@ sed 's/^/  /' "$raw/machine.env"
 
 echo "== throughput (redis-benchmark -c $clients -n $requests)"
 start_redis redis
-start_conveyor conveyor
+start_conveyor conveyor --fsync no   # the peer runs without AOF; durable runs: bench/durable.sh
 {
     echo "conveyor_version=$("$redis_cli" -h 127.0.0.1 -p "$port_conveyor" INFO server | tr -d '\r' \
         | awk -F: 'tolower($1) ~ /version$/ { print $2; exit }')"
@@ -225,7 +225,7 @@ if [[ "$skip_memory" == 0 ]]; then
     stop_server "$pid_redis"
     if [[ "$skip_durable" == 0 ]]; then stop_server "$pid_redis_aof"; fi
     start_redis redis_mem
-    start_conveyor conveyor_mem
+    start_conveyor conveyor_mem --fsync no
     for name in redis_mem conveyor_mem; do
         port_var="port_$name"; pid_var="pid_$name"
         sleep 0.5
