@@ -5,7 +5,7 @@ JOBS ?= $(shell nproc)
 DATA_DIR ?= ./data
 CONFIG_ARGS ?=
 
-.PHONY: all deps configure build server run test unit integration bench clean format
+.PHONY: all deps configure build server run test unit integration soak bench bench-durable clean format
 
 all: build
 
@@ -36,8 +36,17 @@ unit: build
 integration: build
 	@./scripts/run-tests.sh $(BUILD_DIR) $(JOBS) -L integration
 
+# T1 soak: the kill -9 crash test under load for 10 minutes (the CI run is ~25 s).
+soak: build
+	cd tests/integration && CONVEYOR_SOAK_SECONDS=600 CONVEYOR_BIN=$(abspath $(BUILD_DIR))/conveyor \
+		/usr/bin/python3 -m unittest -v test_crash_recovery.CrashUnderLoadTest.test_kill9_under_load_fsync_always
+
 bench: build
 	./bench/run.sh
+
+# Durable conveyor against Redis AOF (T15), recovery time, data-dir size under churn.
+bench-durable: build
+	./bench/durable.sh $(DURABLE_ARGS)
 
 format:
 	clang-format -i $$(git ls-files '*.cpp' '*.hpp')

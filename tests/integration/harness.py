@@ -11,6 +11,7 @@ Environment:
 import contextlib
 import faulthandler
 import os
+import random
 import re
 import shutil
 import signal
@@ -40,6 +41,27 @@ def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((HOST, 0))
         return s.getsockname()[1]
+
+
+def free_port_outside_ephemeral_range():
+    """A free port below the kernel's ephemeral range, for a server restarted on the same
+    port while clients keep reconnecting: a client's connect() to a port nobody listens on
+    can otherwise, rarely, pick that very port as its own local port (a TCP self-connect),
+    which then holds the port so the restart cannot bind it."""
+    low = 32768
+    with contextlib.suppress(OSError, ValueError):
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
+    start, end = max(1024, low - 12000), low - 1
+    for _ in range(200):
+        port = random.randint(start, end)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((HOST, port))
+            except OSError:
+                continue
+            return port
+    return free_port()
 
 
 def wait_until(predicate, timeout, interval=0.01, message="condition"):
@@ -98,6 +120,8 @@ class ConveyorServer:
         self.port = None
         self.proc = None
         self.returncode = None
+        self.retired = False  # set by the watchdog: restart() refuses from then on
+        self.restarts = 0
 
     # ---- lifecycle ------------------------------------------------------------------
 
@@ -189,6 +213,46 @@ class ConveyorServer:
             os.killpg(self.proc.pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=5)
+
+    def kill9(self):
+        """kill -9 of the whole process group, as a crash: no shutdown code runs. Waits
+        until the server is gone; returns its exit code (-9)."""
+        self.kill_group()
+        self.returncode = self.proc.poll() if self.proc is not None else None
+        return self.returncode
+
+    def restart(self, sig=signal.SIGTERM, timeout=5.0, bind_wait=10.0):
+        """Stops the server (`sig`: SIGTERM for a clean stop, SIGKILL for a crash; nothing
+        is sent when it is not running) and starts it again on the same port with the same
+        data directory and flags. Returns the exit code of the stop (None when it was not
+        running or had to be killed). A port still held for a moment (EADDRINUSE) is
+        retried for up to `bind_wait` s; anything else raises ServerStartError."""
+        if self.retired:
+            raise ServerStartError("server retired by the watchdog; not restarting")
+        if self.port is None:
+            raise ServerStartError("restart() before start()")
+        code = None
+        if self.is_running():
+            code = self.kill9() if sig == signal.SIGKILL else self.stop(sig, timeout)
+        else:
+            self.kill_group()
+        deadline = time.monotonic() + bind_wait
+        while True:
+            if self.retired:
+                raise ServerStartError("server retired by the watchdog; not restarting")
+            log_size = os.path.getsize(self.log_path) if os.path.exists(self.log_path) else 0
+            self._spawn(self.port)
+            if self._wait_ready():
+                self.restarts += 1
+                return code
+            self.kill_group()
+            tail = self.log_text()[log_size:]
+            if (not re.search(r"address already in use|EADDRINUSE", tail, re.IGNORECASE)
+                    or time.monotonic() >= deadline):
+                raise ServerStartError(
+                    f"conveyor did not restart on {HOST}:{self.port} (exit code "
+                    f"{self.proc.poll()}); log:\n{self.log_text()[-20000:]}")
+            time.sleep(0.1)
 
     def cleanup(self):
         self.kill_group()
@@ -425,6 +489,7 @@ class ConveyorTestCase(unittest.TestCase):
         sys.stderr.write(f"\nWATCHDOG: {self.id()} exceeded {self.case_timeout}s; "
                          f"killing its server(s)\n")
         for server in self._servers:
+            server.retired = True  # a test that restarts servers must not revive it
             server.kill_group()
             # Printed now: if the case stays stuck, the hard timeout exits the process.
             self._print_log(server)
@@ -499,3 +564,19 @@ def wait_for_lease(r, queue, timeout, **kwargs):
     """Polls a non-blocking LEASE until a task arrives."""
     return wait_until(lambda: (lease(r, queue, **kwargs) or [None])[0], timeout,
                       message=f"a task to become leasable on {queue!r}")
+
+
+def info_section(server, section):
+    """INFO <section> of `server` (a ConveyorServer) as a dict of str -> str, read over a raw
+    connection (redis-py's INFO parser turns `a=1,b=2` values into dicts and numbers into
+    ints; this keeps the text as sent)."""
+    with server.raw(timeout=5.0) as conn:
+        text = conn.command("INFO", section)
+    assert isinstance(text, bytes), f"INFO {section} replied {text!r}"
+    out = {}
+    for line in text.decode().splitlines():
+        if not line or line.startswith("#") or ":" not in line:
+            continue
+        key, value = line.split(":", 1)
+        out[key] = value
+    return out
