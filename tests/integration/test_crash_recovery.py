@@ -30,6 +30,7 @@ import threading
 import time
 import traceback
 import unittest
+import zlib
 
 import redis
 
@@ -90,15 +91,20 @@ def fields(reply):
 
 # ---- the crash test under load ----------------------------------------------------------
 
+def task_for(task_id):
+    """The queue and payload a producer sends for `task_id`: derived from the id, so the
+    history need not keep them (a 10-minute soak records hundreds of thousands of tasks)."""
+    h = zlib.crc32(task_id.encode())
+    queue = QUEUES[h % len(QUEUES)]
+    return queue, f"{task_id}|{queue}|" + "x" * (h % 101)
+
+
 class Delivery:
-    __slots__ = ("id", "lease", "queue", "payload", "attempt", "t_sent", "t_recv", "phase",
-                 "settle")
+    __slots__ = ("id", "lease", "attempt", "t_sent", "t_recv", "phase", "settle")
 
     def __init__(self, task, t_sent, t_recv, phase):
         self.id = task["id"]
         self.lease = task["lease"]
-        self.queue = task["queue"]
-        self.payload = task["payload"]
         self.attempt = int(task["attempt"])
         self.t_sent = t_sent
         self.t_recv = t_recv
@@ -134,11 +140,12 @@ class Load:
         self.seed = seed
         self.stop = threading.Event()
         self.lock = threading.Lock()
-        self.attempted = {}        # id -> (queue, payload): every ENQUEUE sent
+        self.attempted = set()     # ids of every ENQUEUE sent
         self.enqueued_ok = set()   # ids whose ENQUEUE got its reply
         self.deliveries = []       # Delivery, load and drain
         self.settles = []          # Settle
         self.errors = []           # unexpected replies and thread crashes
+        self.wrong_payload = []    # deliveries whose queue or payload is not what was sent
         self.counts = collections.Counter()
         self.threads = [threading.Thread(target=self._guard, args=(self._producer, i),
                                          name=f"producer-{i}", daemon=True)
@@ -187,16 +194,15 @@ class Load:
                 while (len(self.enqueued_ok) - self.counts["settled"] > MAX_BACKLOG
                        and not self.stop.is_set()):
                     time.sleep(0.005)
-                queue = rng.choice(QUEUES)
-                payload = f"{task_id}|{queue}|" + "x" * rng.randint(0, 100)
+                queue, payload = task_for(task_id)
                 with self.lock:
-                    self.attempted[task_id] = (queue, payload)
+                    self.attempted.add(task_id)
                 while True:
                     try:
                         reply = r.execute_command("ENQUEUE", queue, payload, "ID", task_id,
                                                   "RETRIES", 10000)
                     except CONN_ERRORS:
-                        self.counts["enqueue_unknown"] += 1
+                        self.counts["enqueue_no_reply"] += 1
                         self._pause()
                         # Half the time the producer retries the same id (idempotent), half
                         # the time it leaves the outcome unknown.
@@ -237,7 +243,7 @@ class Load:
                                                   "BLOCK", 100, "FOR", LEASE_MS,
                                                   "FROM", *QUEUES)
                     except CONN_ERRORS:
-                        self.counts["lease_unknown"] += 1
+                        self.counts["lease_no_reply"] += 1
                         self._pause()
                         continue
                     except redis.ResponseError as e:
@@ -247,10 +253,7 @@ class Load:
                         continue
                     t_recv = time.monotonic()
                     for task in reply:
-                        d = Delivery(fields(task), t_sent, t_recv, "load")
-                        with self.lock:
-                            self.deliveries.append(d)
-                        held.append(d)
+                        held.append(self.record_delivery(task, t_sent, t_recv, "load"))
                     continue
                 d = held.popleft()
                 x = rng.random()
@@ -268,6 +271,15 @@ class Load:
                     self._settle(r, idx, d, "ack")
         finally:
             r.close()
+
+    def record_delivery(self, task, t_sent, t_recv, phase):
+        task = fields(task)
+        d = Delivery(task, t_sent, t_recv, phase)
+        with self.lock:
+            self.deliveries.append(d)
+            if d.id in self.attempted and (task["queue"], task["payload"]) != task_for(d.id):
+                self.wrong_payload.append((d.id, task["queue"], task["payload"][:60]))
+        return d
 
     def _settled(self, kind):
         """Counts an ACK that did or may have ended its task (for the producers' backlog)."""
@@ -387,8 +399,7 @@ class CrashUnderLoadTest(ConveyorTestCase):
             reply = r.execute_command("LEASE", "COUNT", 1000, "FOR", 120000, "FROM", *QUEUES)
             t_recv = time.monotonic()
             for task in reply:
-                d = Delivery(fields(task), t_sent, t_recv, "drain")
-                load.deliveries.append(d)
+                d = load.record_delivery(task, t_sent, t_recv, "drain")
                 s = Settle(d, "ack", f"drain:{d.lease}")
                 d.settle = s
                 load.settles.append(s)
@@ -418,7 +429,10 @@ class CrashUnderLoadTest(ConveyorTestCase):
             for task_id in ids[i:i + 500]:
                 pipe.execute_command("TASK", task_id)
             for task_id, reply in zip(ids[i:i + 500], pipe.execute()):
-                final[task_id] = None if reply is None else fields(reply)
+                if reply is not None:
+                    reply = fields(reply)
+                    reply = (reply.get("state"), reply.get("result"))
+                final[task_id] = reply
 
         by_id = collections.defaultdict(list)
         for d in load.deliveries:
@@ -430,15 +444,13 @@ class CrashUnderLoadTest(ConveyorTestCase):
         acked = {s.delivery.id for s in load.settles
                  if s.kind == "ack" and s.outcome == "ok" and s.delivery.phase == "load"}
         drained = {d.id for d in load.deliveries if d.phase == "drain"}
-        unexpected = sorted(set(by_id) - set(load.attempted))
-        wrong_payload = [(d.id, d.queue, d.payload[:40]) for d in load.deliveries
-                         if d.id in load.attempted
-                         and (d.queue, d.payload) != load.attempted[d.id]]
+        unexpected = sorted(set(by_id) - load.attempted)
+        wrong_payload = load.wrong_payload
 
         problems = collections.defaultdict(list)
         acked_unknown_effective = set()
         for task_id in ids:
-            info = final[task_id]
+            info = final[task_id]  # (state, result) or None
             delivered = by_id.get(task_id, [])
             if info is None:
                 if task_id in load.enqueued_ok:
@@ -446,24 +458,24 @@ class CrashUnderLoadTest(ConveyorTestCase):
                 elif delivered:
                     problems["delivered, then forgotten (TASK is nil)"].append(task_id)
                 continue
-            if info.get("state") != "succeeded":
-                problems["not finished after the drain"].append((task_id, info.get("state")))
+            if info[0] != "succeeded":
+                problems["not finished after the drain"].append((task_id, info[0]))
                 continue
             ok_acks = [s for s in settles_by_id[task_id] if s.kind == "ack" and s.outcome == "ok"]
             if len(ok_acks) > 1:
                 problems["acked twice with +1 (a delivery after a successful ACK)"].append(
                     (task_id, [s.tag for s in ok_acks]))
             effective = [s for s in settles_by_id[task_id]
-                         if s.kind == "ack" and s.tag == info.get("result")]
+                         if s.kind == "ack" and s.tag == info[1]]
             if not effective or effective[0].outcome not in ("ok", "unknown"):
                 problems["result is not from an ACK that succeeded or may have"].append(
-                    (task_id, info.get("result"),
+                    (task_id, info[1],
                      [(s.tag, s.outcome) for s in settles_by_id[task_id]]))
                 continue
             eff = effective[0]
             if ok_acks and eff is not ok_acks[0]:
                 problems["result is not that of the ACK that replied 1"].append(
-                    (task_id, info.get("result"), ok_acks[0].tag))
+                    (task_id, info[1], ok_acks[0].tag))
             if eff.outcome == "unknown" and task_id not in acked and task_id not in drained:
                 acked_unknown_effective.add(task_id)
             # The ACK took effect by the time its reply came (or, when its outcome is
@@ -506,11 +518,11 @@ class CrashUnderLoadTest(ConveyorTestCase):
             f"[crash test] {label}: kills={kills} load={load_time:.1f}s "
             f"drain={drain_time:.1f}s | attempted={len(load.attempted)} "
             f"enqueued_acknowledged={len(load.enqueued_ok)} "
-            f"enqueue_unknown={load.counts['enqueue_unknown']} acked={len(acked)} "
+            f"enqueue_no_reply={load.counts['enqueue_no_reply']} acked={len(acked)} "
             f"acked_unknown_but_effective={len(acked_unknown_effective)} "
             f"delivered_in_drain={len(drained)} deliveries={deliveries} "
             f"duplicates={duplicates} lost={len(lost)} unexpected={len(unexpected)} "
-            f"wrong_payload={len(wrong_payload)} lease_unknown={load.counts['lease_unknown']} "
+            f"wrong_payload={len(wrong_payload)} lease_no_reply={load.counts['lease_no_reply']} "
             f"dropped={load.counts['dropped']} settles={dict(sorted(outcomes.items()))}")
         sys.stderr.write(summary + "\n")
 
