@@ -54,7 +54,7 @@ redis_cli="${REDIS_CLI:-redis-cli}"
 python="${PYTHON:-/usr/bin/python3}"
 tool="$here/durable_tool.py"
 
-usage() { sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; }
 
 while [[ $# -gt 0 ]]; do
     case "$1" in
