@@ -84,7 +84,7 @@ std::optional<std::string> broker_service::open_log(storage::file_io& io,
             if (at.wall_ms > last.wall_ms) last.wall_ms = at.wall_ms;
             broker_.replay(r);
         },
-        [&](std::size_t records, std::uint64_t) {
+        [&](std::size_t records) {
             auto t = steady_clock::now();
             if (t - last_progress < seconds(1)) return;
             last_progress = t;

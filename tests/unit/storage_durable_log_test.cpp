@@ -147,9 +147,7 @@ TEST(durable_log, a_failed_write_on_the_storage_thread_is_never_released) {
     ASSERT_FALSE(log.start([&] { told = true; }));
     ASSERT_FALSE(log.append(enqueue_record(1)));
     log.kick();
-    for (int i = 0; i < 2000 && !log.failed(); ++i) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
+    wait_released(log, 1);  // returns once the log failed (it never releases record 1)
     EXPECT_TRUE(log.failed());
     EXPECT_TRUE(told.load());
     EXPECT_EQ(log.released(), 0u);

@@ -1,5 +1,6 @@
 #include "conveyor/core/records.hpp"
 
+#include <type_traits>
 #include <utility>
 
 namespace conveyor::core {
@@ -87,6 +88,17 @@ std::string_view label(const rec_delete_queue&) noexcept {
 
 std::string_view record_name(const record& r) noexcept {
     return visit_record(r, [](const auto& rec) { return label(rec); });
+}
+
+std::string_view record_task_id(const record& r) noexcept {
+    return visit_record(r, [](const auto& rec) -> std::string_view {
+        using T = std::decay_t<decltype(rec)>;
+        if constexpr (std::is_same_v<T, rec_purge> || std::is_same_v<T, rec_delete_queue>) {
+            return {};
+        } else {
+            return rec.id;
+        }
+    });
 }
 
 }  // namespace conveyor::core

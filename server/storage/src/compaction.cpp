@@ -11,21 +11,6 @@
 namespace conveyor::storage {
 namespace {
 
-// The task a record belongs to; empty for queue-wide records (QPURGE, DEL).
-std::string_view record_task_id(const core::record& r) {
-    return std::visit(
-        [](const auto& rec) -> std::string_view {
-            using T = std::decay_t<decltype(rec)>;
-            if constexpr (std::is_same_v<T, core::rec_purge> ||
-                          std::is_same_v<T, core::rec_delete_queue>) {
-                return {};
-            } else {
-                return rec.id;
-            }
-        },
-        r);
-}
-
 // A pass holds the ids of the closed log; past this many it stops at a segment boundary
 // (the rest waits for the next pass).
 constexpr std::size_t max_ids_per_pass = 4'000'000;
@@ -44,8 +29,7 @@ std::error_code durable_log::rewrite_segment(
     std::uint64_t& dropped) {
     saved = 0;
     dropped = 0;
-    scan_options scan{std::max(options_.max_frame_len, default_max_frame_len)};
-    segment_scanner scanner(bytes, scan);
+    segment_scanner scanner(bytes, read_options());
     std::string out;
     out.reserve(bytes.size());
     append_segment_header(sequence, out);
@@ -103,15 +87,14 @@ std::error_code durable_log::compact(const liveness_fn& live) {
     std::unordered_map<std::string, char> ids;
     std::size_t prefix = 0;
     std::string bytes;
-    const scan_options scan{std::max(options_.max_frame_len, default_max_frame_len)};
     for (; prefix < closed.size(); ++prefix) {
         if (ids.size() >= max_ids_per_pass) break;
         if (std::error_code ec = io_.read_all(closed[prefix].second, bytes)) return ec;
-        segment_scanner scanner(bytes, scan);
+        segment_scanner scanner(bytes, read_options());
         core::record r;
         scan_status st;
         while ((st = scanner.next(r)) == scan_status::record) {
-            const std::string_view id = record_task_id(r);
+            const std::string_view id = core::record_task_id(r);
             if (!id.empty()) ids.try_emplace(std::string(id), 0);
         }
         if (st != scan_status::clean_end) {
@@ -151,7 +134,7 @@ std::error_code durable_log::compact(const liveness_fn& live) {
     // 3. Rewrite, oldest first.
     bool kept_any = false;  // a record before this point of the log was kept
     auto keep = [&](const core::record& r) {
-        const std::string_view id = record_task_id(r);
+        const std::string_view id = core::record_task_id(r);
         bool k;
         if (id.empty()) {
             k = kept_any;  // QPURGE/DEL with nothing kept before it changes nothing

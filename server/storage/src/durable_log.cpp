@@ -38,18 +38,21 @@ durable_log::~durable_log() {
     stop();
 }
 
-recovery_result durable_log::recover(
-    const record_callback& on_record,
-    const std::function<void(std::size_t, std::uint64_t)>& on_progress) {
+scan_options durable_log::read_options() const noexcept {
+    return scan_options{std::max(options_.max_frame_len, default_max_frame_len)};
+}
+
+recovery_result durable_log::recover(const record_callback& on_record,
+                                     const std::function<void(std::size_t)>& on_progress) {
     recovery_result result;
     std::size_t count = 0;
-    std::uint64_t segment_start_bytes = 0;
     const directory_scan scan = scan_log_directory(
-        io_, options_.directory, [&](const core::record& r) {
+        io_, options_.directory,
+        [&](const core::record& r) {
             on_record(r);
-            if ((++count & 0xffff) == 0 && on_progress) on_progress(count, segment_start_bytes);
+            if ((++count & 0xffff) == 0 && on_progress) on_progress(count);
         },
-        scan_options{std::max(options_.max_frame_len, default_max_frame_len)});
+        read_options());
     if (!scan.ok()) {
         result.error = scan.error;
         result.error_path = scan.error_path;
@@ -69,6 +72,7 @@ recovery_result durable_log::recover(
             if (!ec) {
                 --result.segments;
                 result.next_sequence = scan.segments.back().sequence;
+                result.bytes -= torn->offset;  // the header bytes went with the file
             }
         } else {
             ec = io_.truncate(torn->path, torn->offset);
@@ -80,6 +84,7 @@ recovery_result durable_log::recover(
         }
         result.bytes -= torn->bytes_dropped;
     }
+    next_sequence_ = result.next_sequence;
     std::lock_guard lk(mu_);
     stats_.log_bytes = result.bytes;
     stats_.segments = result.segments;
@@ -89,9 +94,7 @@ recovery_result durable_log::recover(
 
 std::error_code durable_log::start(std::function<void()> on_released) {
     // Always a fresh segment, one past the newest on disk (recover() cut any torn tail).
-    auto listed = list_segments(options_.directory);
-    if (listed.error) return listed.error;
-    const std::uint64_t next = listed.value.empty() ? 1 : listed.value.back().first + 1;
+    const std::uint64_t next = next_sequence_;
     if (std::error_code ec = writer_.open(next)) return ec;
     on_released_ = std::move(on_released);
     {
@@ -112,7 +115,6 @@ std::error_code durable_log::append(const core::record& r) {
     if (std::error_code ec = append_record_frame(r, pending_, options_.max_frame_len)) return ec;
     ++pending_records_;
     ++appended_;
-    stats_.records_appended = appended_;
     return {};
 }
 
@@ -205,7 +207,6 @@ bool durable_log::process_batch(bool stopping) {
     }
     stats_.log_bytes = closed_segments_bytes_ + writer_.segment_bytes();
     if (upto != released_.load(std::memory_order_relaxed)) {
-        stats_.records_released = upto;
         released_.store(upto, std::memory_order_release);
         lk.unlock();
         if (on_released_) on_released_();
@@ -233,6 +234,8 @@ void durable_log::stop() {
 log_stats durable_log::stats() const {
     std::lock_guard lk(mu_);
     log_stats s = stats_;
+    s.records_appended = appended_;
+    s.records_released = released();
     s.pending_bytes = pending_.size();
     return s;
 }

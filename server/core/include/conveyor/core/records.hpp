@@ -96,5 +96,7 @@ using record =
 
 const instant& record_time(const record& r) noexcept;
 std::string_view record_name(const record& r) noexcept;  // "enqueue", "lease", ...
+// The id of the task a record changes; empty for queue-wide records (purge, delete_queue).
+std::string_view record_task_id(const record& r) noexcept;
 
 }  // namespace conveyor::core

@@ -127,12 +127,11 @@ public:
     durable_log& operator=(const durable_log&) = delete;
 
     // Reads every segment in order, handing each record to `on_record`; `on_progress` (may be
-    // empty) is called every 65,536 records with the counts so far. A torn tail is cut off
+    // empty) is called every 65,536 records with the count so far. A torn tail is cut off
     // (truncated, or the file removed when even its header is torn); damage is reported and
-    // left alone. Call once, before start().
+    // left alone. Call once, before start() (which creates recovery's next_sequence).
     recovery_result recover(const record_callback& on_record,
-                            const std::function<void(std::size_t records, std::uint64_t bytes)>&
-                                on_progress = {});
+                            const std::function<void(std::size_t records)>& on_progress = {});
 
     // Creates the next segment and starts the storage thread (not under `always`).
     // `on_released` is called each time released() moves or the log fails: on the storage
@@ -174,6 +173,9 @@ private:
                                     const std::function<bool(const core::record&)>& keep,
                                     std::uint64_t& saved, std::uint64_t& dropped);
     bool process_batch(bool stopping);
+    // How segments are read back (recovery, compaction): frames up to the larger of this
+    // server's limit and the default, so a log written with a larger --max-payload still reads.
+    scan_options read_options() const noexcept;
 
     file_io& io_;
     log_options options_;
@@ -192,6 +194,7 @@ private:
     std::chrono::steady_clock::time_point last_sync_ = std::chrono::steady_clock::now();
     log_stats stats_;  // guarded by mu_ (the thread updates it after each batch)
 
+    std::uint64_t next_sequence_ = 1;  // set by recover(), used by start()
     std::uint64_t appended_ = 0;  // written by the owner under mu_; appended() is owner-only
     std::atomic<std::uint64_t> released_{0};
     std::atomic<bool> failed_{false};
