@@ -29,7 +29,8 @@
 # REDIS_BENCHMARK (redis-benchmark), BENCH_PIN=1 pins servers to CPU 0 and clients to the
 # rest (needs taskset and at least 2 CPUs).
 
-# port_<name> / pid_<name> are set through printf -v by start_redis/start_conveyor.
+# port_<name> / pid_<name> / up_<name> are set through printf -v by start_redis/start_conveyor
+# (lib.sh).
 # shellcheck disable=SC2154,SC2034
 set -euo pipefail
 
@@ -52,7 +53,6 @@ redis_server="${REDIS_SERVER:-/usr/bin/redis-server}"
 redis_benchmark="${REDIS_BENCHMARK:-redis-benchmark}"
 redis_cli="${REDIS_CLI:-redis-cli}"
 python="${PYTHON:-/usr/bin/python3}"
-tool="$here/durable_tool.py"
 
 usage() { sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; }
 
@@ -73,114 +73,16 @@ while [[ $# -gt 0 ]]; do
     esac
 done
 
-for t in "$conveyor_src" "$redis_server"; do
-    [[ -x "$t" ]] || { echo "not executable: $t (run 'make build' first?)" >&2; exit 1; }
-done
-for t in "$redis_benchmark" "$redis_cli" "$python" du; do
-    command -v "$t" >/dev/null || { echo "missing tool: $t" >&2; exit 1; }
-done
-if ! "$conveyor_src" server --help 2>&1 | grep -q -- '--fsync'; then
-    echo "$conveyor_src has no --fsync option: not the durable build" >&2
-    exit 1
-fi
-
-work="$(mktemp -d "${TMPDIR:-/tmp}/conveyor-durable.XXXXXX")"
-raw="$work/raw"            # one file per measurement, read by durable_report.py
-mkdir -p "$raw" "$raw/series"
-server_pids=()
+# shellcheck source=bench/lib.sh
+source "$here/lib.sh"
+require_executables "$conveyor_src" "$redis_server"
+require_commands "$redis_benchmark" "$redis_cli" "$python" du
+bench_setup conveyor-durable   # $raw: one file per measurement, read by durable_report.py
+mkdir -p "$raw/series"
 conveyor_bin="$work/conveyor"
 cp "$conveyor_src" "$conveyor_bin"
 
-cleanup() {
-    local pid
-    for pid in "${server_pids[@]}"; do
-        kill -TERM "$pid" 2>/dev/null || true
-    done
-    for pid in "${server_pids[@]}"; do
-        for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null || true
-    done
-    rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-server_cpus=()
-client_cpus=()
-if [[ "${BENCH_PIN:-0}" == 1 ]] && command -v taskset >/dev/null && [[ "$(nproc)" -ge 2 ]]; then
-    server_cpus=(taskset -c 0)
-    client_cpus=(taskset -c "1-$(( $(nproc) - 1 ))")
-fi
-
-free_port() {
-    "$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-# wait_up <port> <pid> <name> <t0>: seconds from t0 to the first +PONG (stdout).
-wait_up() {
-    if ! "$python" "$tool" wait-ping --port "$1" --pid "$2" --t0 "$4"; then
-        echo "$3 did not come up; log:" >&2
-        cat "$work/$3.log" >&2
-        exit 1
-    fi
-}
-
-# start_redis <name> [extra redis-server args...]: fresh dir $work/<name>-dir; sets
-# port_<name>, pid_<name> and up_<name> (seconds to the first PONG).
-start_redis() {
-    local name="$1"; shift
-    local port; port="$(free_port)"
-    mkdir -p "$work/$name-dir"
-    local t0=$EPOCHREALTIME
-    "${server_cpus[@]}" "$redis_server" --port "$port" --bind 127.0.0.1 --save '' \
-        --daemonize no --dir "$work/$name-dir" "$@" >>"$work/$name.log" 2>&1 &
-    local pid=$!
-    server_pids+=("$pid")
-    local up; up="$(wait_up "$port" "$pid" "$name" "$t0")"
-    printf -v "up_$name" '%s' "$up"
-    printf -v "port_$name" '%s' "$port"
-    printf -v "pid_$name" '%s' "$pid"
-}
-
-# start_conveyor <name> [extra conveyor server args...]: data dir $work/<name>-data (kept if
-# it exists: a restart); sets port_<name>, pid_<name>, up_<name>.
-start_conveyor() {
-    local name="$1"; shift
-    local port; port="$(free_port)"
-    mkdir -p "$work/$name-data"
-    local t0=$EPOCHREALTIME
-    "${server_cpus[@]}" "$conveyor_bin" server --port "$port" --bind 127.0.0.1 \
-        --data-dir "$work/$name-data" "$@" >>"$work/$name.log" 2>&1 &
-    local pid=$!
-    server_pids+=("$pid")
-    local up; up="$(wait_up "$port" "$pid" "$name" "$t0")"
-    printf -v "up_$name" '%s' "$up"
-    printf -v "port_$name" '%s' "$port"
-    printf -v "pid_$name" '%s' "$pid"
-}
-
-# stop_server <pid>: SIGTERM, wait (up to 120 s) for the exit; prints the seconds it took.
-stop_server() {
-    local t0=$EPOCHREALTIME
-    kill -TERM "$1" 2>/dev/null || true
-    for _ in $(seq 12000); do
-        kill -0 "$1" 2>/dev/null || break
-        sleep 0.01
-    done
-    if kill -0 "$1" 2>/dev/null; then
-        echo "pid $1 still running 120 s after SIGTERM: killed" >&2
-        kill -KILL "$1" 2>/dev/null || true
-    fi
-    wait "$1" 2>/dev/null || true
-    "$python" -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.3f}')" \
-        "$t0" "$EPOCHREALTIME"
-}
-
 du_bytes() { du -sb "$1" | cut -f1; }
-
-info_field() {  # port section field
-    "$redis_cli" -h 127.0.0.1 -p "$1" INFO "$2" | tr -d '\r' | awk -F: -v f="$3" '$1 == f { print $2 }'
-}
 
 # save_info <port> <section> <file>: the INFO section as key=value lines.
 save_info() {
@@ -190,35 +92,12 @@ save_info() {
 
 payload="$(head -c "$payload_size" /dev/zero | tr '\0' 'x')"
 
-# bench <label> <name> <port> <redis-benchmark args...>: CSV saved as
-# raw/<label>__<name>__<round>.csv ($round is set by the caller's loop).
-bench() {
-    local label="$1" name="$2" port="$3"; shift 3
-    local out="$raw/${label}__${name}__${round}.csv"
-    printf '  %-12s round %s  %-17s ' "$label" "$round" "$name"
-    if ! "${client_cpus[@]}" "$redis_benchmark" -h 127.0.0.1 -p "$port" -c "$clients" \
-            --csv "$@" >"$out" 2>"$out.err"; then
-        echo "FAILED (see below)"
-        cat "$out.err" >&2
-        echo "redis-benchmark failed" >"$out.failed"
-        return 0
-    fi
-    tail -n +2 "$out" | awk -F'","' '{ gsub(/"/, "", $1); gsub(/"/, "", $2); split($1, t, " ")
-                                       printf "%s=%s rps  ", t[1], $2 }'
-}
-
 fs_type="$(df -T "$work" | awk 'NR == 2 { print $2 }')"
 echo "== machine"
 {
-    echo "date=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
-    echo "nproc=$(nproc)"
-    echo "cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
-    echo "kernel=$(uname -sr)"
-    echo "memory_total=$(awk '/^MemTotal:/ { print $2 " kB" }' /proc/meminfo)"
+    machine_env
     echo "data_fs=$fs_type on $(df -T "$work" | awk 'NR == 2 { print $1 " (" $7 ")" }')"
     echo "data_root=$work"
-    echo "redis=$("$redis_server" --version | head -1)"
-    echo "redis_benchmark=$("$redis_benchmark" --version 2>/dev/null | head -1 || echo unknown)"
     echo "commit=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$repo" diff --quiet HEAD -- server protocol 2>/dev/null || echo '-dirty')"
     echo "conveyor_binary=$(date -u -r "$conveyor_src" +%Y-%m-%dT%H:%M:%SZ) sha256 $(sha256sum "$conveyor_bin" | cut -c1-12)"
     echo "requests=$requests"
@@ -348,7 +227,7 @@ if [[ "$skip_churn" == 0 ]]; then
     ttl_args=()
     [[ "$churn_result_ttl" != default ]] && ttl_args=(--result-ttl-ms "$churn_result_ttl")
     start_conveyor churn --fsync no "${ttl_args[@]}"
-    "${client_cpus[@]}" "$python" "$tool" churn --port "$port_churn" --data-dir "$work/churn-data" \
+    "${client_cpus[@]}" "$python" "$bench_tool" churn --port "$port_churn" --data-dir "$work/churn-data" \
         --tasks "$churn_tasks" --live "$churn_live" --payload-size "$payload_size" \
         --series "$raw/series/churn.csv" >"$raw/churn.env"
     sleep 2   # anything the server does in the background after the load (compaction, expiry)

@@ -15,7 +15,8 @@ import statistics
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from report import fmt_lat, fmt_rps, get, ratio, read_env, read_runs  # noqa: E402
+from report import (fmt_lat, fmt_rps, get, machine_table, ratio, read_env,  # noqa: E402
+                    read_runs, write_report)
 
 T15_TARGET = 1.0
 RECOVERY_TARGET_S = 5.0
@@ -236,20 +237,17 @@ def main():
     md = ["# Durable conveyor vs durable Redis, side by side", "",
           f"Measured {machine.get('date', '?')} at commit `{machine.get('commit', '?')}` "
           "by `bench/durable.sh`. Ratios are conveyor / redis (above 1: conveyor faster).", "",
-          "## Machine", "", "| | |", "|---|---|"]
-    for key in ("nproc", "cpu", "kernel", "memory_total", "data_fs", "redis", "redis_benchmark",
-                "conveyor_binary", "requests", "clients", "payload_bytes", "rounds",
-                "recovery_tasks", "pinned", "loadavg_start", "loadavg_end"):
-        md.append(f"| {key} | {machine.get(key) or 'n/a'} |")
+]
+    md += machine_table(machine, (
+        "nproc", "cpu", "kernel", "memory_total", "data_fs", "redis", "redis_benchmark",
+        "conveyor_binary", "requests", "clients", "payload_bytes", "rounds", "recovery_tasks",
+        "pinned", "loadavg_start", "loadavg_end"))
     md += ["", "## Summary", "", "| measure | value | target |", "|---|---|---|"]
     md += [f"| {name} | {value} | {target} |" for name, value, target in t_sum + r_sum + c_sum]
     for part in (t_md, r_md, c_md):
         if part:
             md += [""] + part
-    text = "\n".join(md) + "\n"
-    with open(output, "w") as f:
-        f.write(text)
-    print(text)
+    write_report(md, output)
 
 
 if __name__ == "__main__":

@@ -163,6 +163,19 @@ def memory_table(mem):
     return lines, summary
 
 
+def machine_table(machine, keys):
+    """The machine section: one row per key of machine.env, n/a when absent."""
+    return (["## Machine", "", "| | |", "|---|---|"] +
+            [f"| {key} | {machine.get(key) or 'n/a'} |" for key in keys])
+
+
+def write_report(md, output):
+    text = "\n".join(md) + "\n"
+    with open(output, "w") as f:
+        f.write(text)
+    print(text)
+
+
 def main():
     raw, output = sys.argv[1], sys.argv[2]
     machine = read_env(os.path.join(raw, "machine.env"))
@@ -177,26 +190,22 @@ def main():
           f"Measured {machine.get('date', '?')} at commit `{machine.get('commit', '?')}` by "
           "`bench/run.sh`. Ratios are conveyor / redis (throughput: above 1 is faster; "
           "memory: above 1 is bigger). Requests/s and latencies are medians over "
-          f"{machine.get('rounds', '?')} alternating rounds.", "",
-          "## Machine", "",
-          "| | |", "|---|---|"]
-    for key in ("nproc", "cpu", "kernel", "memory_total", "redis", "redis_benchmark",
-                "conveyor_version", "conveyor_persistence", "requests", "clients", "payload_bytes",
-                "memory_items", "rounds", "pinned", "loadavg_start", "loadavg_end"):
-        md.append(f"| {key} | {machine.get(key) or 'n/a'} |")
+          f"{machine.get('rounds', '?')} alternating rounds.", ""]
+    md += machine_table(machine, (
+        "nproc", "cpu", "kernel", "memory_total", "redis", "redis_benchmark", "conveyor_version",
+        "conveyor_persistence", "requests", "clients", "payload_bytes", "memory_items", "rounds",
+        "pinned", "loadavg_start", "loadavg_end"))
     md += ["", "## Summary (conveyor / redis)", "", "| measure | ratio |", "|---|---|"]
     md += [f"| {name} | {value} |" for name, value in t_sum + p_sum + m_sum]
     md += ["", "## Throughput (redis-benchmark -t ping,lpush,rpop)", ""] + t_lines
     md += ["", "## ENQUEUE against LPUSH (100-byte payload)", "",
            "Redis without persistence and with `appendonly yes, appendfsync always`; conveyor "
-           "with its defaults (see conveyor_persistence above).", ""] + p_lines
+           "with `--fsync no` (see conveyor_persistence above; durable runs: "
+           "bench/durable.sh).", ""] + p_lines
     if m_lines:
         md += ["", f"## Memory ({mem.get('redis_mem_items', '?')} LPUSHed 100-byte items, "
                "fresh servers)", ""] + m_lines
-    text = "\n".join(md) + "\n"
-    with open(output, "w") as f:
-        f.write(text)
-    print(text)
+    write_report(md, output)
 
 
 if __name__ == "__main__":

@@ -7,9 +7,9 @@
 # 1. Throughput: redis-benchmark -t ping,lpush,rpop against both servers, -c CLIENTS, with
 #    and without pipelining (-P 16).
 # 2. ENQUEUE against LPUSH: `ENQUEUE benchq <100 B>` on conveyor vs `LPUSH benchq <100 B>` on
-#    Redis (and on conveyor, for reference). Conveyor runs with its defaults (its persistence
-#    mode is recorded); Redis runs without persistence and, unless --skip-durable, also with
-#    appendfsync always, the like-for-like peer once conveyor is durable.
+#    Redis (and on conveyor, for reference). Conveyor runs with `--fsync no` (its log still
+#    written, never fsynced); Redis runs without persistence and, unless --skip-durable, also
+#    with appendfsync always. Durable against durable: bench/durable.sh.
 # 3. Memory: MEMORY_ITEMS LPUSHes of 100-byte items into fresh servers; Redis used_memory
 #    growth and RSS growth against conveyor RSS growth, in bytes per item.
 #
@@ -23,7 +23,7 @@
 # REDIS_BENCHMARK (redis-benchmark), BENCH_PIN=1 pins servers to CPU 0 and clients to the
 # rest (needs taskset and at least 2 CPUs).
 
-# port_<name> / pid_<name> are set through printf -v by start_redis/start_conveyor.
+# port_<name> / pid_<name> are set through printf -v by start_redis/start_conveyor (lib.sh).
 # shellcheck disable=SC2154,SC2034
 set -euo pipefail
 
@@ -58,123 +58,19 @@ while [[ $# -gt 0 ]]; do
     esac
 done
 
-for tool in "$conveyor_bin" "$redis_server"; do
-    [[ -x "$tool" ]] || { echo "not executable: $tool (run 'make build' first?)" >&2; exit 1; }
-done
-for tool in "$redis_benchmark" "$redis_cli" "$python"; do
-    command -v "$tool" >/dev/null || { echo "missing tool: $tool" >&2; exit 1; }
-done
-
-work="$(mktemp -d "${TMPDIR:-/tmp}/conveyor-bench.XXXXXX")"
-raw="$work/raw"            # one file per measurement, read by report.py
-mkdir -p "$raw"
-server_pids=()
-
-cleanup() {
-    local pid
-    for pid in "${server_pids[@]}"; do
-        kill -TERM "$pid" 2>/dev/null || true
-    done
-    for pid in "${server_pids[@]}"; do
-        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null || true
-    done
-    rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-server_cpus=()
-client_cpus=()
-if [[ "${BENCH_PIN:-0}" == 1 ]] && command -v taskset >/dev/null && [[ "$(nproc)" -ge 2 ]]; then
-    server_cpus=(taskset -c 0)
-    client_cpus=(taskset -c "1-$(( $(nproc) - 1 ))")
-fi
-
-free_port() {
-    "$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-wait_ping() {  # port pid name
-    for _ in $(seq 200); do
-        if [[ "$("$redis_cli" -h 127.0.0.1 -p "$1" PING 2>/dev/null)" == PONG ]]; then return 0; fi
-        kill -0 "$2" 2>/dev/null || { echo "$3 exited during start-up; log:" >&2; cat "$work/$3.log" >&2; exit 1; }
-        sleep 0.05
-    done
-    echo "$3 did not answer PING on port $1; log:" >&2
-    cat "$work/$3.log" >&2
-    exit 1
-}
-
-# start_redis <name> [extra redis-server args...]; sets port_<name> and pid_<name>.
-start_redis() {
-    local name="$1"; shift
-    local port; port="$(free_port)"
-    mkdir -p "$work/$name-dir"
-    "${server_cpus[@]}" "$redis_server" --port "$port" --bind 127.0.0.1 --save '' \
-        --appendonly no --daemonize no --dir "$work/$name-dir" "$@" >"$work/$name.log" 2>&1 &
-    local pid=$!
-    server_pids+=("$pid")
-    wait_ping "$port" "$pid" "$name"
-    printf -v "port_$name" '%s' "$port"
-    printf -v "pid_$name" '%s' "$pid"
-}
-
-start_conveyor() {
-    local name="$1"; shift
-    local port; port="$(free_port)"
-    mkdir -p "$work/$name-data"
-    "${server_cpus[@]}" "$conveyor_bin" server --port "$port" --bind 127.0.0.1 \
-        --data-dir "$work/$name-data" "$@" >"$work/$name.log" 2>&1 &
-    local pid=$!
-    server_pids+=("$pid")
-    wait_ping "$port" "$pid" "$name"
-    printf -v "port_$name" '%s' "$port"
-    printf -v "pid_$name" '%s' "$pid"
-}
-
-stop_server() {  # pid
-    kill -TERM "$1" 2>/dev/null || true
-    for _ in $(seq 100); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done
-    kill -KILL "$1" 2>/dev/null || true
-}
+# shellcheck source=bench/lib.sh
+source "$here/lib.sh"
+require_executables "$conveyor_bin" "$redis_server"
+require_commands "$redis_benchmark" "$redis_cli" "$python"
+bench_setup conveyor-bench   # $raw: one file per measurement, read by report.py
 
 rss_bytes() { awk '/^VmRSS:/ { print $2 * 1024 }' "/proc/$1/status"; }
-
-info_field() {  # port section field
-    "$redis_cli" -h 127.0.0.1 -p "$1" INFO "$2" | tr -d '\r' | awk -F: -v f="$3" '$1 == f { print $2 }'
-}
-
-# bench <label> <server-name> <redis-benchmark args...>: CSV saved as
-# raw/<label>__<name>__<round>.csv ($round is set by the caller's loop).
-bench() {
-    local label="$1" name="$2"; shift 2
-    local port_var="port_$name"
-    local out="$raw/${label}__${name}__${round}.csv"
-    printf '  %-9s round %s  %-15s ' "$label" "$round" "$name"
-    if ! "${client_cpus[@]}" "$redis_benchmark" -h 127.0.0.1 -p "${!port_var}" -c "$clients" \
-            --csv "$@" >"$out" 2>"$out.err"; then
-        echo "FAILED (see below)"
-        cat "$out.err" >&2
-        echo "redis-benchmark failed" >"$out.failed"
-        return 0
-    fi
-    tail -n +2 "$out" | awk -F'","' '{ gsub(/"/, "", $1); gsub(/"/, "", $2); split($1, t, " ")
-                                       printf "%s=%s rps  ", t[1], $2 }'
-    echo
-}
 
 payload="$(head -c "$payload_size" /dev/zero | tr '\0' 'x')"
 
 echo "== machine"
 {
-    echo "date=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
-    echo "nproc=$(nproc)"
-    echo "cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
-    echo "kernel=$(uname -sr)"
-    echo "memory_total=$(awk '/^MemTotal:/ { print $2 " kB" }' /proc/meminfo)"
-    echo "redis=$("$redis_server" --version | head -1)"
-    echo "redis_benchmark=$("$redis_benchmark" --version 2>/dev/null | head -1 || echo unknown)"
+    machine_env
     echo "commit=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$repo" diff --quiet HEAD 2>/dev/null || echo '-dirty')"
     echo "requests=$requests"
     echo "clients=$clients"
@@ -198,7 +94,9 @@ start_conveyor conveyor --fsync no   # the peer runs without AOF; durable runs: 
 for round in $(seq "$rounds"); do
     for pipeline in 1 16; do
         for server in redis conveyor; do
-            bench "core_P$pipeline" "$server" -t ping,lpush,rpop -n "$requests" -P "$pipeline"
+            bench "core_P$pipeline" "$server" "$(port_of "$server")" -t ping,lpush,rpop \
+                -n "$requests" -P "$pipeline"
+            echo
         done
     done
 done
@@ -210,20 +108,20 @@ fi
 port_conveyor_lpush="$port_conveyor"   # conveyor's own LPUSH, for reference
 for round in $(seq "$rounds"); do
     for pipeline in 1 16; do
-        bench "push_P$pipeline" redis -n "$requests" -P "$pipeline" LPUSH benchq "$payload"
+        bench "push_P$pipeline" redis "$port_redis" -n "$requests" -P "$pipeline" LPUSH benchq "$payload"; echo
         if [[ "$skip_durable" == 0 ]]; then
-            bench "push_P$pipeline" redis_aof -n "$requests" -P "$pipeline" LPUSH benchq "$payload"
+            bench "push_P$pipeline" redis_aof "$port_redis_aof" -n "$requests" -P "$pipeline" LPUSH benchq "$payload"; echo
         fi
-        bench "push_P$pipeline" conveyor_lpush -n "$requests" -P "$pipeline" LPUSH benchq_l "$payload"
-        bench "push_P$pipeline" conveyor -n "$requests" -P "$pipeline" ENQUEUE benchq "$payload"
+        bench "push_P$pipeline" conveyor_lpush "$port_conveyor_lpush" -n "$requests" -P "$pipeline" LPUSH benchq_l "$payload"; echo
+        bench "push_P$pipeline" conveyor "$port_conveyor" -n "$requests" -P "$pipeline" ENQUEUE benchq "$payload"; echo
     done
 done
 
 if [[ "$skip_memory" == 0 ]]; then
     echo "== memory ($memory_items LPUSHes of $payload_size bytes into fresh servers)"
-    stop_server "$pid_conveyor"
-    stop_server "$pid_redis"
-    if [[ "$skip_durable" == 0 ]]; then stop_server "$pid_redis_aof"; fi
+    stop_server "$pid_conveyor" >/dev/null
+    stop_server "$pid_redis" >/dev/null
+    if [[ "$skip_durable" == 0 ]]; then stop_server "$pid_redis_aof" >/dev/null; fi
     start_redis redis_mem
     start_conveyor conveyor_mem --fsync no
     for name in redis_mem conveyor_mem; do
