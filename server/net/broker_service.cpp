@@ -192,7 +192,7 @@ void broker_service::forget_release_wait(asio::steady_timer& timer) {
 
 void broker_service::on_log_released() {
     if (!log_) return;
-    if (log_->failed() && !log_failed_) log_failed_ = true;
+    if (log_->failed()) log_failed_ = true;
     if (log_failed_) {
         // Nothing waiting is ever acknowledged: every waiter wakes to close its connection.
         for (auto& w : release_waits_) w.second->cancel();
