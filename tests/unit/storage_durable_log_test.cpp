@@ -272,3 +272,75 @@ TEST(durable_log, compaction_keeps_exactly_the_live_state) {
 }
 
 }  // namespace
+
+// T6, disk full: once the disk cannot give more space, changes that add work are refused,
+// changes to existing tasks still fit in the space reserved ahead (down to the floor), nothing
+// fails, and the log takes new work again by itself once space returns. In both threading
+// models (inline under `always`, a storage thread under `everysec`).
+TEST(durable_log, a_full_disk_refuses_new_work_keeps_finishing_and_recovers_by_itself) {
+    for (const fsync_mode mode : {fsync_mode::always, fsync_mode::everysec}) {
+        SCOPED_TRACE(std::string(storage::to_string(mode)));
+        temp_dir d;
+        storage::posix_file_io posix;
+        storage::faulty_file_io io(posix);
+        storage::log_options o = options(d, mode, 1 << 20);
+        o.preallocate_chunk = 4096;
+        o.space_floor = 256;
+        o.space_retry = std::chrono::milliseconds(0);
+        std::uint64_t appended = 0;
+        {
+            durable_log log(io, o);
+            ASSERT_FALSE(log.recover([](const core::record&) {}).error);
+            ASSERT_FALSE(log.start({}));
+            log.set_reserve(4096);
+            auto append_and_release = [&](const core::record& r) {
+                ASSERT_FALSE(log.append(r));
+                ++appended;
+                log.kick();
+                wait_released(log, appended);
+                ASSERT_EQ(log.released(), appended);
+            };
+            append_and_release(enqueue_record(0));
+            EXPECT_GE(log.stats().room_bytes, 8192u - 4096u);
+            EXPECT_FALSE(log.admit(storage::change_kind::adds, 100));
+
+            io.set_disk_full(true);
+            // Records go on until the log wants more space ahead and cannot get it.
+            int i = 1;
+            while (!log.space_low()) {
+                ASSERT_LT(i, 10'000) << "the log never noticed the full disk";
+                append_and_release(enqueue_record(i++));
+            }
+            EXPECT_EQ(log.admit(storage::change_kind::adds, 100), storage::storage_errc::no_space);
+            // The reserved space takes changes to existing tasks until only the floor is left.
+            const std::uint64_t room_when_full = log.stats().room_bytes;
+            EXPECT_GT(room_when_full, 4096u);
+            int finished = 0;
+            while (!log.admit(storage::change_kind::finishes, 64)) {
+                ASSERT_LT(finished, 10'000);
+                append_and_release(core::rec_ack{{}, "t" + std::to_string(finished), ""});
+                ++finished;
+            }
+            EXPECT_GT(finished, 50);
+            EXPECT_LE(log.stats().room_bytes, 64u + o.space_floor + 64u);
+            EXPECT_FALSE(log.failed());
+            EXPECT_EQ(log.stats().space_shortages, 1u);
+
+            // Space returns: the next try takes it, and new work is admitted again.
+            io.set_disk_full(false);
+            log.retry_space();
+            for (int k = 0; k < 2000 && log.space_low(); ++k) {
+                std::this_thread::sleep_for(std::chrono::milliseconds(1));
+            }
+            EXPECT_FALSE(log.space_low());
+            EXPECT_FALSE(log.admit(storage::change_kind::adds, 100));
+            append_and_release(enqueue_record(100'000));
+            log.stop();
+        }
+        // Everything released is on disk, and the zeros ahead read as the end of the log.
+        storage::recovery_result r;
+        const auto got = recover_all(posix, d, &r);
+        EXPECT_TRUE(std::holds_alternative<storage::log_clean>(r.outcome));
+        EXPECT_EQ(got.size(), appended);
+    }
+}

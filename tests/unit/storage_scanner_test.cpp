@@ -134,21 +134,33 @@ TEST(storage_scanner, a_zero_length_frame_mid_log_is_damage) {
     EXPECT_EQ(scan.error, scan_error::length_zero);
 }
 
-TEST(storage_scanner, a_zero_filled_tail_is_a_torn_tail) {
+TEST(storage_scanner, zeros_after_the_last_frame_are_a_clean_end_and_zeros_inside_it_torn) {
     const auto records = sample_records();
     const built_log log = build_log(records);
-    // File size extended but the last write never reached the disk: zeros after good frames,
-    // and zeros over part of the last frame.
+    // The writer's zero-filled space ahead: zeros from a frame boundary to the end of the file.
     const scan_result appended = scan_segment(log.bytes + std::string(4096, '\0'));
-    EXPECT_EQ(appended.end, scan_status::torn_tail);
+    EXPECT_EQ(appended.end, scan_status::clean_end);
     EXPECT_EQ(appended.valid_end, log.bytes.size());
     expect_prefix(appended, records, records.size());
+    const std::string short_tail = log.bytes + std::string(5, '\0');  // under a frame header
+    segment_scanner scanner(short_tail);
+    core::record r;
+    while (scanner.next(r) == scan_status::record) {
+    }
+    EXPECT_EQ(scanner.next(r), scan_status::clean_end);
+    EXPECT_EQ(scanner.zero_tail(), 5u);
+    // The last write never reached the disk: zeros over part of the last frame are torn.
     std::string overwritten = log.bytes;
     const std::size_t last = log.frame_offsets.back();
     std::fill(overwritten.begin() + static_cast<long>(last) + 10, overwritten.end(), '\0');
     const scan_result partial = scan_segment(overwritten + std::string(100, '\0'));
     EXPECT_EQ(partial.end, scan_status::torn_tail);
     EXPECT_EQ(partial.valid_end, last);
+    // Zeros, then a good frame again: damage, not the end.
+    const std::string frame = log.bytes.substr(last);
+    const scan_result gap =
+        scan_segment(log.bytes.substr(0, last) + std::string(64, '\0') + frame);
+    EXPECT_EQ(gap.end, scan_status::damaged);
     // A file of zeros only (header never written) is torn at 0; other bad headers are damage.
     EXPECT_EQ(scan_segment(std::string(4096, '\0')).end, scan_status::torn_tail);
 }

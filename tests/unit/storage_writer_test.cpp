@@ -167,10 +167,63 @@ TEST_F(storage_writer, header_sync_failure_is_fail_stop) {
 }
 
 TEST_F(storage_writer, create_failure_is_fail_stop) {
+    faulty_.fail_create(1, EIO);
+    segment_writer w(faulty_, options());
+    EXPECT_EQ(w.open(1), std::error_code(EIO, std::system_category()));
+    expect_fail_stop(w, faulty_, EIO);
+}
+
+// No room for a new segment is not a failure: nothing is left behind and a later try works.
+TEST_F(storage_writer, no_space_for_a_segment_leaves_the_writer_usable) {
     faulty_.fail_create(1, ENOSPC);
     segment_writer w(faulty_, options());
-    EXPECT_EQ(w.open(1), std::error_code(ENOSPC, std::system_category()));
-    expect_fail_stop(w, faulty_, ENOSPC);
+    EXPECT_EQ(w.open(1), storage_errc::no_space);
+    EXPECT_FALSE(w.failure());
+    faulty_.set_disk_full(true);  // created, but its header finds no room: removed again
+    EXPECT_EQ(w.open(1), storage_errc::no_space);
+    EXPECT_FALSE(std::filesystem::exists(dir_.path() + "/" + segment_file_name(1)));
+    faulty_.set_disk_full(false);
+    ASSERT_FALSE(w.open(1));
+    ASSERT_FALSE(w.append(records_[0]));
+    ASSERT_FALSE(w.flush());
+    EXPECT_EQ(read_segment(1).records.size(), 1u);
+}
+
+// Space ahead: records overwrite zeros that were allocated earlier, so a full disk does not
+// stop them; rotation without room keeps the current segment; both come back with space.
+TEST_F(storage_writer, records_fit_in_reserved_space_on_a_full_disk) {
+    writer_options opts = options();
+    opts.preallocate_chunk = 4096;
+    opts.segment_target_bytes = 2048;
+    segment_writer w(faulty_, opts);
+    ASSERT_FALSE(w.open(1));
+    ASSERT_FALSE(w.reserve(8192));
+    EXPECT_GE(w.room(), 8192u);
+    EXPECT_EQ(std::filesystem::file_size(dir_.path() + "/" + segment_file_name(1)),
+              segment_header_size + w.room());
+    faulty_.set_disk_full(true);
+    EXPECT_EQ(w.reserve(w.room() + 1), storage_errc::no_space);
+    std::size_t written = 0;
+    while (w.room() > 512) {
+        ASSERT_FALSE(w.append(records_[written % records_.size()]));
+        ASSERT_FALSE(w.write());
+        ASSERT_FALSE(w.sync());
+        ++written;
+    }
+    ASSERT_TRUE(w.rotation_due());
+    EXPECT_EQ(w.rotate(), storage_errc::no_space);
+    EXPECT_EQ(w.sequence(), 1u);
+    EXPECT_FALSE(w.failure());
+    EXPECT_FALSE(std::filesystem::exists(dir_.path() + "/" + segment_file_name(2)));
+    // Every record is there and the zeros after them read as the end.
+    scan_result scanned = read_segment(1);
+    EXPECT_EQ(scanned.end, scan_status::clean_end);
+    EXPECT_EQ(scanned.records.size(), written);
+    faulty_.set_disk_full(false);
+    ASSERT_FALSE(w.rotate());
+    EXPECT_EQ(w.sequence(), 2u);
+    // The closed segment was cut to its records.
+    EXPECT_EQ(std::filesystem::file_size(dir_.path() + "/" + segment_file_name(1)), scanned.valid_end);
 }
 
 TEST_F(storage_writer, oversized_record_is_refused_and_the_writer_goes_on) {

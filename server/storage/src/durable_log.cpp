@@ -30,7 +30,7 @@ durable_log::durable_log(file_io& io, log_options options)
     : io_(io),
       options_(std::move(options)),
       writer_(io, writer_options{options_.directory, options_.segment_target_bytes,
-                                 options_.max_frame_len}) {
+                                 options_.max_frame_len, options_.preallocate_chunk}) {
     stats_.fsync = options_.fsync;
 }
 
@@ -84,6 +84,16 @@ recovery_result durable_log::recover(const record_callback& on_record,
         }
         result.bytes -= torn->bytes_dropped;
     }
+    // Zeros after the last record (space the writer had filled ahead) are given back.
+    for (const auto& seg : scan.segments) {
+        if (seg.zero_tail == 0) continue;
+        if (std::error_code ec = io_.truncate(seg.path, seg.bytes - seg.zero_tail)) {
+            result.error = ec;
+            result.error_path = seg.path;
+            return result;
+        }
+        result.bytes -= seg.zero_tail;
+    }
     next_sequence_ = result.next_sequence;
     std::lock_guard lk(mu_);
     stats_.log_bytes = result.bytes;
@@ -135,7 +145,9 @@ void durable_log::run() {
         bool stopping = false;
         {
             std::unique_lock lk(mu_);
-            auto has_work = [&] { return stopping_ || (kicked_ && !pending_.empty()); };
+            auto has_work = [&] {
+                return stopping_ || retry_space_ || (kicked_ && !pending_.empty());
+            };
             if (options_.fsync == fsync_mode::everysec && writer_.unsynced()) {
                 cv_.wait_until(lk, last_sync_ + std::chrono::seconds(1), has_work);
             } else {
@@ -156,6 +168,7 @@ void durable_log::run() {
 bool durable_log::process_batch(bool stopping) {
     std::unique_lock lk(mu_);
     kicked_ = false;
+    retry_space_ = false;
     batch_.swap(pending_);
     pending_.clear();
     const std::size_t records = pending_records_;
@@ -180,13 +193,15 @@ bool durable_log::process_batch(bool stopping) {
         sync_us = std::chrono::duration_cast<std::chrono::microseconds>(after - now).count();
         last_sync_ = after;
     }
-    std::uint64_t rotated_bytes = 0;
-    if (!ec && writer_.rotation_due()) {
-        rotated_bytes = writer_.segment_bytes();
-        ec = writer_.rotate();
-    }
+    const std::uint64_t sequence_before = writer_.sequence();
+    const std::uint64_t bytes_before = writer_.segment_bytes();
+    const bool was_low = space_low_.load(std::memory_order_relaxed);
+    if (!ec && !stopping) ec = keep_space(now);
+    const std::uint64_t rotated_bytes = writer_.sequence() != sequence_before ? bytes_before : 0;
+    room_.store(writer_.room(), std::memory_order_release);
 
     lk.lock();
+    if (!was_low && space_low_.load(std::memory_order_relaxed)) ++stats_.space_shortages;
     if (ec) {
         stats_.failure = ec;
         stats_.failure_path = writer_.segment_path(writer_.sequence());
@@ -214,6 +229,49 @@ bool durable_log::process_batch(bool stopping) {
     return true;
 }
 
+std::error_code durable_log::keep_space(steady_clock::time_point now) {
+    const bool low = space_low_.load(std::memory_order_relaxed);
+    if (low && now - last_space_try_ < options_.space_retry) return {};
+    bool short_of_space = false;
+    auto note = [&](std::error_code ec) {
+        if (ec == storage_errc::no_space) {
+            short_of_space = true;
+            return std::error_code{};
+        }
+        return ec;
+    };
+    if (writer_.rotation_due()) {
+        if (std::error_code ec = note(writer_.rotate())) return ec;
+    }
+    const std::uint64_t room = options_.preallocate_chunk + reserve_.load(std::memory_order_relaxed);
+    if (std::error_code ec = note(writer_.reserve(room, 4 * options_.preallocate_chunk))) return ec;
+    if (short_of_space) last_space_try_ = now;
+    space_low_.store(short_of_space, std::memory_order_release);
+    return {};
+}
+
+std::error_code durable_log::admit(change_kind kind, std::size_t bytes) const {
+    if (!space_low_.load(std::memory_order_acquire)) return {};
+    if (kind == change_kind::adds) return storage_errc::no_space;
+    std::lock_guard lk(mu_);
+    const std::uint64_t need = pending_.size() + bytes + options_.space_floor;
+    if (room_.load(std::memory_order_acquire) < need) return storage_errc::no_space;
+    return {};
+}
+
+void durable_log::retry_space() {
+    if (!space_low() || failed()) return;
+    if (inline_) {
+        process_batch(false);
+        return;
+    }
+    {
+        std::lock_guard lk(mu_);
+        retry_space_ = true;
+    }
+    cv_.notify_one();
+}
+
 void durable_log::stop() {
     {
         std::lock_guard lk(mu_);
@@ -228,6 +286,7 @@ void durable_log::stop() {
     } else if (inline_ && writer_.is_open() && !failed()) {
         process_batch(true);
     }
+    if (!failed()) writer_.trim();
     writer_.close();
 }
 
@@ -237,6 +296,9 @@ log_stats durable_log::stats() const {
     s.records_appended = appended_;
     s.records_released = released();
     s.pending_bytes = pending_.size();
+    s.room_bytes = room_.load(std::memory_order_acquire);
+    s.reserve_bytes = reserve_.load(std::memory_order_relaxed);
+    s.space_low = space_low();
     return s;
 }
 

@@ -22,6 +22,8 @@ public:
                 return "the record exceeds the maximum log frame length";
             case storage_errc::bad_record:
                 return "the record could not be encoded";
+            case storage_errc::no_space:
+                return "no space left on the device for the log";
         }
         return "unknown storage error";
     }

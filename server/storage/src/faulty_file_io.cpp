@@ -1,6 +1,7 @@
 #include "conveyor/storage/file_io.hpp"
 
 #include <algorithm>
+#include <cerrno>
 #include <thread>
 
 namespace conveyor::storage {
@@ -49,16 +50,44 @@ io_result<file_handle> faulty_file_io::open_append(const std::string& path) {
 }
 
 std::error_code faulty_file_io::write_all(file_handle f, std::string_view bytes) {
+    return write(f, std::nullopt, bytes);
+}
+
+std::error_code faulty_file_io::write_at(file_handle f, std::uint64_t offset,
+                                         std::string_view bytes) {
+    return write(f, offset, bytes);
+}
+
+std::error_code faulty_file_io::write(file_handle f, std::optional<std::uint64_t> offset,
+                                      std::string_view bytes) {
+    auto pass = [&](std::string_view part) {
+        return offset ? inner_.write_at(f, *offset, part) : inner_.write_all(f, part);
+    };
     std::unique_lock lk(mu_);
-    if (++writes_ != write_fault_.nth) {
-        lk.unlock();
-        return inner_.write_all(f, bytes);
+    const bool faulted = ++writes_ == write_fault_.nth;
+    const bool full = disk_full_;
+    lk.unlock();
+    if (faulted) {
+        const std::size_t partial = std::min(write_fault_.partial_bytes, bytes.size());
+        if (partial > 0) {
+            if (const std::error_code ec = pass(bytes.substr(0, partial))) return ec;
+        }
+        return {write_fault_.error, std::system_category()};
     }
-    const std::size_t partial = std::min(write_fault_.partial_bytes, bytes.size());
-    if (partial > 0) {
-        if (const std::error_code ec = inner_.write_all(f, bytes.substr(0, partial))) return ec;
+    if (full) {
+        // Only the part that overwrites bytes the file already has finds room.
+        const io_result<std::uint64_t> size = inner_.file_size(f);
+        if (size.error) return size.error;
+        const std::uint64_t at = offset ? *offset : size.value;
+        const std::uint64_t inside = at < size.value ? std::min<std::uint64_t>(size.value - at, bytes.size()) : 0;
+        if (inside < bytes.size()) {
+            if (inside > 0) {
+                if (const std::error_code ec = pass(bytes.substr(0, inside))) return ec;
+            }
+            return {ENOSPC, std::system_category()};
+        }
     }
-    return {write_fault_.error, std::system_category()};
+    return pass(bytes);
 }
 
 std::error_code faulty_file_io::sync(file_handle f) {
@@ -68,6 +97,16 @@ std::error_code faulty_file_io::sync(file_handle f) {
     lk.unlock();
     if (delay.count() > 0) std::this_thread::sleep_for(delay);
     return inner_.sync(f);
+}
+
+void faulty_file_io::set_disk_full(bool full) noexcept {
+    std::lock_guard lk(mu_);
+    disk_full_ = full;
+}
+
+bool faulty_file_io::disk_full() const noexcept {
+    std::lock_guard lk(mu_);
+    return disk_full_;
 }
 
 void faulty_file_io::delay_syncs(std::chrono::milliseconds delay) noexcept {

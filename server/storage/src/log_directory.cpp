@@ -122,7 +122,10 @@ void directory_scanner::scan_live(const std::string& path, bool newest, segment_
     }
     seg.records = scanner.records_read();
     const std::size_t offset = scanner.valid_end();
-    if (s == scan_status::clean_end) return;
+    if (s == scan_status::clean_end) {
+        seg.zero_tail = scanner.zero_tail();
+        return;
+    }
     if (s == scan_status::torn_tail && newest) {
         result.outcome = log_torn_tail{path, offset, bytes_.size() - offset};
         return;

@@ -31,7 +31,7 @@ io_result<file_handle> open_file(const std::string& path, int flags) {
 }  // namespace
 
 io_result<file_handle> posix_file_io::create_exclusive(const std::string& path) {
-    return open_file(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND);
+    return open_file(path, O_WRONLY | O_CREAT | O_EXCL);
 }
 
 io_result<file_handle> posix_file_io::open_append(const std::string& path) {
@@ -49,6 +49,25 @@ std::error_code posix_file_io::write_all(file_handle f, std::string_view bytes) 
         }
         if (n == 0) return {EIO, std::system_category()};  // would loop forever otherwise
         p += n;
+        left -= static_cast<std::size_t>(n);
+    }
+    return {};
+}
+
+std::error_code posix_file_io::write_at(file_handle f, std::uint64_t offset,
+                                        std::string_view bytes) {
+    const char* p = bytes.data();
+    std::size_t left = bytes.size();
+    auto at = static_cast<off_t>(offset);
+    while (left > 0) {
+        const ssize_t n = ::pwrite(f.fd, p, left, at);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return last_error();
+        }
+        if (n == 0) return {EIO, std::system_category()};
+        p += n;
+        at += n;
         left -= static_cast<std::size_t>(n);
     }
     return {};

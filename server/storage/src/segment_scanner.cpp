@@ -64,7 +64,15 @@ scan_status segment_scanner::next(core::record& out) {
         return end_;
     }
     const checked_frame frame = check_frame(file_, pos_, options_);
-    if (!frame.good()) return stop(frame.error, true);
+    if (!frame.good()) {
+        // Zeros from here to the end: the writer's preallocated space, not yet used.
+        if (all_zero(file_.substr(pos_))) {
+            ended_ = true;
+            end_ = scan_status::clean_end;
+            return end_;
+        }
+        return stop(frame.error, true);
+    }
     decode_result decoded = decode(frame.payload);
     if (!decoded.ok()) {
         record_error_ = decoded.error;

@@ -4,6 +4,8 @@
 #include "conveyor/storage/errors.hpp"
 #include "conveyor/storage/record_codec.hpp"
 
+#include <algorithm>
+#include <cerrno>
 #include <utility>
 
 namespace conveyor::storage {
@@ -25,20 +27,67 @@ std::error_code segment_writer::fail(std::error_code ec) {
     return ec;
 }
 
+namespace {
+
+bool is_no_space(const std::error_code& ec) noexcept {
+    return ec == std::errc::no_space_on_device || ec.value() == EDQUOT;
+}
+
+}  // namespace
+
+io_result<file_handle> segment_writer::create_segment(std::uint64_t sequence) {
+    const std::string path = segment_path(sequence);
+    io_result<file_handle> created = io_.create_exclusive(path);
+    if (created.error) {
+        if (is_no_space(created.error)) created.error = storage_errc::no_space;
+        return created;
+    }
+    std::string header;
+    append_segment_header(sequence, header);
+    std::error_code ec = io_.write_at(created.value, 0, header);
+    if (is_no_space(ec)) {
+        // Nothing of this segment matters yet: take it away again.
+        io_.close(created.value);
+        ec = io_.remove(path);
+        return {{}, ec ? ec : make_error_code(storage_errc::no_space)};
+    }
+    if (!ec) ec = io_.sync(created.value);
+    if (!ec) ec = io_.sync_directory(options_.directory);
+    if (ec) {
+        io_.close(created.value);
+        return {{}, ec};
+    }
+    return created;
+}
+
 std::error_code segment_writer::open(std::uint64_t sequence) {
     if (failure_) return storage_errc::log_failed;
     if (file_.valid()) return storage_errc::already_open;
-    const io_result<file_handle> created = io_.create_exclusive(segment_path(sequence));
+    const io_result<file_handle> created = create_segment(sequence);
+    if (created.error == storage_errc::no_space) return created.error;
     if (created.error) return fail(created.error);
     file_ = created.value;
     sequence_ = sequence;
-    segment_bytes_ = 0;
-    std::string header;
-    append_segment_header(sequence, header);
-    if (std::error_code ec = io_.write_all(file_, header)) return fail(ec);
-    if (std::error_code ec = io_.sync(file_)) return fail(ec);
-    if (std::error_code ec = io_.sync_directory(options_.directory)) return fail(ec);
-    segment_bytes_ = header.size();
+    segment_bytes_ = segment_header_size;
+    allocated_ = segment_header_size;
+    unsynced_ = false;
+    return {};
+}
+
+std::error_code segment_writer::reserve(std::uint64_t room, std::uint64_t max_fill) {
+    if (failure_) return storage_errc::log_failed;
+    if (!file_.valid()) return storage_errc::not_open;
+    const std::uint64_t chunk = options_.preallocate_chunk;
+    if (chunk == 0 || allocated_ >= segment_bytes_ + room) return {};
+    if (zeros_.empty()) zeros_.assign(chunk, '\0');
+    // Whole chunks, from the end of what is allocated, until `room` fits.
+    for (std::uint64_t filled = 0; allocated_ < segment_bytes_ + room && filled < max_fill;
+         filled += chunk) {
+        const std::error_code ec = io_.write_at(file_, allocated_, zeros_);
+        if (is_no_space(ec)) return storage_errc::no_space;
+        if (ec) return fail(ec);
+        allocated_ += chunk;
+    }
     return {};
 }
 
@@ -80,8 +129,9 @@ std::error_code segment_writer::write() {
     if (failure_) return storage_errc::log_failed;
     if (!file_.valid()) return storage_errc::not_open;
     if (batch_.empty()) return {};
-    if (std::error_code ec = io_.write_all(file_, batch_)) return fail(ec);
+    if (std::error_code ec = io_.write_at(file_, segment_bytes_, batch_)) return fail(ec);
     segment_bytes_ += batch_.size();
+    allocated_ = std::max(allocated_, segment_bytes_);
     unsynced_ = true;
     batch_.clear();
     batch_records_ = 0;
@@ -99,17 +149,34 @@ std::error_code segment_writer::sync() {
 
 std::error_code segment_writer::rotate() {
     if (std::error_code ec = sync()) return ec;
-    const std::uint64_t next = sequence_ + 1;
+    // The next segment first: without room for it, the current one stays open.
+    const io_result<file_handle> next = create_segment(sequence_ + 1);
+    if (next.error == storage_errc::no_space) return next.error;
+    if (next.error) return fail(next.error);
     const file_handle old = file_;
-    file_ = {};
+    const std::string old_path = segment_path(sequence_);
+    const bool cut = allocated_ > segment_bytes_;
+    const std::uint64_t old_bytes = segment_bytes_;
+    file_ = next.value;
+    ++sequence_;
+    segment_bytes_ = segment_header_size;
+    allocated_ = segment_header_size;
     if (std::error_code ec = io_.close(old)) return fail(ec);
-    return open(next);
+    // Give the unused zeros back. Not needed for correctness (readers stop at the zeros), so
+    // a failure only leaves them in place.
+    if (cut) io_.truncate(old_path, old_bytes);
+    return {};
 }
 
 std::error_code segment_writer::flush() {
     if (std::error_code ec = write()) return ec;
     if (std::error_code ec = sync()) return ec;
     return rotation_due() ? rotate() : std::error_code{};
+}
+
+void segment_writer::trim() {
+    if (failure_ || !file_.valid() || allocated_ <= segment_bytes_) return;
+    if (!io_.truncate(segment_path(sequence_), segment_bytes_)) allocated_ = segment_bytes_;
 }
 
 void segment_writer::close() {

@@ -22,6 +22,16 @@
 // Fail-stop. The first failed write, fsync or rotation is remembered (failure()); released()
 // never moves again and append() refuses every later record. Nothing is retried on the same
 // descriptor (segment_writer.hpp).
+//
+// Disk full is not a failure. After each batch the log keeps space ahead of its records
+// zero-filled (segment_writer::reserve): one preallocate chunk plus the owner's reserve
+// (set_reserve: what the records that finish the live tasks need). When the disk cannot give
+// that space, or a new segment at rotation, the log is `space_low()`: the owner asks admit()
+// before each change, which refuses changes that add work and lets the others (ACK, FAIL,
+// LEASE, ...) use the space already reserved, down to a floor. The space is tried again at
+// most once a second (retry_space(), and every batch), and space_low() clears by itself
+// once the disk has room. A single round of the owner's loop that appends more than the
+// space ahead can still hit ENOSPC on the write itself: that one is fail-stop.
 #pragma once
 
 #include "conveyor/core/records.hpp"
@@ -56,6 +66,18 @@ struct log_options {
     fsync_mode fsync = fsync_mode::always;
     std::uint64_t segment_target_bytes = std::uint64_t{64} * 1024 * 1024;
     std::uint32_t max_frame_len = default_max_frame_len;
+    std::uint64_t preallocate_chunk = std::uint64_t{1} << 20;  // 0: no space ahead
+    // While the disk is full: room admit() never gives away (for the records the core writes
+    // by itself: lease expiries, retries coming due, result expiries), and how often the
+    // space is tried again.
+    std::uint64_t space_floor = 64 * 1024;
+    std::chrono::milliseconds space_retry{1000};
+};
+
+// What a change is, for admit() while the disk is full.
+enum class change_kind : std::uint8_t {
+    adds,      // adds work (ENQUEUE, pushes): refused while space_low()
+    finishes,  // works on existing tasks (ACK, FAIL, LEASE, ...): uses the reserved space
 };
 
 struct recovery_result {
@@ -81,6 +103,10 @@ struct log_stats {
     std::int64_t last_fsync_us = -1;  // -1: none yet
     std::int64_t max_fsync_us = 0;
     std::uint64_t pending_bytes = 0;
+    std::uint64_t room_bytes = 0;      // zero-filled space ahead of the records
+    std::uint64_t reserve_bytes = 0;   // the owner's reserve (set_reserve)
+    bool space_low = false;
+    std::uint64_t space_shortages = 0;  // times the disk had no room for space ahead
     std::error_code failure;
     std::string failure_path;
 };
@@ -150,6 +176,18 @@ public:
     std::uint64_t released() const noexcept { return released_.load(std::memory_order_acquire); }
     bool failed() const noexcept { return failed_.load(std::memory_order_acquire); }
 
+    // Disk full (see the top). Owner thread. admit() says whether a change whose records take
+    // about `bytes` may go ahead: {} or storage_errc::no_space.
+    std::error_code admit(change_kind kind, std::size_t bytes) const;
+    bool space_low() const noexcept { return space_low_.load(std::memory_order_acquire); }
+    // Space kept ahead on top of one preallocate chunk (e.g. a few records per live task).
+    void set_reserve(std::uint64_t bytes) noexcept {
+        reserve_.store(bytes, std::memory_order_relaxed);
+    }
+    // While space_low(): tries again for space (inline, or on the storage thread), at most
+    // once per options().space_retry.
+    void retry_space();
+
     // Writes and (in every mode) syncs what is pending, then joins the storage thread.
     void stop();
     bool stopping() const noexcept { return stop_compactor_.load(std::memory_order_acquire); }
@@ -173,6 +211,9 @@ private:
                                     const std::function<bool(const core::record&)>& keep,
                                     std::uint64_t& saved, std::uint64_t& dropped);
     bool process_batch(bool stopping);
+    // After a batch: rotation when due and space ahead, at most once a second while the disk
+    // is full. Errors other than no_space are failures.
+    std::error_code keep_space(std::chrono::steady_clock::time_point now);
     // How segments are read back (recovery, compaction): frames up to the larger of this
     // server's limit and the default, so a log written with a larger --max-payload still reads.
     scan_options read_options() const noexcept;
@@ -189,6 +230,7 @@ private:
     std::size_t pending_records_ = 0;
     bool stopping_ = false;
     bool kicked_ = false;
+    bool retry_space_ = false;
     bool inline_ = false;
     std::string batch_;  // the batch being written (storage thread, or owner when inline)
     std::chrono::steady_clock::time_point last_sync_ = std::chrono::steady_clock::now();
@@ -198,6 +240,10 @@ private:
     std::uint64_t appended_ = 0;  // written by the owner under mu_; appended() is owner-only
     std::atomic<std::uint64_t> released_{0};
     std::atomic<bool> failed_{false};
+    std::atomic<bool> space_low_{false};
+    std::atomic<std::uint64_t> room_{0};     // writer_.room() after the last batch
+    std::atomic<std::uint64_t> reserve_{0};
+    std::chrono::steady_clock::time_point last_space_try_{};  // writing thread
     std::uint64_t closed_segments_bytes_ = 0;  // guarded by mu_
 
     std::thread compactor_;

@@ -12,6 +12,8 @@ enum class storage_errc {
     already_open,      // open() on a writer that has a segment open
     record_too_large,  // the encoded record exceeds the maximum frame length
     bad_record,        // the record could not be encoded (a valueless variant)
+    no_space,          // the disk had no room for a new segment or for space ahead (ENOSPC,
+                       // EDQUOT): nothing was lost, the writer stays usable
 };
 
 const std::error_category& storage_category() noexcept;

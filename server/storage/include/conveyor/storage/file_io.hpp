@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdint>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -31,13 +32,19 @@ class file_io {
 public:
     virtual ~file_io() = default;
 
-    // Creates `path` for appending; fails (EEXIST) when it exists.
+    // Creates `path` for writing (write_all writes from offset 0 on, in order; write_at at any
+    // offset); fails (EEXIST) when it exists.
     virtual io_result<file_handle> create_exclusive(const std::string& path) = 0;
     // Opens an existing file for appending.
     virtual io_result<file_handle> open_append(const std::string& path) = 0;
     // Writes all of `bytes` at the end of the file, or returns the error that stopped it
     // (some bytes may have been written).
     virtual std::error_code write_all(file_handle f, std::string_view bytes) = 0;
+    // Writes all of `bytes` at `offset` (pwrite), as write_all does otherwise. A write that
+    // stays inside space already written (or zero-filled) needs no new disk blocks, so it
+    // cannot fail with ENOSPC.
+    virtual std::error_code write_at(file_handle f, std::uint64_t offset,
+                                     std::string_view bytes) = 0;
     // Makes everything written to `f` durable (fdatasync).
     virtual std::error_code sync(file_handle f) = 0;
     virtual io_result<std::uint64_t> file_size(file_handle f) = 0;
@@ -60,6 +67,7 @@ public:
     io_result<file_handle> create_exclusive(const std::string& path) override;
     io_result<file_handle> open_append(const std::string& path) override;
     std::error_code write_all(file_handle f, std::string_view bytes) override;
+    std::error_code write_at(file_handle f, std::uint64_t offset, std::string_view bytes) override;
     std::error_code sync(file_handle f) override;
     io_result<std::uint64_t> file_size(file_handle f) override;
     std::error_code close(file_handle f) override;
@@ -77,8 +85,9 @@ class faulty_file_io final : public file_io {
 public:
     explicit faulty_file_io(file_io& inner) noexcept : inner_(inner) {}
 
-    // The nth write_all fails with `error` after passing the first `partial_bytes` bytes
-    // (capped at the write's size) to the inner file_io: a short write, then the error.
+    // The nth write (write_all or write_at) fails with `error` after passing the first
+    // `partial_bytes` bytes (capped at the write's size) to the inner file_io: a short write,
+    // then the error.
     void fail_write(std::uint64_t nth, int error, std::size_t partial_bytes = 0) noexcept;
     // The nth sync fails with `error` (the inner sync is not called).
     void fail_sync(std::uint64_t nth, int error) noexcept;
@@ -90,6 +99,11 @@ public:
 
     // Every later sync sleeps this long first (a slow disk); 0 turns it off.
     void delay_syncs(std::chrono::milliseconds delay) noexcept;
+    // A full disk while on: a write that would make a file longer writes only the part inside
+    // the file's current size and fails with ENOSPC; overwrites inside it still work (a
+    // zero-filled, preallocated region), and so do creating and truncating files.
+    void set_disk_full(bool full) noexcept;
+    bool disk_full() const noexcept;
 
     std::uint64_t writes() const noexcept;
     std::uint64_t syncs() const noexcept;
@@ -98,6 +112,7 @@ public:
     io_result<file_handle> create_exclusive(const std::string& path) override;
     io_result<file_handle> open_append(const std::string& path) override;
     std::error_code write_all(file_handle f, std::string_view bytes) override;
+    std::error_code write_at(file_handle f, std::uint64_t offset, std::string_view bytes) override;
     std::error_code sync(file_handle f) override;
     io_result<std::uint64_t> file_size(file_handle f) override;
     std::error_code close(file_handle f) override;
@@ -108,6 +123,11 @@ public:
     std::error_code rename(const std::string& from, const std::string& to) override;
 
 private:
+    // write_all (offset: none, the write goes at the end) and write_at share the fault
+    // counter and the disk-full model.
+    std::error_code write(file_handle f, std::optional<std::uint64_t> offset,
+                          std::string_view bytes);
+
     struct fault {
         std::uint64_t nth = 0;  // 0: never
         int error = 0;
@@ -117,6 +137,7 @@ private:
     file_io& inner_;
     mutable std::mutex mu_;  // the server's storage thread and core thread share one
     std::chrono::milliseconds sync_delay_{0};
+    bool disk_full_ = false;
     fault write_fault_;
     fault sync_fault_;
     fault create_fault_;

@@ -39,6 +39,7 @@ struct segment_summary {
     std::uint64_t sequence = 0;  // from the file name
     std::size_t records = 0;     // good records before the segment's end or its first bad frame
     std::size_t bytes = 0;       // file size
+    std::size_t zero_tail = 0;   // zeros after the last record (preallocated, never written)
     // The segment comes after the damage: none of its records was delivered, and `records`
     // counts the good frames found in it (as estimate_dropped does).
     bool after_damage = false;

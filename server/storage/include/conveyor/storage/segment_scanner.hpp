@@ -12,6 +12,9 @@
 //              damage (a flipped bit, a corrupt length). The server refuses to start, naming
 //              the file and error_offset(); `check-data --repair` may truncate there
 //              (estimate_dropped() says how much that drops).
+// Zeros from a frame boundary to the end of the file are a clean end: the writer zero-fills
+// space ahead of its records (segment_writer.hpp), so a segment that was being written ends
+// in zeros; valid_end() is then where the records end, before the zeros.
 // A frame whose CRC matches but whose record does not decode is always `damaged`: those bytes
 // are what was written, so no crash explains them.
 // A torn tail is legitimate only in the newest segment; in an older one (rotated after its
@@ -35,7 +38,7 @@ struct scan_options {
 
 enum class scan_status : std::uint8_t {
     record,     // one record was read
-    clean_end,  // the segment ends exactly after a good frame (or after its header)
+    clean_end,  // the segment ends after a good frame (or its header), maybe followed by zeros
     torn_tail,  // see above: truncate at valid_end()
     damaged,    // see above: refuse, or repair by truncating at error_offset()
 };
@@ -65,6 +68,10 @@ public:
     std::uint64_t sequence() const noexcept { return sequence_; }  // from the header
     // Offset just past the last good frame (24 after a good header, 0 before).
     std::size_t valid_end() const noexcept { return pos_; }
+    // Bytes of zeros after valid_end() at a clean end (preallocated space).
+    std::size_t zero_tail() const noexcept {
+        return end_ == scan_status::clean_end && ended_ ? file_.size() - pos_ : 0;
+    }
     // Offset of the bad frame (== valid_end()) or 0 for a bad header; 0 with no error.
     std::size_t error_offset() const noexcept { return error_offset_; }
     scan_error error() const noexcept { return error_; }

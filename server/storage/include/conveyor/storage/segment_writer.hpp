@@ -12,7 +12,16 @@
 //
 // Rotation: after a flush leaves the current segment at or above segment_target_bytes, the
 // next segment (<sequence + 1>.log) is created, its header written and synced, and the
-// directory synced, before flush() returns.
+// directory synced, before flush() returns. The closed segment is then cut to its records
+// (its zero-filled space ahead is given back).
+//
+// Space ahead (disk full). reserve(n) zero-fills the segment ahead of its records, in
+// preallocate_chunk steps, until n bytes past them are allocated. Records written into that
+// space overwrite zeros: they need no new disk blocks (so they cannot fail with ENOSPC) and
+// their fdatasync has no file size to update. Running out of room is not a failure: reserve()
+// and rotate() return storage_errc::no_space and leave the writer as it was (the new segment,
+// if any, removed), so the owner can refuse new work while records already promised still fit
+// in the space reserved earlier. Readers treat the zeros after the last record as the end.
 #pragma once
 
 #include "conveyor/core/records.hpp"
@@ -21,6 +30,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -31,6 +41,7 @@ struct writer_options {
     std::string directory;
     std::uint64_t segment_target_bytes = std::uint64_t{64} * 1024 * 1024;
     std::uint32_t max_frame_len = default_max_frame_len;
+    std::uint64_t preallocate_chunk = std::uint64_t{1} << 20;  // 0: no space reserved ahead
 };
 
 class segment_writer {
@@ -61,6 +72,18 @@ public:
     std::error_code sync();
     std::error_code rotate();
     bool rotation_due() const noexcept { return segment_bytes_ >= options_.segment_target_bytes; }
+    // Zero-fills ahead until `room` bytes past the records are allocated (a no-op when they
+    // are), filling at most `max_fill` bytes in this call (rounded up to a chunk), so a large
+    // room is filled over several batches. storage_errc::no_space when the disk has no room
+    // (what was filled stays).
+    std::error_code reserve(std::uint64_t room,
+                            std::uint64_t max_fill = std::numeric_limits<std::uint64_t>::max());
+    // Bytes allocated ahead of the records (zero-filled, not yet written with records).
+    std::uint64_t room() const noexcept { return allocated_ - segment_bytes_; }
+
+    // Gives back the zeros ahead of the records (a clean stop leaves files that end at their
+    // last record). Errors leave the zeros, which readers skip.
+    void trim();
 
     // Closes the segment without flushing; the batch is dropped.
     void close();
@@ -77,12 +100,17 @@ public:
 
 private:
     std::error_code fail(std::error_code ec);
+    // Creates segment `sequence` with its header, synced, directory synced. On no space the
+    // file is removed again and storage_errc::no_space returned.
+    io_result<file_handle> create_segment(std::uint64_t sequence);
 
     file_io& io_;
     writer_options options_;
     file_handle file_;
     std::uint64_t sequence_ = 0;
     std::uint64_t segment_bytes_ = 0;
+    std::uint64_t allocated_ = 0;  // file size: records, then zeros
+    std::string zeros_;            // one preallocate_chunk of zeros, made on first use
     std::string batch_;
     std::size_t batch_records_ = 0;
     std::error_code failure_;
