@@ -32,7 +32,8 @@ broker_service::broker_service(asio::any_io_executor executor, const server_conf
     : executor_(executor),
       config_(config),
       broker_(make_broker_config(config), this),
-      deadline_timer_(executor, steady_clock::time_point::max()) {}
+      deadline_timer_(executor, steady_clock::time_point::max()),
+      housekeeping_timer_(executor) {}
 
 core::instant broker_service::now() const {
     using namespace std::chrono;
@@ -71,6 +72,12 @@ std::optional<std::string> broker_service::open_log(storage::file_io& io,
     // Room for the largest payload plus the record's other fields (id, name, result ...).
     options.max_frame_len = static_cast<std::uint32_t>(
         std::min<std::int64_t>(config_.max_payload + 1024 * 1024, 0xffff0000));
+    // Space ahead (disk full, docs/storage-format.md): a quarter segment, 4 KiB to 1 MiB, at
+    // a time; a floor of a quarter of that.
+    options.preallocate_chunk =
+        std::clamp<std::uint64_t>(options.segment_target_bytes / 4, 4096, std::uint64_t{1} << 20);
+    options.space_floor = std::min<std::uint64_t>(64 * 1024, options.preallocate_chunk / 4);
+    options.space_retry = milliseconds(500);
     log_ = std::make_unique<storage::durable_log>(io, options);
     on_fatal_ = std::move(on_fatal);
 
@@ -210,6 +217,7 @@ void broker_service::on_log_released() {
         }
         return;
     }
+    note_space();
     // Positions were queued in append order, so the released ones are at the front.
     const std::uint64_t released = log_->released();
     while (!release_waits_.empty() && release_waits_.front().first <= released) {
@@ -270,9 +278,42 @@ asio::awaitable<void> broker_service::run_deadlines() {
     }
 }
 
+// Once a second: the log's reserve follows the live tasks (what finishing them will write), a
+// full disk is tried again, and its start and end are logged.
+asio::awaitable<void> broker_service::run_housekeeping() {
+    while (!stopped_) {
+        housekeeping_timer_.expires_after(std::chrono::seconds(1));
+        co_await housekeeping_timer_.async_wait(asio::as_tuple(asio::use_awaitable));
+        if (stopped_ || !log_ || log_failed_) continue;
+        const std::uint64_t reserve =
+            std::min<std::uint64_t>(broker_.stats().tasks_live * reserve_per_task,
+                                    log_->options().segment_target_bytes / 2);
+        log_->set_reserve(reserve);
+        log_->retry_space();
+        note_space();
+    }
+}
+
+// Logs when the disk fills up and when space returns (core thread: after each batch and
+// once a second).
+void broker_service::note_space() {
+    const bool low = log_->space_low();
+    if (low == space_low_logged_) return;
+    space_low_logged_ = low;
+    if (low) {
+        spdlog::warn("the disk of {} is full: ENQUEUE and pushes are refused (-MISCONF) until "
+                     "space returns; {} bytes are reserved for finishing tasks",
+                     config_.data_dir, log_->stats().room_bytes);
+    } else {
+        spdlog::info("space is back on the disk of {}: new tasks are accepted again",
+                     config_.data_dir);
+    }
+}
+
 void broker_service::stop() {
     stopped_ = true;
     deadline_timer_.cancel();
+    housekeeping_timer_.cancel();
 }
 
 }  // namespace conveyor::server

@@ -100,6 +100,8 @@ public:
 
     // Runs until the executor stops: wakes the core at its deadlines.
     boost::asio::awaitable<void> run_deadlines();
+    // Runs until stop(): once a second, the log's reserve and a retry of a full disk.
+    boost::asio::awaitable<void> run_housekeeping();
     void stop();
 
 private:
@@ -108,6 +110,7 @@ private:
     void on_result(core::waiter_id w, const core::task_view& task) override;
     waiting_client* take_waiter(core::waiter_id w);
     void on_log_released();  // core thread
+    void note_space();
     std::optional<storage::liveness_answer> ask_liveness(std::vector<std::string> ids);
     std::chrono::steady_clock::time_point to_steady(std::int64_t mono_us) const;
 
@@ -123,6 +126,11 @@ private:
     bool stopped_ = false;
 
     std::unique_ptr<storage::durable_log> log_;
+    // Log bytes to keep ahead per live task: a LEASE and an ACK (or FAIL) record with a short
+    // id, and some slack.
+    static constexpr std::uint64_t reserve_per_task = 128;
+    boost::asio::steady_timer housekeeping_timer_;
+    bool space_low_logged_ = false;
     std::int64_t mono_offset_us_ = 0;  // core mono time = steady_clock + offset
     recovery_info recovery_;
     std::deque<std::pair<std::uint64_t, boost::asio::steady_timer*>> release_waits_;

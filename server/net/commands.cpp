@@ -24,29 +24,29 @@ constexpr command_spec command_table[] = {
     {"time",      1, cmd_time,    "The server's Unix time: seconds and microseconds.", "server"},
     {"debug",    -2, cmd_debug,   "Test hooks (--enable-debug-command yes): LOG-FAULT.", "server"},
     // task lifecycle
-    {"enqueue",  -3, cmd_enqueue, "Adds a task to a queue; returns its id.", "task"},
-    {"lease",    -3, cmd_lease,   "Leases ready tasks from queues, optionally blocking.", "task"},
-    {"ack",      -2, cmd_ack,     "Completes a leased task, with an optional result.", "task"},
-    {"fail",     -3, cmd_fail,    "Fails a leased task: retried with backoff or dead-lettered.", "task"},
-    {"release",  -2, cmd_release, "Gives a leased task back without counting an attempt.", "task"},
-    {"extend",    3, cmd_extend,  "Extends a lease to end <ms> from now.", "task"},
-    {"cancel",    2, cmd_cancel,  "Cancels a queued, delayed or leased task.", "task"},
+    {"enqueue",  -3, cmd_enqueue, "Adds a task to a queue; returns its id.", "task", command_effect::adds},
+    {"lease",    -3, cmd_lease,   "Leases ready tasks from queues, optionally blocking.", "task", command_effect::changes},
+    {"ack",      -2, cmd_ack,     "Completes a leased task, with an optional result.", "task", command_effect::changes},
+    {"fail",     -3, cmd_fail,    "Fails a leased task: retried with backoff or dead-lettered.", "task", command_effect::changes},
+    {"release",  -2, cmd_release, "Gives a leased task back without counting an attempt.", "task", command_effect::changes},
+    {"extend",    3, cmd_extend,  "Extends a lease to end <ms> from now.", "task", command_effect::changes},
+    {"cancel",    2, cmd_cancel,  "Cancels a queued, delayed or leased task.", "task", command_effect::changes},
     {"task",      2, cmd_task,    "Describes a task.", "task"},
     {"result",   -2, cmd_result,  "The result of a finished task, optionally waiting.", "task"},
     {"qlen",      2, cmd_qlen,    "Number of ready tasks in a queue.", "task"},
     {"queues",    1, cmd_queues,  "Names of the queues that hold tasks.", "task"},
     {"dead",     -2, cmd_dead,    "Ids of a queue's dead-lettered tasks, oldest first.", "task"},
-    {"requeue",   2, cmd_requeue, "Moves a dead task back to its queue, attempts reset.", "task"},
-    {"qpurge",    2, cmd_qpurge,  "Removes a queue's ready tasks.", "task"},
+    {"requeue",   2, cmd_requeue, "Moves a dead task back to its queue, attempts reset.", "task", command_effect::changes},
+    {"qpurge",    2, cmd_qpurge,  "Removes a queue's ready tasks.", "task", command_effect::changes},
     // Redis lists over the same queues
-    {"lpush",    -3, cmd_lpush,   "Enqueues elements (FIFO with RPOP/BRPOP).", "list"},
-    {"rpush",    -3, cmd_rpush,   "Enqueues elements at the front (FIFO with LPOP/BLPOP).", "list"},
-    {"lpop",     -2, cmd_lpop,    "Takes the newest elements (at-most-once).", "list"},
-    {"rpop",     -2, cmd_rpop,    "Takes the oldest elements (at-most-once).", "list"},
-    {"blpop",    -3, cmd_blpop,   "LPOP, blocking up to <timeout> seconds.", "list"},
-    {"brpop",    -3, cmd_brpop,   "RPOP, blocking up to <timeout> seconds.", "list"},
+    {"lpush",    -3, cmd_lpush,   "Enqueues elements (FIFO with RPOP/BRPOP).", "list", command_effect::adds},
+    {"rpush",    -3, cmd_rpush,   "Enqueues elements at the front (FIFO with LPOP/BLPOP).", "list", command_effect::adds},
+    {"lpop",     -2, cmd_lpop,    "Takes the newest elements (at-most-once).", "list", command_effect::changes},
+    {"rpop",     -2, cmd_rpop,    "Takes the oldest elements (at-most-once).", "list", command_effect::changes},
+    {"blpop",    -3, cmd_blpop,   "LPOP, blocking up to <timeout> seconds.", "list", command_effect::changes},
+    {"brpop",    -3, cmd_brpop,   "RPOP, blocking up to <timeout> seconds.", "list", command_effect::changes},
     {"llen",      2, cmd_qlen,    "Number of ready tasks in a queue.", "list"},
-    {"del",      -2, cmd_del,     "Deletes queues with their ready, delayed and dead tasks.", "generic"},
+    {"del",      -2, cmd_del,     "Deletes queues with their ready, delayed and dead tasks.", "generic", command_effect::changes},
 };
 // clang-format on
 
@@ -57,6 +57,24 @@ const auto& command_index() {
         return m;
     }();
     return index;
+}
+
+// While the log's disk is full (durable_log::admit). The size a change will take in the log is
+// guessed from its arguments; records carry little else.
+bool admitted(command_context& ctx, command_effect effect) {
+    const storage::durable_log* log = ctx.service.log();
+    if (log == nullptr || !log->space_low()) return true;
+    std::size_t bytes = 256;
+    for (const auto& a : ctx.args) bytes += a.size();
+    const auto kind = effect == command_effect::adds ? storage::change_kind::adds
+                                                    : storage::change_kind::finishes;
+    if (!log->admit(kind, bytes)) return true;
+    ctx.out.error(effect == command_effect::adds
+                      ? "MISCONF the disk of the data directory is full: new tasks are refused "
+                        "until space returns (ACK, FAIL, LEASE and reads still work)"
+                      : "MISCONF the disk of the data directory is full and the space reserved "
+                        "for finishing tasks is used up: changes are refused until space returns");
+    return false;
 }
 
 }  // namespace
@@ -90,6 +108,7 @@ void execute_command(command_context& ctx) {
         reply_wrong_arity(ctx);
         return;
     }
+    if (spec->effect != command_effect::reads && !admitted(ctx, spec->effect)) return;
     spec->handler(ctx);
 }
 

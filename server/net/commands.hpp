@@ -50,12 +50,18 @@ struct command_context {
 
 using command_handler = void (*)(command_context&);
 
+// What a command does to the state, for admission while the log's disk is full (Redis's
+// `write` and `denyoom` flags play this part): `adds` is refused then, `changes` goes ahead
+// while the space reserved for finishing tasks lasts, `reads` always runs.
+enum class command_effect : std::uint8_t { reads, changes, adds };
+
 struct command_spec {
     std::string_view name;  // lower case
     int arity;              // Redis convention: n = exactly n args (incl. name), -n = at least n
     command_handler handler;
     std::string_view summary;  // for COMMAND DOCS
     std::string_view group;
+    command_effect effect = command_effect::reads;
 };
 
 // Looks a command up by name, case-insensitively. nullptr when unknown.

@@ -227,7 +227,7 @@ void cmd_info(command_context& ctx) {
     ctx.out.verbatim(render_info(ctx.service, sections, ctx.now));
 }
 
-/* DEBUG LOG-FAULT EIO-WRITE | EIO-SYNC | SLOW-SYNC <ms> | OFF
+/* DEBUG LOG-FAULT EIO-WRITE | EIO-SYNC | SLOW-SYNC <ms> | DISK-FULL | OFF
    Disk faults for tests, injected below the log (only with --enable-debug-command yes). */
 void cmd_debug(command_context& ctx) {
     auto* io = ctx.service.debug_io();
@@ -239,7 +239,7 @@ void cmd_debug(command_context& ctx) {
     if (!iequals(ctx.args[1], "LOG-FAULT") || ctx.args.size() < 3) {
         return ctx.out.error("ERR unknown DEBUG subcommand or wrong number of arguments for '" +
                              ctx.args[1] + "'. Try DEBUG LOG-FAULT EIO-WRITE|EIO-SYNC|SLOW-SYNC "
-                             "<ms>|OFF");
+                             "<ms>|DISK-FULL|OFF");
     }
     const std::string& kind = ctx.args[2];
     if (iequals(kind, "EIO-WRITE") && ctx.args.size() == 3) {
@@ -252,13 +252,16 @@ void cmd_debug(command_context& ctx) {
             return ctx.out.error("ERR SLOW-SYNC takes milliseconds between 0 and 60000");
         }
         io->delay_syncs(std::chrono::milliseconds(*ms));
+    } else if (iequals(kind, "DISK-FULL") && ctx.args.size() == 3) {
+        io->set_disk_full(true);
     } else if (iequals(kind, "OFF") && ctx.args.size() == 3) {
         io->fail_write(0, 0);
         io->fail_sync(0, 0);
         io->delay_syncs(std::chrono::milliseconds(0));
+        io->set_disk_full(false);
     } else {
         return ctx.out.error("ERR unknown LOG-FAULT '" + kind +
-                             "'. Try EIO-WRITE, EIO-SYNC, SLOW-SYNC <ms> or OFF");
+                             "'. Try EIO-WRITE, EIO-SYNC, SLOW-SYNC <ms>, DISK-FULL or OFF");
     }
     ctx.out.simple("OK");
 }

@@ -110,6 +110,10 @@ void section_persistence(info_out& o, broker_service& s) {
     o.field("log_write_status", std::string(st.failure ? "err" : "ok"));
     if (st.failure) o.field("log_last_error", st.failure.message());
     o.field("aof_last_write_status", std::string(st.failure ? "err" : "ok"));
+    o.field("log_disk_full", st.space_low ? 1 : 0);
+    o.field("log_space_ahead_bytes", st.room_bytes);
+    o.field("log_space_reserve_bytes", st.reserve_bytes);
+    o.field("log_disk_full_events", st.space_shortages);
     const auto c = log->compaction();
     o.field("log_records_since_compaction", st.records_appended - c.appended_at_last_pass);
     o.field("compaction_passes", c.passes);

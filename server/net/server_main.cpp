@@ -132,6 +132,8 @@ int server_main(const std::vector<std::string>& args) {
     }
     asio::co_spawn(io, service.run_deadlines(),
                    [](std::exception_ptr e) { log_exception(e, "deadline loop"); });
+    asio::co_spawn(io, service.run_housekeeping(),
+                   [](std::exception_ptr e) { log_exception(e, "housekeeping"); });
 
     spdlog::info("conveyor {} started: resp {}, data dir {} (fsync {}), pid {}", CONVEYOR_VERSION,
                  resp ? config.bind + ":" + std::to_string(resp->local_endpoint().port())

@@ -4,6 +4,9 @@
 T3: with fsync slowed down, no reply leaves before its record is durable.
 T5: a failed write or fsync is never acknowledged; the server stops (exit status 1) with a
     clear message, and a restart recovers every change acknowledged before the fault.
+T6: a full disk (DEBUG LOG-FAULT DISK-FULL: writes that would grow a file fail with ENOSPC)
+    refuses new tasks with -MISCONF while ACKs and LEASEs of existing tasks go on in the space
+    reserved ahead; the server recovers by itself when space returns, and loses nothing.
 """
 
 import threading
@@ -103,6 +106,78 @@ class DiskFaultTest(ConveyorTestCase):
         c2 = after.client()
         self.addCleanup(c2.close)
         self.assertEqual(task_state(c2, first), "queued")
+
+    def fill_until_refused(self, c, what, limit=20000):
+        """ENQUEUEs until one is refused; returns the ids acknowledged and the error text."""
+        ids = []
+        for i in range(limit):
+            try:
+                ids.append(c.execute_command("ENQUEUE", "jobs", f"{what}-{i}-" + "x" * 200))
+            except redis.ResponseError as e:
+                return ids, str(e)
+        self.fail(f"{limit} enqueues and none was refused on a full disk")
+
+    def test_full_disk_refuses_new_tasks_keeps_finishing_and_recovers(self):
+        self.server.stop()
+        self.server = self.restart_same_dir("--enable-debug-command", "yes",
+                                            "--log-segment-size", "65536")
+        c = self.client()
+        before = [c.execute_command("ENQUEUE", "jobs", f"before-{i}") for i in range(30)]
+        leased = c.execute_command("LEASE", "COUNT", "20", "FROM", "jobs")
+        self.assertEqual(len(leased), 20)
+        leases = [dict(zip(t[::2], t[1::2])) for t in leased]
+
+        self.assertEqual(c.execute_command("DEBUG", "LOG-FAULT", "DISK-FULL"), "OK")
+        accepted, error = self.fill_until_refused(c, "full")
+        self.assertTrue(error.startswith("MISCONF"), error)
+        self.assertIn("disk of the data directory is full", error)
+        with self.assertRaises(redis.ResponseError) as e:
+            c.execute_command("LPUSH", "jobs", "pushed")
+        self.assertIn("MISCONF", str(e.exception))
+        info = c.info("persistence")
+        self.assertEqual(info["log_disk_full"], 1)
+        self.assertEqual(info["log_write_status"], "ok")
+        self.assertGreater(info["log_space_ahead_bytes"], 0)
+
+        # Work already in the broker goes on: ACK the leases, lease and fail some more.
+        for t in leases:
+            self.assertEqual(c.execute_command("ACK", t["lease"], "done"), 1)
+        more = c.execute_command("LEASE", "COUNT", "5", "FROM", "jobs")
+        self.assertEqual(len(more), 5)
+        for t in (dict(zip(t[::2], t[1::2])) for t in more):
+            self.assertEqual(c.execute_command("FAIL", t["lease"], "boom", "NORETRY"), "dead")
+        self.assertEqual(c.execute_command("TASK", before[0])[7], "succeeded")
+        self.assertTrue(self.server.is_running())
+        self.assertIn("is full", self.server.log_text())
+
+        # Space returns: new tasks are accepted again without a restart.
+        self.assertEqual(c.execute_command("DEBUG", "LOG-FAULT", "OFF"), "OK")
+
+        def accepts():
+            try:
+                accepted.append(c.execute_command("ENQUEUE", "jobs", "after"))
+                return True
+            except redis.ResponseError as e:
+                self.assertIn("MISCONF", str(e))
+                return False
+        wait_until(accepts, 10.0, interval=0.1, message="ENQUEUE accepted again")
+        self.assertEqual(c.info("persistence")["log_disk_full"], 0)
+        self.assertIn("space is back", self.server.log_text())
+
+        # Nothing acknowledged was lost, through a kill -9 and a restart.
+        expected_ready = c.execute_command("QLEN", "jobs")
+        self.assertEqual(expected_ready, 30 - 20 - 5 + len(accepted))
+        c.close()
+        self.server.kill9()
+        after = self.restart_same_dir()
+        c2 = after.client()
+        self.addCleanup(c2.close)
+        self.assertEqual(c2.execute_command("QLEN", "jobs"), expected_ready)
+        for t in leases:
+            self.assertEqual(task_state(c2, t["id"]), "succeeded")
+        for task_id in accepted:
+            self.assertEqual(task_state(c2, task_id), "queued")
+        self.assertEqual(len(c2.execute_command("DEAD", "jobs")), 5)
 
     def test_debug_needs_the_flag(self):
         other = self.start_conveyor()
