@@ -9,6 +9,9 @@ T6: a full disk (DEBUG LOG-FAULT DISK-FULL: writes that would grow a file fail w
     reserved ahead; the server recovers by itself when space returns, and loses nothing.
 """
 
+import os
+import subprocess
+import tempfile
 import threading
 import time
 import unittest
@@ -186,6 +189,86 @@ class DiskFaultTest(ConveyorTestCase):
         with self.assertRaises(redis.ResponseError) as e:
             c.execute_command("DEBUG", "LOG-FAULT", "EIO-SYNC")
         self.assertIn("--enable-debug-command yes", str(e.exception))
+
+
+class RealFullDiskTest(ConveyorTestCase):
+    """T6 on a real file system that runs out of space: the data directory is a 6 MiB tmpfs
+    (mounting needs root, which `make test` has: it installs packages with apt-get)."""
+
+    start_server = False
+    case_timeout = 90.0
+
+    def setUp(self):
+        super().setUp()
+        self.workdir = tempfile.mkdtemp(prefix="conveyor-full-")
+        self.data = os.path.join(self.workdir, "data")
+        os.makedirs(self.data)
+        mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", self.data],
+                                 capture_output=True, text=True)
+        self.assertEqual(mounted.returncode, 0,
+                         f"cannot mount a tmpfs for the full-disk test: {mounted.stderr}")
+        self.addCleanup(subprocess.run, ["umount", "-l", self.data])
+
+    def start(self):
+        return self.start_conveyor("--log-segment-size", "1048576", workdir=self.workdir)
+
+    def fill_disk(self, leave):
+        """A filler file that leaves about `leave` bytes free."""
+        st = os.statvfs(self.data)
+        free = st.f_bavail * st.f_frsize
+        path = os.path.join(self.data, "filler")
+        with open(path, "wb") as f:
+            f.write(b"\0" * max(0, free - leave))
+        return path
+
+    def test_enospc_refuses_new_tasks_keeps_acks_and_recovers_when_space_returns(self):
+        self.server = self.start()
+        c = self.client()
+        ids = [c.execute_command("ENQUEUE", "jobs", f"early-{i}") for i in range(200)]
+        leased = [dict(zip(t[::2], t[1::2]))
+                  for t in c.execute_command("LEASE", "COUNT", "150", "FROM", "jobs")]
+        self.assertEqual(len(leased), 150)
+        filler = self.fill_disk(leave=512 * 1024)
+
+        accepted = []
+        error = None
+        for i in range(20000):
+            try:
+                accepted.append(c.execute_command("ENQUEUE", "jobs", f"late-{i}-" + "y" * 1000))
+            except redis.ResponseError as e:
+                error = str(e)
+                break
+        self.assertIsNotNone(error, "the disk never filled up")
+        self.assertTrue(error.startswith("MISCONF"), error)
+        info = c.info("persistence")
+        self.assertEqual(info["log_disk_full"], 1)
+        self.assertEqual(info["log_write_status"], "ok")
+        # Every lease taken before the disk filled can still be acknowledged.
+        for t in leased:
+            self.assertEqual(c.execute_command("ACK", t["lease"]), 1)
+        self.assertTrue(self.server.is_running(), self.server.log_text())
+
+        os.remove(filler)
+
+        def accepts():
+            try:
+                accepted.append(c.execute_command("ENQUEUE", "jobs", "after"))
+                return True
+            except redis.ResponseError:
+                return False
+        wait_until(accepts, 10.0, interval=0.1, message="ENQUEUE accepted once space returned")
+
+        ready = c.execute_command("QLEN", "jobs")
+        self.assertEqual(ready, 200 - 150 + len(accepted))
+        c.close()
+        self.server.kill9()
+        self.server = self.start()
+        c2 = self.server.client()
+        self.addCleanup(c2.close)
+        self.assertEqual(c2.execute_command("QLEN", "jobs"), ready)
+        for t in leased:
+            self.assertEqual(task_state(c2, t["id"]), "succeeded")
+        self.assertEqual(task_state(c2, ids[-1]), "queued")
 
 
 if __name__ == "__main__":
