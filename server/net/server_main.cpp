@@ -5,6 +5,7 @@
 #include "net/listener.hpp"
 
 #include <boost/asio/co_spawn.hpp>
+#include <cstdlib>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -87,6 +88,9 @@ int server_main(const std::vector<std::string>& args) {
     const bool debug = config.enable_debug_command == "yes";
     broker_service service(io.get_executor(), config);
     if (debug) service.set_debug_io(&faulty_disk);
+    // Power-loss tests (RELIABILITY.md T2, tests/integration/test_crash_recovery.py): side
+    // files say how far each log file was durable at its last fsync.
+    if (debug && std::getenv("CONVEYOR_DEBUG_TRACK_SYNCS") != nullptr) faulty_disk.track_syncs(true);
     int exit_code = 0;
     // Recovery comes before any listener: no client sees a half-recovered state.
     if (auto error = service.open_log(debug ? static_cast<storage::file_io&>(faulty_disk) : disk, [&] {

@@ -8,6 +8,11 @@
   no ack of it has taken effect. Once with `--fsync always`, once with `--fsync everysec`
   (replies wait for the write to the OS in every mode, so a kill -9 loses nothing there
   either).
+- The same under simulated power loss (T2, `--fsync always`): the server runs with
+  `--enable-debug-command yes` and CONVEYOR_DEBUG_TRACK_SYNCS=1, so each log file has a side
+  file saying how far it was durable at its last fsync; after every kill -9 each log file is
+  cut at a random point between that and its end (what a power loss can leave: the unsynced
+  tail gone, or part of it), and still nothing acknowledged may be lost.
 - PoisonTaskTest (T8): a task whose worker dies on every delivery ends in the dead letters
   after exactly RETRIES + 1 deliveries, with the broker killed between deliveries.
 - RestartTest: every task state and stored results survive a clean stop and a kill -9;
@@ -352,12 +357,44 @@ class CrashUnderLoadTest(ConveyorTestCase):
     def test_kill9_under_load_fsync_everysec(self):
         self.run_crash_test("everysec", load_seconds=SOAK_SECONDS or 10.0)
 
-    def run_crash_test(self, fsync, load_seconds):
+    def test_power_loss_under_load_fsync_always(self):
+        os.environ["CONVEYOR_DEBUG_TRACK_SYNCS"] = "1"
+        self.addCleanup(os.environ.pop, "CONVEYOR_DEBUG_TRACK_SYNCS", None)
+        self.run_crash_test("always", load_seconds=SOAK_SECONDS or 12.0, power_loss=True)
+
+    @staticmethod
+    def drop_unsynced(server, rng):
+        """After a kill -9: cut every tracked log file somewhere between the end of what its
+        last fsync made durable and its current end. Returns the bytes of records dropped
+        (not counting the zeros of the space ahead)."""
+        dropped = 0
+        for name in os.listdir(server.data_dir):
+            if not name.endswith(".synced"):
+                continue
+            path = os.path.join(server.data_dir, name[:-len(".synced")])
+            with open(os.path.join(server.data_dir, name)) as f:
+                text = f.read().strip()
+            if not os.path.exists(path) or not text:
+                continue
+            durable = int(text)
+            size = os.path.getsize(path)
+            if size <= durable:
+                continue
+            cut = durable if rng.random() < 0.5 else rng.randint(durable, size)
+            with open(path, "rb") as f:
+                f.seek(cut)
+                tail = f.read().rstrip(b"\0")  # what follows is zero-filled space ahead
+            os.truncate(path, cut)
+            dropped += len(tail)
+        return dropped
+
+    def run_crash_test(self, fsync, load_seconds, power_loss=False):
         seed = os.environ.get("CONVEYOR_CRASH_SEED") or str(random.SystemRandom().randrange(10**9))
-        label = f"fsync {fsync}, seed {seed}"
-        sys.stderr.write(f"\n[crash test] fsync {fsync}, load {load_seconds:.0f} s, seed {seed} "
+        label = f"fsync {fsync}{', power loss' if power_loss else ''}, seed {seed}"
+        sys.stderr.write(f"\n[crash test] {label}, load {load_seconds:.0f} s "
                          f"(replay: CONVEYOR_CRASH_SEED={seed})\n")
-        server = start_restartable(self, "--fsync", fsync)
+        extra = ("--enable-debug-command", "yes") if power_loss else ()
+        server = start_restartable(self, "--fsync", fsync, *extra)
         self.assertEqual(info_section(server, "persistence").get("log_fsync"), fsync)
         rng = random.Random(f"{seed}-killer")
         load = Load(server, seed)
@@ -366,10 +403,16 @@ class CrashUnderLoadTest(ConveyorTestCase):
         load.start()
 
         kills = 0
+        dropped_bytes = 0
         while kills < MIN_KILLS or time.monotonic() - started < load_seconds:
             time.sleep(rng.uniform(0.1, 1.0) if rng.random() < 0.85 else rng.uniform(0, 0.1))
             self.assertFalse(load.errors, f"{label}: {load.errors[:5]}")
-            if rng.random() < 0.15:
+            if power_loss:
+                server.kill9()
+                kills += 1
+                dropped_bytes += self.drop_unsynced(server, rng)
+                server.restart(bind_wait=10.0)
+            elif rng.random() < 0.15:
                 server.kill9()  # stay down a while: clients keep failing to reconnect
                 kills += 1
                 time.sleep(rng.uniform(0, 0.6))
@@ -378,6 +421,9 @@ class CrashUnderLoadTest(ConveyorTestCase):
                 server.restart(signal.SIGKILL, bind_wait=10.0)
                 kills += 1
         load_time = time.monotonic() - started
+        if power_loss:
+            sys.stderr.write(f"[crash test] {label}: {dropped_bytes} bytes of unsynced records dropped "
+                             f"over {kills} power losses\n")
         stuck = load.finish()
         self.assertEqual(stuck, [], f"{label}: load threads did not stop")
         self.assertFalse(load.errors, f"{label}: {load.errors[:5]}")

@@ -42,6 +42,14 @@ scan_options durable_log::read_options() const noexcept {
     return scan_options{std::max(options_.max_frame_len, default_max_frame_len)};
 }
 
+std::error_code durable_log::sync_file(const std::string& path) {
+    const io_result<file_handle> f = io_.open_append(path);
+    if (f.error) return f.error;
+    const std::error_code ec = io_.sync(f.value);
+    const std::error_code closed = io_.close(f.value);
+    return ec ? ec : closed;
+}
+
 recovery_result durable_log::recover(const record_callback& on_record,
                                      const std::function<void(std::size_t)>& on_progress) {
     recovery_result result;
@@ -83,6 +91,18 @@ recovery_result durable_log::recover(const record_callback& on_record,
             return result;
         }
         result.bytes -= torn->bytes_dropped;
+    }
+    // The newest segment may end in records that were written but never synced (a crash under
+    // everysec or no, or between a write and its fsync): they were just replayed, so they are
+    // made durable before anything is built on them. Otherwise a power loss after this start
+    // could cut a segment that is no longer the newest, which reads as damage. (A cut torn
+    // tail or zero tail is synced by the truncation itself.)
+    if (!scan.segments.empty() && !std::holds_alternative<log_torn_tail>(scan.outcome)) {
+        if (std::error_code ec = sync_file(scan.segments.back().path)) {
+            result.error = ec;
+            result.error_path = scan.segments.back().path;
+            return result;
+        }
     }
     // Zeros after the last record (space the writer had filled ahead) are given back.
     for (const auto& seg : scan.segments) {

@@ -1,6 +1,10 @@
 #include "conveyor/storage/file_io.hpp"
 
 #include <algorithm>
+#include <cstdio>
+
+#include <fcntl.h>
+#include <unistd.h>
 #include <cerrno>
 #include <thread>
 
@@ -42,11 +46,57 @@ io_result<file_handle> faulty_file_io::create_exclusive(const std::string& path)
     if (++creates_ == create_fault_.nth) {
         return {{}, {create_fault_.error, std::system_category()}};
     }
-    return inner_.create_exclusive(path);
+    io_result<file_handle> r = inner_.create_exclusive(path);
+    if (!r.error && track_syncs_) {
+        tracked_file t;
+        t.path = path;
+        t.side_fd = ::open((path + ".synced").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+                           0644);
+        tracked_[r.value.fd] = t;
+        note_sync_locked(tracked_[r.value.fd]);
+    }
+    return r;
+}
+
+void faulty_file_io::track_syncs(bool on) noexcept {
+    std::lock_guard lk(mu_);
+    track_syncs_ = on;
+}
+
+void faulty_file_io::note_write(file_handle f, std::optional<std::uint64_t> offset,
+                                std::string_view bytes) {
+    std::lock_guard lk(mu_);
+    auto it = tracked_.find(f.fd);
+    if (it == tracked_.end()) return;
+    if (std::all_of(bytes.begin(), bytes.end(), [](char c) { return c == '\0'; })) return;
+    std::uint64_t start = 0;
+    if (offset) {
+        start = *offset;
+    } else {
+        const io_result<std::uint64_t> size = inner_.file_size(f);
+        start = size.value - std::min<std::uint64_t>(size.value, bytes.size());
+    }
+    it->second.data_end = std::max(it->second.data_end, start + bytes.size());
+}
+
+void faulty_file_io::note_sync(file_handle f) {
+    std::lock_guard lk(mu_);
+    auto it = tracked_.find(f.fd);
+    if (it != tracked_.end()) note_sync_locked(it->second);
 }
 
 io_result<file_handle> faulty_file_io::open_append(const std::string& path) {
-    return inner_.open_append(path);
+    io_result<file_handle> r = inner_.open_append(path);
+    std::lock_guard lk(mu_);
+    if (!r.error && track_syncs_) {
+        // An existing file: a sync through this descriptor makes all of it durable.
+        tracked_file t;
+        t.path = path;
+        t.data_end = inner_.file_size(r.value).value;
+        t.side_fd = ::open((path + ".synced").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+        tracked_[r.value.fd] = t;
+    }
+    return r;
 }
 
 std::error_code faulty_file_io::write_all(file_handle f, std::string_view bytes) {
@@ -87,7 +137,9 @@ std::error_code faulty_file_io::write(file_handle f, std::optional<std::uint64_t
             return {ENOSPC, std::system_category()};
         }
     }
-    return pass(bytes);
+    const std::error_code ec = pass(bytes);
+    if (!ec) note_write(f, offset, bytes);
+    return ec;
 }
 
 std::error_code faulty_file_io::sync(file_handle f) {
@@ -96,7 +148,16 @@ std::error_code faulty_file_io::sync(file_handle f) {
     const auto delay = sync_delay_;
     lk.unlock();
     if (delay.count() > 0) std::this_thread::sleep_for(delay);
-    return inner_.sync(f);
+    const std::error_code ec = inner_.sync(f);
+    if (!ec) note_sync(f);
+    return ec;
+}
+
+void faulty_file_io::note_sync_locked(tracked_file& t) {
+    if (t.side_fd < 0) return;
+    char text[22];
+    std::snprintf(text, sizeof text, "%020llu\n", static_cast<unsigned long long>(t.data_end));
+    [[maybe_unused]] const ssize_t n = ::pwrite(t.side_fd, text, 21, 0);
 }
 
 void faulty_file_io::set_disk_full(bool full) noexcept {
@@ -134,6 +195,14 @@ io_result<std::uint64_t> faulty_file_io::file_size(file_handle f) {
 }
 
 std::error_code faulty_file_io::close(file_handle f) {
+    {
+        std::lock_guard lk(mu_);
+        auto it = tracked_.find(f.fd);
+        if (it != tracked_.end()) {
+            if (it->second.side_fd >= 0) ::close(it->second.side_fd);
+            tracked_.erase(it);
+        }
+    }
     return inner_.close(f);
 }
 

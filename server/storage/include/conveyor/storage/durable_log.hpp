@@ -205,6 +205,7 @@ public:
 
 private:
     void run();
+    std::error_code sync_file(const std::string& path);
     void run_compactor(liveness_fn live);
     std::error_code rewrite_segment(const std::string& path, std::uint64_t sequence,
                                     const std::string& bytes,

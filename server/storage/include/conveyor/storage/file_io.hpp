@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -105,6 +106,14 @@ public:
     void set_disk_full(bool full) noexcept;
     bool disk_full() const noexcept;
 
+    // Power-loss simulation (RELIABILITY.md T2). While on, each successful sync of a file
+    // records how far its data is durable in a side file `<path>.synced` (20 decimal digits,
+    // rewritten in place with one pwrite, so a kill -9 never tears it): the end of the last
+    // write that was not all zeros, as of that sync. Cutting the file there after a kill -9
+    // leaves what a power loss could leave at worst. Files created while it is off are not
+    // tracked.
+    void track_syncs(bool on) noexcept;
+
     std::uint64_t writes() const noexcept;
     std::uint64_t syncs() const noexcept;
     std::uint64_t creates() const noexcept;
@@ -138,6 +147,16 @@ private:
     mutable std::mutex mu_;  // the server's storage thread and core thread share one
     std::chrono::milliseconds sync_delay_{0};
     bool disk_full_ = false;
+    bool track_syncs_ = false;
+    struct tracked_file {
+        std::string path;
+        std::uint64_t data_end = 0;  // end of the furthest write that was not all zeros
+        int side_fd = -1;
+    };
+    std::map<int, tracked_file> tracked_;  // by descriptor
+    void note_write(file_handle f, std::optional<std::uint64_t> offset, std::string_view bytes);
+    void note_sync(file_handle f);
+    void note_sync_locked(tracked_file& t);
     fault write_fault_;
     fault sync_fault_;
     fault create_fault_;
