@@ -1,6 +1,9 @@
-// `conveyor <subcommand> ...`: one binary for the broker and (later) worker and CLI.
+// `conveyor <subcommand> ...`: one binary for the broker, the worker and the CLI.
 #include "net/check_data.hpp"
 #include "net/server_main.hpp"
+
+#include <cli_main.hpp>
+#include <conveyor/worker/worker_main.hpp>
 
 #include <iostream>
 #include <string>
@@ -13,6 +16,16 @@ constexpr const char* usage = R"(Usage: conveyor <command> [options]
 Commands:
   server      run the broker (RESP on --port, default 6380)
   check-data  check (or --repair) the log segments of a data directory
+  worker      lease tasks and run them (--exec, --pipe, --builtin, --handlers)
+  enqueue     add a task (or many: --lines FILE); prints its id
+  result      a task's result (--wait <ms>)
+  task        a task's state
+  queues      the queues and their counts
+  cancel      cancel a task
+  dead        the dead-lettered tasks of a queue
+  requeue     move a dead task back to its queue
+
+Client commands and the worker take --connect <url> (or CONVEYOR_URL; default 127.0.0.1:6380).
 
 Run 'conveyor <command> --help' for a command's options.
 )";
@@ -33,6 +46,8 @@ int main(int argc, char** argv) {
     args.erase(args.begin());
     if (command == "server") return conveyor::server::server_main(args);
     if (command == "check-data") return conveyor::server::check_data_main(args);
+    if (command == "worker") return conveyor::worker::worker_main(args);
+    if (conveyor::cli::is_cli_command(command)) return conveyor::cli::cli_main(command, args);
     std::cerr << "conveyor: unknown command '" << command << "'\n" << usage;
     return 1;
 }
