@@ -5,7 +5,7 @@ JOBS ?= $(shell nproc)
 DATA_DIR ?= ./data
 CONFIG_ARGS ?=
 
-.PHONY: all deps configure build server run test unit integration soak bench bench-durable clean format
+.PHONY: all deps configure build server run test unit integration soak bench bench-durable bench-worker clean format
 
 all: build
 
@@ -45,6 +45,11 @@ bench: build
 	./bench/run.sh
 
 # Durable conveyor against Redis AOF (T15), recovery time, data-dir size under churn.
+# conveyor worker against a Celery 5 worker (issue 4); installs python3-celery first.
+bench-worker: build
+	./scripts/install-deps.sh bench
+	./bench/worker.sh $(WORKER_ARGS)
+
 bench-durable: build
 	./bench/durable.sh $(DURABLE_ARGS)
 

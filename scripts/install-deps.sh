@@ -9,6 +9,10 @@ packages=(
   libssl-dev libspdlog-dev libgtest-dev
   redis-tools redis-server python3 python3-redis
 )
+# `scripts/install-deps.sh bench`: also the peers the benchmarks run beside conveyor.
+if [ "${1:-}" = bench ]; then
+  packages+=(python3-celery)
+fi
 
 missing=()
 for p in "${packages[@]}"; do
