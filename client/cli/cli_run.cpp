@@ -1,0 +1,108 @@
+#include "cli_run.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/error.hpp>
+#include <boost/asio/io_context.hpp>
+
+#include <unistd.h>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <iostream>
+#include <optional>
+
+namespace conveyor::cli {
+
+namespace asio = boost::asio;
+namespace cc = conveyor::client;
+
+namespace {
+
+// connection::connect, with every way it can fail said the same way.
+cc::awaitable<cc::connection> connect_or_explain(cc::server_url url,
+                                                 std::chrono::milliseconds timeout) {
+    const std::string where = cc::to_display_string(url);
+    std::string reason;
+    try {
+        co_return co_await cc::connection::connect(url, {.connect_timeout = timeout});
+    } catch (const cc::server_error& e) {  // a refused AUTH
+        reason = e.what();
+    } catch (const boost::system::system_error& e) {
+        if (e.code() == asio::error::timed_out)
+            reason = "timed out after " + std::to_string(timeout.count()) + " ms";
+        else if (e.code() == cc::errc::tls_not_supported)
+            reason = "TLS (rediss://) is not supported yet";
+        else
+            reason = e.code().message();
+    }
+    throw cli_failure("cannot connect to " + where + ": " + reason);
+}
+
+cc::awaitable<int> connect_and_run(cc::server_url url, std::chrono::milliseconds timeout,
+                                   client_body body) {
+    auto conn = co_await connect_or_explain(std::move(url), timeout);
+    int status = co_await body(conn);
+    conn.close();
+    co_return status;
+}
+
+}  // namespace
+
+void report(const cli_context& ctx, std::string_view message) {
+    std::cerr << "conveyor " << ctx.command << ": " << message << std::endl;
+}
+
+int run_client(const cli_context& ctx, client_body body) {
+    asio::io_context io;
+    std::optional<int> status;
+    std::exception_ptr failure;
+    asio::co_spawn(io, connect_and_run(ctx.url, ctx.connect_timeout, std::move(body)),
+                   [&](std::exception_ptr e, int s) {
+                       failure = e;
+                       if (!e) status = s;
+                   });
+    try {
+        io.run();
+        if (failure) std::rethrow_exception(failure);
+    } catch (const usage_error&) {
+        throw;  // cli_main reports it with exit status 2
+    } catch (const std::exception& e) {
+        std::cout.flush();
+        report(ctx, e.what());
+        return exit_failure;
+    }
+    std::cout.flush();
+    if (!std::cout) {
+        report(ctx, std::string("cannot write to stdout: ") + std::strerror(errno));
+        return exit_failure;
+    }
+    return status.value_or(exit_failure);
+}
+
+void write_value(std::string_view data) {
+    std::cout.write(data.data(), static_cast<std::streamsize>(data.size()));
+    if (::isatty(STDOUT_FILENO) && (data.empty() || data.back() != '\n')) std::cout << '\n';
+}
+
+void write_line(std::string_view line) {
+    std::cout.write(line.data(), static_cast<std::streamsize>(line.size()));
+    std::cout << '\n';
+}
+
+std::string read_all_stdin() {
+    std::string out;
+    char buffer[65536];
+    for (;;) {
+        ssize_t n = ::read(STDIN_FILENO, buffer, sizeof buffer);
+        if (n > 0) {
+            out.append(buffer, static_cast<std::size_t>(n));
+        } else if (n == 0) {
+            return out;
+        } else if (errno != EINTR) {
+            throw cli_failure(std::string("cannot read stdin: ") + std::strerror(errno));
+        }
+    }
+}
+
+}  // namespace conveyor::cli
