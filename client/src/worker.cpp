@@ -277,7 +277,9 @@ struct worker::impl : std::enable_shared_from_this<impl> {
                 co_await changed.wait();
                 continue;
             }
-            auto c = co_await lease_link.get([this] { return stopping; });
+            // Named, not a temporary inside co_await: g++ 12 destroys such temporaries twice.
+            const std::function<bool()> give_up = [this] { return stopping; };
+            auto c = co_await lease_link.get(give_up);
             if (!c) break;
             lease_options lo{.count = static_cast<int>(std::min<std::size_t>(
                                  capacity - held.size(), 10000)),
@@ -382,7 +384,8 @@ struct worker::impl : std::enable_shared_from_this<impl> {
 
         auto end = std::make_shared<handler_end>();
         asio::co_spawn(ex, invoke(t->where->handler, ctx),
-                       [end, t](std::exception_ptr e, handler_result r) {
+                       [end, t, self = shared_from_this()](std::exception_ptr e, handler_result r) {
+                           self->log(worker_log_level::debug, describe(t->task) + ": handler returned");
                            end->done = true;
                            end->error = e;
                            end->result = std::move(r);
@@ -445,6 +448,10 @@ struct worker::impl : std::enable_shared_from_this<impl> {
         }
         if (oc.kind == outcome_kind::fail)
             log(worker_log_level::info, describe(t.task) + ": failed: " + oc.text);
+        else
+            log(worker_log_level::debug, describe(t.task) + (oc.kind == outcome_kind::ack
+                                                                 ? ": succeeded"
+                                                                 : ": stopped; to be released"));
         return oc;
     }
 
@@ -481,7 +488,10 @@ struct worker::impl : std::enable_shared_from_this<impl> {
     }
 
     awaitable<void> extend(task_ptr t) {
-        auto c = co_await report_link.get([this, t] { return !is_held(t) || gave_up; });
+        // Named, not a temporary inside co_await: g++ 12 destroys such temporaries twice (and
+        // this one owns a reference to the task).
+        const std::function<bool()> give_up = [this, t] { return !is_held(t) || this->gave_up; };
+        auto c = co_await report_link.get(give_up);
         std::optional<lease_outcome> r;
         if (c) {
             try {
@@ -525,7 +535,8 @@ struct worker::impl : std::enable_shared_from_this<impl> {
                 co_await changed.wait();
                 continue;
             }
-            auto c = co_await report_link.get([this] { return delivery_expired(); });
+            const std::function<bool()> give_up = [this] { return delivery_expired(); };
+            auto c = co_await report_link.get(give_up);
             if (!c) {
                 gave_up = true;
                 undelivered += outbox.size();
