@@ -325,7 +325,10 @@ struct worker::impl : std::enable_shared_from_this<impl> {
     }
 
     // Starts waiting tasks, in lease order, while slots (and their routes' limits) allow.
+    // The tasks are picked first and spawned after: a supervisor may run (and finish, and
+    // call schedule() again) inside co_spawn, which must not happen mid-iteration.
     void schedule() {
+        std::vector<task_ptr> start;
         for (auto it = waiting.begin(); it != waiting.end() && running < o.concurrency;) {
             auto t = *it;
             auto& r = *t->where;
@@ -337,6 +340,9 @@ struct worker::impl : std::enable_shared_from_this<impl> {
             ++running;
             ++r.running;
             t->running = true;
+            start.push_back(std::move(t));
+        }
+        for (auto& t : start) {
             asio::co_spawn(ex, supervise(t), [self = shared_from_this(), t](std::exception_ptr e) {
                 if (!e) return;
                 try {
