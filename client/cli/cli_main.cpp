@@ -1,5 +1,7 @@
 #include "cli_main.hpp"
 
+#include <algorithm>
+
 #include "cli_commands.hpp"
 
 #include <conveyor/client/error.hpp>
@@ -25,7 +27,11 @@ const command_def* find_command(std::string_view name) {
 cli_context make_context(std::string_view command, const parsed_args& args) {
     cli_context ctx{std::string(command), {}, std::chrono::milliseconds(5000)};
     if (auto t = args.get("connect-timeout")) {
-        auto ms = parse_duration_ms("connect-timeout", *t);
+        // A bare number is seconds here, as for `conveyor worker --connect-timeout`.
+        const bool bare = !t->empty() && std::all_of(t->begin(), t->end(), [](char c) {
+            return c >= '0' && c <= '9';
+        });
+        auto ms = parse_duration_ms("connect-timeout", bare ? std::string(*t) + "s" : std::string(*t));
         if (ms == 0) throw usage_error("--connect-timeout must be more than 0");
         ctx.connect_timeout = std::chrono::milliseconds(ms);
     }
