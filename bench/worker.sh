@@ -92,11 +92,11 @@ echo "== drain: $tasks no-op tasks, $rounds rounds"
 for round in $(seq "$rounds"); do
     measure "drain_celery_$round" redis celery-drain -n "$tasks"
     measure "drain_builtin_$round" conveyor conveyor-drain -n "$tasks" \
-        --handler $'--builtin\x1fecho' --label "--builtin echo"
+        --handler=$'--builtin\x1fecho' --label "--builtin echo"
     measure "drain_pipe_$round" conveyor conveyor-drain -n "$tasks" \
-        --handler $'--pipe\x1f'"$python $repo/examples/handler.py" --label "--pipe examples/handler.py"
+        --handler=$'--pipe\x1f'"$python $repo/examples/handler.py" --label "--pipe examples/handler.py"
     measure "drain_exec_$round" conveyor conveyor-drain -n "$exec_tasks" \
-        --handler $'--exec\x1fcat' --label "--exec cat"
+        --handler=$'--exec\x1fcat' --label "--exec cat"
 done
 
 echo "== latency: $rate tasks/s for $seconds s"

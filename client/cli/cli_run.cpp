@@ -85,6 +85,24 @@ void write_value(std::string_view data) {
     if (::isatty(STDOUT_FILENO) && (data.empty() || data.back() != '\n')) std::cout << '\n';
 }
 
+std::optional<int> report_result(const cli_context& ctx, std::string_view id,
+                                 const client::task_result& r) {
+    switch (r.state) {
+        case client::task_result::status::succeeded:
+            write_value(r.value);
+            return exit_ok;
+        case client::task_result::status::failed:
+            report(ctx, "task " + std::string(id) + " failed: " + r.value);
+            return exit_failure;
+        case client::task_result::status::cancelled:
+            report(ctx, "task " + std::string(id) + " was cancelled");
+            return exit_failure;
+        case client::task_result::status::none:
+            break;
+    }
+    return std::nullopt;
+}
+
 void write_line(std::string_view line) {
     std::cout.write(line.data(), static_cast<std::streamsize>(line.size()));
     std::cout << '\n';

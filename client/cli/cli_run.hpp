@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -54,6 +55,10 @@ void report(const cli_context& ctx, std::string_view message);
 // Every byte of `data` to stdout, unchanged; then a newline if stdout is a terminal and
 // `data` does not end with one (so a shell prompt is not glued to a result).
 void write_value(std::string_view data);
+// A finished task's outcome: the result on stdout (exit_ok), or why it has none on stderr
+// (exit_failure). nullopt when the task has not finished (or is unknown): the caller says so.
+std::optional<int> report_result(const cli_context& ctx, std::string_view id,
+                                 const client::task_result& r);
 // `line` and a newline to stdout.
 void write_line(std::string_view line);
 

@@ -7,14 +7,9 @@
 
 namespace conveyor::cli {
 
-bool is_valid_utf8(std::string_view bytes);
-
 // `bytes` on one line: valid UTF-8 passes unchanged, except that a backslash becomes "\\",
 // control characters become \n, \r, \t or \xNN, and each byte that is not part of valid
 // UTF-8 becomes \xNN.
 std::string escape_for_line(std::string_view bytes);
-
-// RFC 4648 base64 with padding.
-std::string base64_encode(std::string_view bytes);
 
 }  // namespace conveyor::cli

@@ -74,19 +74,7 @@ cc::awaitable<int> enqueue_and_wait(cc::connection& conn, const cli_context& ctx
                                     const cc::enqueue_options& options, std::int64_t wait_ms) {
     std::string id = co_await conn.enqueue(queue, payload, options);
     cc::task_result r = co_await conn.result(id, wait_ms);
-    switch (r.state) {
-        case cc::task_result::status::succeeded:
-            write_value(r.value);
-            co_return exit_ok;
-        case cc::task_result::status::failed:
-            report(ctx, "task " + id + " failed: " + r.value);
-            co_return exit_failure;
-        case cc::task_result::status::cancelled:
-            report(ctx, "task " + id + " was cancelled");
-            co_return exit_failure;
-        case cc::task_result::status::none:
-            break;
-    }
+    if (auto code = report_result(ctx, id, r)) co_return *code;
     report(ctx, "task " + id + " did not finish within " + std::to_string(wait_ms) +
                     " ms (it was not cancelled: 'conveyor result " + id + "' asks again)");
     co_return exit_failure;

@@ -2,6 +2,8 @@
 #include "cli_commands.hpp"
 #include "cli_text.hpp"
 
+#include <conveyor/client/text.hpp>
+
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
 #include <boost/json/serialize.hpp>
@@ -47,19 +49,7 @@ int run_result(const cli_context& ctx, const parsed_args& args) {
     if (auto v = args.get("wait")) wait_ms = parse_duration_ms("wait", *v);
     return run_client(ctx, [&](cc::connection& conn) -> cc::awaitable<int> {
         cc::task_result r = co_await conn.result(id, wait_ms);
-        switch (r.state) {
-            case cc::task_result::status::succeeded:
-                write_value(r.value);
-                co_return exit_ok;
-            case cc::task_result::status::failed:
-                report(ctx, "task " + id + " failed: " + r.value);
-                co_return exit_failure;
-            case cc::task_result::status::cancelled:
-                report(ctx, "task " + id + " was cancelled");
-                co_return exit_failure;
-            case cc::task_result::status::none:
-                break;
-        }
+        if (auto code = report_result(ctx, id, r)) co_return *code;
         report(ctx, co_await explain_no_result(conn, id));
         co_return exit_failure;
     });
@@ -81,10 +71,10 @@ Options:
 constexpr option_spec task_specs[] = {{"json", 0}};
 
 void put_bytes(json::object& o, std::string_view key, std::string_view bytes) {
-    if (is_valid_utf8(bytes)) {
+    if (client::is_valid_utf8(bytes)) {
         o[key] = bytes;
     } else {
-        o[key] = base64_encode(bytes);
+        o[key] = client::base64_encode(bytes);
         o[std::string(key) + "_encoding"] = "base64";
     }
 }

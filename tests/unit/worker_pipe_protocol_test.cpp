@@ -42,29 +42,6 @@ TEST(pipe_protocol, payload_not_utf8_is_base64) {
 
 TEST(pipe_protocol, cancel_line) { EXPECT_EQ(encode_cancel("42-1"), "{\"cancel\":\"42-1\"}\n"); }
 
-TEST(pipe_protocol, utf8_validation) {
-    EXPECT_TRUE(is_valid_utf8(""));
-    EXPECT_TRUE(is_valid_utf8("plain"));
-    EXPECT_TRUE(is_valid_utf8("\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80"));  // é € 😀
-    EXPECT_TRUE(is_valid_utf8(std::string("nul\0inside", 10)));
-    EXPECT_FALSE(is_valid_utf8("\xff"));
-    EXPECT_FALSE(is_valid_utf8("\xc3"));                  // truncated
-    EXPECT_FALSE(is_valid_utf8("\xc0\xaf"));              // overlong '/'
-    EXPECT_FALSE(is_valid_utf8("\xe0\x80\xaf"));          // overlong
-    EXPECT_FALSE(is_valid_utf8("\xed\xa0\x80"));          // surrogate U+D800
-    EXPECT_FALSE(is_valid_utf8("\xf4\x90\x80\x80"));      // past U+10FFFF
-    EXPECT_FALSE(is_valid_utf8("\x80"));                  // lone continuation
-}
-
-TEST(pipe_protocol, base64_vectors) {
-    EXPECT_EQ(base64_encode(""), "");
-    EXPECT_EQ(base64_encode("f"), "Zg==");
-    EXPECT_EQ(base64_encode("fo"), "Zm8=");
-    EXPECT_EQ(base64_encode("foo"), "Zm9v");
-    EXPECT_EQ(base64_encode("foobar"), "Zm9vYmFy");
-    EXPECT_EQ(base64_encode(std::string("\xff\xfe\0a", 4)), "//4AYQ==");
-}
-
 client::handler_result result_of(std::string_view line) {
     auto parsed = parse_reply(line, "7");
     EXPECT_TRUE(std::holds_alternative<client::handler_result>(parsed))

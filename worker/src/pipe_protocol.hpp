@@ -20,9 +20,6 @@ namespace conveyor::worker::detail {
 // escaped, fits). A longer line is a protocol error: the handler is replaced.
 constexpr std::size_t max_reply_line = 16 * 1024 * 1024;
 
-bool is_valid_utf8(std::string_view bytes) noexcept;
-std::string base64_encode(std::string_view bytes);
-
 // One request line, '\n' included.
 std::string encode_request(const client::task_context& ctx);
 // One cancel line, '\n' included.
