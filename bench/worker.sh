@@ -9,7 +9,8 @@
 #      Celery 5.2 (Debian python3-celery), `-P solo`, broker redis-server (no persistence);
 #      conveyor worker --builtin echo, --pipe 'python3 examples/handler.py', and --exec cat
 #      (a process per task; --exec-tasks, default 10000) against `conveyor server --fsync no`
-#      (CONVEYOR_FSYNC to change; default flags otherwise: --concurrency = cores).
+#      (CONVEYOR_FSYNC to change): with default flags (--concurrency = cores, --prefetch 1),
+#      and builtin and pipe again with --prefetch 20 (Celery's solo worker prefetches 4).
 #    Targets: --builtin echo ≥ 30× Celery's rate, --pipe ≥ 10×, --exec reported as is.
 # 2. Latency: a producer paced at RATE (1000) tasks/s for SECONDS (10); each task carries its
 #    send time, the handler (a Celery task / a --pipe Python handler) records its start:
@@ -95,6 +96,11 @@ for round in $(seq "$rounds"); do
         --handler=$'--builtin\x1fecho' --label "--builtin echo"
     measure "drain_pipe_$round" conveyor conveyor-drain -n "$tasks" \
         --handler=$'--pipe\x1f'"$python $repo/examples/handler.py" --label "--pipe examples/handler.py"
+    measure "drain_builtin_prefetch_$round" conveyor conveyor-drain -n "$tasks" \
+        --handler=$'--builtin\x1fecho\x1f--prefetch\x1f20' --label "--builtin echo --prefetch 20"
+    measure "drain_pipe_prefetch_$round" conveyor conveyor-drain -n "$tasks" \
+        --handler=$'--pipe\x1f'"$python $repo/examples/handler.py"$'\x1f--prefetch\x1f20' \
+        --label "--pipe examples/handler.py --prefetch 20"
     measure "drain_exec_$round" conveyor conveyor-drain -n "$exec_tasks" \
         --handler=$'--exec\x1fcat' --label "--exec cat"
 done

@@ -237,8 +237,8 @@ def cmd_report(a):
         med = statistics.median(rates)
         ratio = "" if system == "celery" or not celery_rate else f"{med / celery_rate:.1f}x"
         target = ""
-        if system == "conveyor" and mode in targets and celery_rate:
-            need = targets[mode]
+        need = next((v for k, v in targets.items() if mode.startswith(k)), None)
+        if system == "conveyor" and need and celery_rate:
             target = f"≥ {need}x: {'**met**' if med / celery_rate >= need else '**not met**'}"
         elif system == "conveyor":
             target = "reported"

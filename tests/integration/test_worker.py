@@ -10,8 +10,11 @@ within that) and a dead worker's task is redelivered within 1.5 s."""
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 import unittest
 
@@ -55,6 +58,60 @@ class WorkerProcess:
             os.killpg(self.proc.pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=5)
+
+
+class CuttableProxy:
+    """A TCP proxy to the broker whose connections can all be cut at once (a network cut
+    without a broker restart); it keeps accepting new ones."""
+
+    def __init__(self, target_port):
+        self.target = (HOST, target_port)
+        self.listener = socket.create_server((HOST, 0))
+        self.port = self.listener.getsockname()[1]
+        self.lock = threading.Lock()
+        self.sockets = []
+        self.cuts = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(self.target)
+            except OSError:
+                client.close()
+                continue
+            with self.lock:
+                self.sockets += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src, dst):
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+
+    def cut(self):
+        with self.lock:
+            victims, self.sockets = self.sockets, []
+            self.cuts += 1
+        for s in victims:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            s.close()
+
+    def close(self):
+        self.listener.close()
+        self.cut()
 
 
 class WorkerTest(ConveyorTestCase):
@@ -168,6 +225,71 @@ class WorkerTest(ConveyorTestCase):
         self.assertIsNone(w.proc.poll(), "the worker must survive a broker restart")
         self.stop_worker(w)
         self.assertEqual(self.leased_count("q", server), 0)
+
+    def test_network_cut_mid_task_reconnects_and_delivers_the_outcome(self):
+        """The connections break while a task runs (the broker stays up): the worker
+        reconnects, the task goes on and its ACK arrives after the reconnect, within its
+        lease, so there is no redelivery."""
+        proxy = CuttableProxy(self.server.port)
+        self.addCleanup(proxy.close)
+        w = WorkerProcess(proxy.port, ("--queue", "q", "--builtin", "sleep", "--concurrency", "1"),
+                          self.server.workdir, "worker-proxied")
+        self._workers.append(w)
+        self.addCleanup(w.kill_group)
+        task_id = enqueue(self.r, "q", "1200")
+        self.wait_state(task_id, "leased")
+        time.sleep(0.3)
+        proxy.cut()
+        info = self.wait_state(task_id, "succeeded", timeout=15)
+        self.assertEqual(int(info["attempt"]), 1, f"redelivered after the cut:\n{w.log_text()}")
+        wait_until(lambda: "reconnected" in w.log_text(), 5, message="a reconnect logged")
+        later = enqueue(self.r, "q", "10")
+        self.wait_state(later, "succeeded")
+        self.assertIsNone(w.proc.poll(), "the worker must survive a network cut")
+
+    def test_ack_answered_leaselost_is_logged_and_the_worker_goes_on(self):
+        """The broker is down longer than the lease: on restart the lease has ended and the
+        task is redelivered; the first worker's late ACK gets LEASELOST, which it logs and
+        shrugs off."""
+        server = self.start_conveyor("--default-lease-ms", LEASE_MS,
+                                     port=free_port_outside_ephemeral_range())
+        w = self.start_worker("--queue", "q", "--builtin", "sleep", "--concurrency", "1",
+                              server=server)
+        r = server.client()
+        self.addCleanup(r.close)
+        task_id = enqueue(r, "q", "2500")
+        wait_until(lambda: self.leased_count("q", server) == 1, 5, message="leased")
+        server.kill9()
+        time.sleep(LEASE_MS / 1000 + 1.0)  # the lease runs out while the broker is down
+        server.restart()
+        r = server.client()
+        self.addCleanup(r.close)
+        self.assertIsNotNone(r.execute_command("RESULT", task_id, "WAIT", 20000))
+        wait_until(lambda: "LEASELOST" in w.log_text(), 10,
+                   message=f"a LEASELOST logged:\n{w.log_text()}")
+        self.assertGreaterEqual(int(task_info(r, task_id)["attempt"]), 2)
+        self.assertIsNone(w.proc.poll(), "LEASELOST must not be fatal")
+        later = enqueue(r, "q", "10")
+        self.assertIsNotNone(r.execute_command("RESULT", later, "WAIT", 10000))
+
+    def test_a_route_concurrency_limit_runs_its_tasks_one_at_a_time(self):
+        with tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False) as f:
+            f.write("slow builtin concurrency=1 -- sleep\n* builtin -- echo\n")
+        self.addCleanup(os.unlink, f.name)
+        self.start_worker("--queue", "q", "--handlers", f.name, "--concurrency", "4")
+        started = time.monotonic()
+        slow = [enqueue(self.r, "q", "400", "NAME", "slow") for _ in range(3)]
+        fast = [enqueue(self.r, "q", f"f{i}", "NAME", "fast") for i in range(3)]
+        for i, task_id in enumerate(fast):
+            self.assertEqual(self.result(task_id), f"f{i}")
+        fast_done = time.monotonic() - started
+        for task_id in slow:
+            self.assertIsNotNone(self.result(task_id))
+        elapsed = time.monotonic() - started
+        # One at a time: three 400 ms sleeps take at least 1.2 s (at once they would take
+        # 0.4 s), while the other route is not held up behind them.
+        self.assertGreaterEqual(elapsed, 1.15)
+        self.assertLess(fast_done, 1.0)
 
     # ---- shutdown ---------------------------------------------------------------------------
 
