@@ -3,6 +3,7 @@
 #include "net/server_main.hpp"
 
 #include <cli_main.hpp>
+#include <conveyor/auth/user_main.hpp>
 #include <conveyor/worker/worker_main.hpp>
 
 #include <iostream>
@@ -24,6 +25,7 @@ Commands:
   cancel      cancel a task
   dead        the dead-lettered tasks of a queue
   requeue     move a dead task back to its queue
+  user        add, delete or list the users of a users file (--users <file>)
 
 Client commands and the worker take --connect <url> (or CONVEYOR_URL; default 127.0.0.1:6380).
 
@@ -47,6 +49,7 @@ int main(int argc, char** argv) {
     if (command == "server") return conveyor::server::server_main(args);
     if (command == "check-data") return conveyor::server::check_data_main(args);
     if (command == "worker") return conveyor::worker::worker_main(args);
+    if (command == "user") return conveyor::auth::user_main(args);
     if (conveyor::cli::is_cli_command(command)) return conveyor::cli::cli_main(command, args);
     std::cerr << "conveyor: unknown command '" << command << "'\n" << usage;
     return 1;
