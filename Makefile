@@ -5,7 +5,8 @@ JOBS ?= $(shell nproc)
 DATA_DIR ?= ./data
 CONFIG_ARGS ?=
 
-.PHONY: all deps configure build server run test unit integration soak bench bench-durable bench-worker clean format
+.PHONY: all deps configure build server run test unit integration soak bench bench-durable bench-worker clean format \
+	fuzz fuzz-build test-asan
 
 all: build
 
@@ -26,9 +27,14 @@ run: server
 	mkdir -p $(DATA_DIR)
 	$(BUILD_DIR)/conveyor server --data-dir $(DATA_DIR)
 
-# Every test (unit + integration); ctest's summary line is the last thing printed.
-test: build
-	@./scripts/run-tests.sh $(BUILD_DIR) $(JOBS)
+# Every test (unit + integration), after a short pass of every fuzz target (FUZZ_SHORT_SECONDS
+# each, in build-fuzz/); ctest's summary line is the last thing printed, then a line naming
+# the fuzz failure if there was one.
+test: build fuzz-build
+	@FUZZ_DIR=$(FUZZ_DIR) ./scripts/fuzz.sh --no-build --seconds $(FUZZ_SHORT_SECONDS) --jobs $(JOBS); fuzz=$$?; \
+	./scripts/run-tests.sh $(BUILD_DIR) $(JOBS); tests=$$?; \
+	if [ $$fuzz -ne 0 ]; then echo "fuzz short pass FAILED (see above and $(FUZZ_DIR)/logs/)"; fi; \
+	[ $$fuzz -eq 0 ] && [ $$tests -eq 0 ]
 
 unit: build
 	@./scripts/run-tests.sh $(BUILD_DIR) $(JOBS) -L unit
@@ -40,6 +46,35 @@ integration: build
 soak: build
 	cd tests/integration && CONVEYOR_SOAK_SECONDS=600 CONVEYOR_BIN=$(abspath $(BUILD_DIR))/conveyor \
 		/usr/bin/python3 -m unittest -v test_crash_recovery.CrashUnderLoadTest.test_kill9_under_load_fsync_always
+
+# libFuzzer targets (tests/fuzz/, docs/fuzzing.md), built with clang-14 in $(FUZZ_DIR); each
+# runs FUZZ_SECONDS. New inputs and crash files go to $(FUZZ_DIR), never to the committed corpus.
+FUZZ_DIR ?= build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_SHORT_SECONDS ?= 10
+fuzz-build: deps
+	@FUZZ_DIR=$(FUZZ_DIR) ./scripts/fuzz.sh --build-only --jobs $(JOBS)
+
+fuzz: fuzz-build
+	@FUZZ_DIR=$(FUZZ_DIR) ./scripts/fuzz.sh --no-build --seconds $(FUZZ_SECONDS) --jobs $(JOBS) $(FUZZ_TARGETS)
+
+# Unit and integration tests under ASan+UBSan (g++), in their own build directory. Reports
+# of the broker processes the integration tests start go to $(ASAN_DIR)/sanitizer-logs/;
+# any report there fails the run.
+ASAN_DIR ?= build-asan
+SANITIZE_FLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+test-asan: deps
+	@cmake -S . -B $(ASAN_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+		-DCMAKE_CXX_FLAGS="$(SANITIZE_FLAGS)" -DCMAKE_EXE_LINKER_FLAGS="$(SANITIZE_FLAGS)" >/dev/null
+	@cmake --build $(ASAN_DIR) -j $(JOBS)
+	@rm -rf $(ASAN_DIR)/sanitizer-logs && mkdir -p $(ASAN_DIR)/sanitizer-logs
+	@logs=$(abspath $(ASAN_DIR))/sanitizer-logs; \
+	ASAN_OPTIONS=log_path=$$logs/asan:detect_leaks=1 \
+	UBSAN_OPTIONS=log_path=$$logs/ubsan:print_stacktrace=1:halt_on_error=1 \
+	./scripts/run-tests.sh $(ASAN_DIR) $(JOBS); status=$$?; \
+	if [ -n "$$(ls -A $$logs)" ]; then \
+		echo "sanitizer reports in $$logs:"; ls $$logs; status=1; fi; \
+	exit $$status
 
 bench: build
 	./bench/run.sh
@@ -57,4 +92,4 @@ format:
 	clang-format -i $$(git ls-files '*.cpp' '*.hpp')
 
 clean:
-	rm -rf $(BUILD_DIR)
+	rm -rf $(BUILD_DIR) $(FUZZ_DIR) $(ASAN_DIR)

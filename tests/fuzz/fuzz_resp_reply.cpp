@@ -1,6 +1,8 @@
 // libFuzzer target for the RESP2/RESP3 reply decoder: every input must decode without a crash
-// or a sanitizer report, and give the same replies (and error) whole as split in two.
+// or a sanitizer report, and give the same replies (and error) whole as split at points derived from the input.
 #include "conveyor/protocol/resp_reply_decoder.hpp"
+
+#include "split_points.hpp"
 
 #include <cstdint>
 #include <string>
@@ -25,15 +27,15 @@ void render(const resp_value& v, std::string& out) {
     out += ']';
 }
 
-// Feeds input[0, split) then the rest, as a client does: buffer, feed, drop consumed bytes.
-std::string decode(std::string_view input, std::size_t split) {
+// Feeds the chunks in order, as a client does: buffer, feed, drop consumed bytes.
+std::string decode(const std::vector<std::string_view>& chunks) {
     // Small limits, so that every limit is reachable from short inputs.
     resp_reply_decoder decoder(
         {.max_depth = 8, .max_aggregate_len = 64, .max_bulk_len = 4096, .max_line_len = 256});
     resp_value reply;
     std::string buffer;
     std::string out;
-    for (const auto chunk : {input.substr(0, split), input.substr(split)}) {
+    for (const auto chunk : chunks) {
         buffer.append(chunk);
         for (auto result = decoder.feed(buffer, reply);; result = decoder.feed(buffer, reply)) {
             buffer.erase(0, result.consumed);
@@ -53,8 +55,7 @@ std::string decode(std::string_view input, std::size_t split) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     const std::string_view input(reinterpret_cast<const char*>(data), size);
-    const std::size_t split = size == 0 ? 0 : (data[0] * 131u + data[size - 1]) % (size + 1);
-    if (decode(input, size) != decode(input, split)) {
+    if (decode({input}) != decode(conveyor::fuzz::split_at_random_points(input))) {
         __builtin_trap();
     }
     return 0;

@@ -1,6 +1,8 @@
 // libFuzzer target for the RESP request decoder: every input must decode without a crash or a
-// sanitizer report, and give the same requests (and error) whole as split in two.
+// sanitizer report, and give the same requests (and error) whole as split at points derived from the input.
 #include "conveyor/protocol/resp_decoder.hpp"
+
+#include "split_points.hpp"
 
 #include <cstdint>
 #include <string>
@@ -17,14 +19,14 @@ struct outcome {
     bool operator==(const outcome&) const = default;
 };
 
-// Feeds input[0, split) then the rest, as a session does: buffer, feed, drop consumed bytes.
-outcome decode(std::string_view input, std::size_t split) {
+// Feeds the chunks in order, as a session does: buffer, feed, drop consumed bytes.
+outcome decode(const std::vector<std::string_view>& chunks) {
     // Small limits, so that every limit is reachable from short inputs.
     resp_request_decoder decoder({.max_bulk_len = 4096, .max_args = 64, .max_inline_len = 256});
     std::vector<std::string> args;
     std::string buffer;
     outcome out;
-    for (const auto chunk : {input.substr(0, split), input.substr(split)}) {
+    for (const auto chunk : chunks) {
         buffer.append(chunk);
         for (auto result = decoder.feed(buffer, args);; result = decoder.feed(buffer, args)) {
             buffer.erase(0, result.consumed);
@@ -45,8 +47,7 @@ outcome decode(std::string_view input, std::size_t split) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     const std::string_view input(reinterpret_cast<const char*>(data), size);
-    const std::size_t split = size == 0 ? 0 : (data[0] * 131u + data[size - 1]) % (size + 1);
-    if (!(decode(input, size) == decode(input, split))) {
+    if (!(decode({input}) == decode(conveyor::fuzz::split_at_random_points(input)))) {
         __builtin_trap();
     }
     return 0;
