@@ -44,10 +44,19 @@ dict_of() {
 
 if [ "$build" = yes ]; then
   # Debug with -O1: assertions stay on, and the instrumented build stays quick to compile.
-  cmake -S . -B "$fuzz_dir" -DCONVEYOR_FUZZ=ON -DCONVEYOR_BUILD_TESTS=OFF \
-    -DCMAKE_CXX_COMPILER=clang++-14 -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g" \
-    >/dev/null || exit 1
-  cmake --build "$fuzz_dir" -j "$jobs" --target "${targets[@]}" || exit 1
+  # The build's output goes to a log, shown only when it fails.
+  mkdir -p "$fuzz_dir"
+  build_log=$fuzz_dir/build.log
+  echo "fuzz: building ${targets[*]} in $fuzz_dir (clang++-14; log $build_log)"
+  if ! { cmake -S . -B "$fuzz_dir" -DCONVEYOR_FUZZ=ON -DCONVEYOR_BUILD_TESTS=OFF \
+           -DCMAKE_CXX_COMPILER=clang++-14 -DCMAKE_BUILD_TYPE=Debug \
+           -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g" &&
+         cmake --build "$fuzz_dir" -j "$jobs" --target "${targets[@]}"; } >"$build_log" 2>&1; then
+    grep -E -A8 'error:' "$build_log" | head -n 60 || true
+    tail -n 15 "$build_log"
+    echo "fuzz: build FAILED; log $build_log"
+    exit 1
+  fi
 fi
 [ "$run" = yes ] || exit 0
 
