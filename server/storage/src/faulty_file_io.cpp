@@ -47,15 +47,17 @@ io_result<file_handle> faulty_file_io::create_exclusive(const std::string& path)
         return {{}, {create_fault_.error, std::system_category()}};
     }
     io_result<file_handle> r = inner_.create_exclusive(path);
-    if (!r.error && track_syncs_) {
-        tracked_file t;
-        t.path = path;
-        t.side_fd = ::open((path + ".synced").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-                           0644);
-        tracked_[r.value.fd] = t;
-        note_sync_locked(tracked_[r.value.fd]);
-    }
+    if (!r.error && track_syncs_) note_sync_locked(track_locked(r.value, path, 0));
     return r;
+}
+
+faulty_file_io::tracked_file& faulty_file_io::track_locked(file_handle f, const std::string& path,
+                                                          std::uint64_t data_end) {
+    tracked_file& t = tracked_[f.fd];
+    t.path = path;
+    t.data_end = data_end;
+    t.side_fd = ::open((path + ".synced").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    return t;
 }
 
 void faulty_file_io::track_syncs(bool on) noexcept {
@@ -88,14 +90,8 @@ void faulty_file_io::note_sync(file_handle f) {
 io_result<file_handle> faulty_file_io::open_append(const std::string& path) {
     io_result<file_handle> r = inner_.open_append(path);
     std::lock_guard lk(mu_);
-    if (!r.error && track_syncs_) {
-        // An existing file: a sync through this descriptor makes all of it durable.
-        tracked_file t;
-        t.path = path;
-        t.data_end = inner_.file_size(r.value).value;
-        t.side_fd = ::open((path + ".synced").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-        tracked_[r.value.fd] = t;
-    }
+    // An existing file: a sync through this descriptor makes all of it durable.
+    if (!r.error && track_syncs_) track_locked(r.value, path, inner_.file_size(r.value).value);
     return r;
 }
 
@@ -115,14 +111,15 @@ std::error_code faulty_file_io::write(file_handle f, std::optional<std::uint64_t
     };
     std::unique_lock lk(mu_);
     const bool faulted = ++writes_ == write_fault_.nth;
+    const fault armed = write_fault_;  // read under the lock: the core thread may re-arm it
     const bool full = disk_full_;
     lk.unlock();
     if (faulted) {
-        const std::size_t partial = std::min(write_fault_.partial_bytes, bytes.size());
+        const std::size_t partial = std::min(armed.partial_bytes, bytes.size());
         if (partial > 0) {
             if (const std::error_code ec = pass(bytes.substr(0, partial))) return ec;
         }
-        return {write_fault_.error, std::system_category()};
+        return {armed.error, std::system_category()};
     }
     if (full) {
         // Only the part that overwrites bytes the file already has finds room.

@@ -157,6 +157,8 @@ private:
     void note_write(file_handle f, std::optional<std::uint64_t> offset, std::string_view bytes);
     void note_sync(file_handle f);
     void note_sync_locked(tracked_file& t);
+    // Starts tracking `f` (mu_ held): its side file, durable up to `data_end` so far.
+    tracked_file& track_locked(file_handle f, const std::string& path, std::uint64_t data_end);
     fault write_fault_;
     fault sync_fault_;
     fault create_fault_;
