@@ -48,6 +48,8 @@ struct recovery_info {
     std::int64_t downtime_ms = 0;  // wall-clock time since the log's newest record
 };
 
+struct client_state;
+
 class broker_service final : private core::broker_events {
 public:
     broker_service(boost::asio::any_io_executor executor, const server_config& config);
@@ -60,6 +62,15 @@ public:
     // The current time as the core takes it. The monotonic part continues the log's clock
     // across restarts (see open_log).
     core::instant now() const;
+
+    // ---- connections ---------------------------------------------------------------------
+    // Called once per new connection, before its first request, with `client.peer` and
+    // `client.loopback` filled in. Sets `client.authenticated` (false when a password or users
+    // are configured). Returns a refusal line (without the leading '-' and CRLF) to send
+    // before closing the connection, e.g. protected mode; nullopt to serve it.
+    std::optional<std::string> admit(client_state& client);
+    // SIGHUP: re-reads what can change at run time (the users file). Logs what happened.
+    void reload();
 
     // ---- durability ---------------------------------------------------------------------
     // Recovers the state from the log in the data directory, then starts the log. On failure

@@ -21,6 +21,12 @@ struct client_state {
     std::string name;
     std::string peer;
     bool quit = false;  // QUIT: reply, then close
+    // False until AUTH/HELLO AUTH succeeds when the server requires a password or users;
+    // broker_service::admit() sets it at connection start. While false the session applies
+    // the pre-authentication limits (10 arguments of 16 KiB, a small query buffer).
+    bool authenticated = true;
+    std::string user = "default";  // who AUTH authenticated as
+    bool loopback = true;          // the peer is 127.0.0.0/8, ::1 or a unix socket
 };
 
 // What the session sends when a blocked command's wait ends without being served.

@@ -61,7 +61,13 @@ resp_session::resp_session(tcp::socket socket, broker_service& service, std::uin
     client_.id = id;
     boost::system::error_code ec;
     auto ep = socket_.remote_endpoint(ec);
-    if (!ec) client_.peer = ep.address().to_string() + ":" + std::to_string(ep.port());
+    if (!ec) {
+        client_.peer = ep.address().to_string() + ":" + std::to_string(ep.port());
+        auto a = ep.address();
+        if (a.is_v6() && a.to_v6().is_v4_mapped())
+            a = asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6());
+        client_.loopback = a.is_loopback();
+    }
     socket_.set_option(tcp::no_delay(true), ec);
     // Synchronous reads (read_available) must never block the broker's only thread.
     socket_.non_blocking(true, ec);
@@ -69,6 +75,13 @@ resp_session::resp_session(tcp::socket socket, broker_service& service, std::uin
 
 asio::awaitable<void> resp_session::run() {
     ++service_.counters().connected_clients;
+    if (auto refusal = service_.admit(client_)) {
+        // Protected mode and the like: one error line, then the connection closes.
+        out_ = "-" + *refusal + "\r\n";
+        co_await flush();
+        end_session();
+        co_return;
+    }
     // An unexpected exception ends only this session, but its waiter must not outlive it:
     // the core would hand a task to a session that no longer exists. (Not a destructor:
     // frames destroyed at a forced shutdown must not touch the service, which is gone.)

@@ -5,7 +5,6 @@
 #include "net/listener.hpp"
 
 #include <boost/asio/co_spawn.hpp>
-#include <cstdlib>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -21,7 +20,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
+#include <functional>
 
 #include <filesystem>
 #include <iostream>
@@ -112,12 +113,23 @@ int server_main(const std::vector<std::string>& args) {
         return 1;
     }
 
+    // SIGHUP re-reads what may change while running (the users file), as Redis and nginx do.
+    asio::signal_set hup(io, SIGHUP);
+    std::function<void(const boost::system::error_code&, int)> on_hup =
+        [&](const boost::system::error_code& ec, int) {
+            if (ec) return;
+            spdlog::info("received SIGHUP, reloading");
+            service.reload();
+            hup.async_wait(on_hup);
+        };
+    hup.async_wait(on_hup);
     asio::signal_set signals(io, SIGINT, SIGTERM);
     asio::steady_timer grace(io);
     signals.async_wait([&](const boost::system::error_code& ec, int sig) {
         if (ec) return;
         spdlog::info("received {}, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
         if (resp) resp->stop();
+        hup.cancel();
         service.stop();
         // Sessions end on their next turn; wait for them (at most 2 s), then stop.
         asio::co_spawn(
