@@ -135,8 +135,22 @@ bool split_inline(std::string_view line, std::vector<std::string>& args) {
 
 resp_request_decoder::resp_request_decoder(resp_limits limits) : limits_(limits) {}
 
+void resp_request_decoder::set_limits(const resp_limits& limits) {
+    if (state_ == state::idle || state_ == state::failed) {
+        limits_ = limits;
+        next_limits_.reset();
+    } else {
+        next_limits_ = limits;
+    }
+}
+
 void resp_request_decoder::reset() {
+    if (next_limits_) {
+        limits_ = *next_limits_;
+        next_limits_.reset();
+    }
     state_ = state::idle;
+    request_bytes_ = 0;
     args_left_ = 0;
     bulk_left_ = 0;
     line_scanned_ = 0;
@@ -158,7 +172,12 @@ decode_result resp_request_decoder::feed(std::string_view input, std::vector<std
                 if (pos == input.size()) {
                     return {decode_status::need_more, pos};
                 }
+                if (next_limits_) [[unlikely]] {
+                    limits_ = *next_limits_;
+                    next_limits_.reset();
+                }
                 args.clear();
+                request_bytes_ = 0;
                 state_ = input[pos] == '*' ? state::multibulk_len : state::inline_line;
                 continue;
             case state::multibulk_len:
@@ -226,8 +245,15 @@ resp_request_decoder::step_result resp_request_decoder::read_multibulk_len(
     const auto max_args = static_cast<std::int64_t>(
         std::min<std::uint64_t>(limits_.max_args, redis_max_multibulk_len));
     const auto count = detail::parse_int64(line.substr(1));
-    if (!count || *count > max_args) {
+    if (!count || *count > redis_max_multibulk_len ||
+        (*count > max_args && !limits_.unauthenticated)) {
         return fail("Protocol error: invalid multibulk length", start);
+    }
+    if (*count > max_args) {
+        return fail("Protocol error: unauthenticated multibulk length", start);
+    }
+    if (auto r = count_request_bytes(pos - start, start)) {
+        return r;
     }
     if (*count <= 0) {
         state_ = state::idle;  // `*0` and `*-1`: no request, as in Redis
@@ -253,8 +279,20 @@ resp_request_decoder::step_result resp_request_decoder::read_bulk_header(
         return fail(std::string("Protocol error: expected '$', got '") + got + "'", start);
     }
     const auto length = detail::parse_int64(line.substr(1));
-    if (!length || *length < 0 || static_cast<std::uint64_t>(*length) > limits_.max_bulk_len) {
+    if (!length || *length < 0 ||
+        (static_cast<std::uint64_t>(*length) > limits_.max_bulk_len &&
+         !limits_.unauthenticated)) {
         return fail("Protocol error: invalid bulk length", start);
+    }
+    if (static_cast<std::uint64_t>(*length) > limits_.max_bulk_len) {
+        return fail("Protocol error: unauthenticated bulk length", start);
+    }
+    // The header, and the declared bytes ahead of their arrival (length <= max_bulk_len, so
+    // the sum cannot overflow).
+    const std::uint64_t declared =
+        (pos - start) + static_cast<std::uint64_t>(*length) + 2 + resp_limits::arg_overhead;
+    if (auto r = count_request_bytes(declared, start)) {
+        return r;
     }
     bulk_left_ = *length;
     args.emplace_back().reserve(static_cast<std::size_t>(std::min(*length, max_bulk_reserved)));
@@ -300,11 +338,25 @@ resp_request_decoder::step_result resp_request_decoder::read_inline(
     if (auto r = take_line(input, pos, true, "Protocol error: too big inline request", line)) {
         return r;
     }
+    if (auto r = count_request_bytes(pos - start, start)) {
+        return r;
+    }
     if (!split_inline(line, args)) {
         return fail("Protocol error: unbalanced quotes in request", start);
     }
     state_ = state::idle;
     return decode_result{decode_status::request, pos};
+}
+
+resp_request_decoder::step_result resp_request_decoder::count_request_bytes(std::uint64_t bytes,
+                                                                            std::size_t at) {
+    request_bytes_ += bytes;
+    if (request_bytes_ <= limits_.max_request_bytes) {
+        return std::nullopt;
+    }
+    return fail(limits_.unauthenticated ? "Protocol error: unauthenticated request length"
+                                        : "Protocol error: request exceeds query-buffer-limit",
+                at);
 }
 
 }  // namespace conveyor::protocol

@@ -20,9 +20,21 @@ struct outcome {
 };
 
 // Feeds the chunks in order, as a session does: buffer, feed, drop consumed bytes.
-outcome decode(const std::vector<std::string_view>& chunks) {
+// `unauthenticated`: the pre-AUTH wording, switched to the normal limits after the first
+// request, as a session does after a successful AUTH.
+outcome decode(const std::vector<std::string_view>& chunks, bool unauthenticated) {
     // Small limits, so that every limit is reachable from short inputs.
-    resp_request_decoder decoder({.max_bulk_len = 4096, .max_args = 64, .max_inline_len = 256});
+    const resp_limits normal{
+        .max_bulk_len = 4096, .max_args = 64, .max_inline_len = 256, .max_request_bytes = 8192};
+    resp_limits first = normal;
+    if (unauthenticated) {
+        first = {.max_bulk_len = 64,
+                 .max_args = 4,
+                 .max_inline_len = 64,
+                 .max_request_bytes = 512,
+                 .unauthenticated = true};
+    }
+    resp_request_decoder decoder(first);
     std::vector<std::string> args;
     std::string buffer;
     outcome out;
@@ -38,6 +50,9 @@ outcome decode(const std::vector<std::string_view>& chunks) {
                 break;
             }
             out.requests.push_back(args);
+            if (unauthenticated && out.requests.size() == 1) {
+                decoder.set_limits(normal);
+            }
         }
     }
     return out;
@@ -47,8 +62,11 @@ outcome decode(const std::vector<std::string_view>& chunks) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     const std::string_view input(reinterpret_cast<const char*>(data), size);
-    if (!(decode({input}) == decode(conveyor::fuzz::split_at_random_points(input)))) {
-        __builtin_trap();
+    const auto split = conveyor::fuzz::split_at_random_points(input);
+    for (const bool unauthenticated : {false, true}) {
+        if (!(decode({input}, unauthenticated) == decode(split, unauthenticated))) {
+            __builtin_trap();
+        }
     }
     return 0;
 }

@@ -23,6 +23,28 @@ struct resp_limits {
     std::size_t max_args = std::size_t{1024} * 1024;
     // Longest inline command line, and longest `*`/`$` header line (Redis: 64 KiB).
     std::size_t max_inline_len = std::size_t{64} * 1024;
+    // Most bytes one request may hold while it is read (Redis: client-query-buffer-limit,
+    // 1 GiB): its header lines as received, and for each argument its declared length plus
+    // CRLF plus `arg_overhead` bytes for the argument's own bookkeeping. Checked on the declared
+    // length, before the bytes arrive, so an oversized request fails at its `$` header.
+    std::size_t max_request_bytes = std::size_t{1024} * 1024 * 1024;
+    // True for the limits before authentication: refusals are then worded as Redis 7 words
+    // them for unauthenticated clients ("Protocol error: unauthenticated bulk length").
+    bool unauthenticated = false;
+
+    static constexpr std::size_t arg_overhead = sizeof(std::string);
+
+    // The limits before AUTH (CVE-2021-32675): Redis's 10 arguments of 16 KiB, and lines and a
+    // whole request small enough that an unauthenticated connection holds little memory.
+    static constexpr resp_limits before_auth() {
+        resp_limits l;
+        l.max_bulk_len = 16 * 1024;
+        l.max_args = 10;
+        l.max_inline_len = 16 * 1024;
+        l.max_request_bytes = 64 * 1024;
+        l.unauthenticated = true;
+        return l;
+    }
 };
 
 enum class decode_status {
@@ -57,6 +79,11 @@ public:
     // True when a request has been started but not completed (for idle/slowloris policies).
     bool in_request() const noexcept { return state_ != state::idle && state_ != state::failed; }
 
+    // New limits (after AUTH, say). They apply from the next request on: a request already
+    // begun finishes under the limits it started with.
+    void set_limits(const resp_limits& limits);
+    const resp_limits& limits() const noexcept { return limits_; }
+
     // Reset to the initial state (drops any partial request).
     void reset();
 
@@ -84,6 +111,8 @@ private:
     step_result read_bulk_crlf(std::string_view input, std::size_t& pos);
     step_result read_inline(std::string_view input, std::size_t& pos,
                             std::vector<std::string>& args);
+    // Adds `bytes` to the current request; an error once it passes max_request_bytes.
+    step_result count_request_bytes(std::uint64_t bytes, std::size_t at);
     // Takes the complete line at input[pos...] into `content` (terminator excluded) and moves
     // `pos` past it. Header lines end in CRLF; inline lines in LF, a CR before it dropped.
     // Returns need_more (the partial line not consumed) while the terminator has not arrived,
@@ -93,7 +122,9 @@ private:
     decode_result fail(std::string message, std::size_t consumed);
 
     resp_limits limits_;
+    std::optional<resp_limits> next_limits_;  // set_limits() during a request
     state state_ = state::idle;
+    std::uint64_t request_bytes_ = 0;  // of the current request, as max_request_bytes counts
     std::int64_t args_left_ = 0;  // arguments still to read in the current multibulk
     std::int64_t bulk_left_ = 0;  // bytes still to read of the current bulk
     // Bytes of the pending (incomplete) line already searched for its terminator, so a line
