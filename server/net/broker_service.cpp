@@ -10,6 +10,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <malloc.h>
+
 #include <algorithm>
 #include <future>
 #include <random>
@@ -33,6 +35,7 @@ core::broker_config make_broker_config(const server_config& config) {
 broker_service::broker_service(asio::any_io_executor executor, const server_config& config)
     : executor_(executor),
       config_(config),
+      access_(config),
       broker_(make_broker_config(config), this),
       deadline_timer_(executor, steady_clock::time_point::max()),
       housekeeping_timer_(executor) {}
@@ -319,10 +322,26 @@ void broker_service::stop() {
 }
 
 std::optional<std::string> broker_service::admit(client_state& client) {
-    client.authenticated = true;
-    return std::nullopt;
+    return access_.admit(client);
 }
 
-void broker_service::reload() {}
+void broker_service::reload() {
+    access_.reload();
+}
+
+std::size_t broker_service::memory_in_use() {
+    const auto mi = mallinfo2();
+    return mi.uordblks + mi.hblkhd;
+}
+
+bool broker_service::over_maxmemory() {
+    if (config_.maxmemory_bytes <= 0) return false;
+    const auto now = std::chrono::steady_clock::now();
+    if (now - memory_sampled_ >= std::chrono::milliseconds(1)) {
+        memory_sampled_ = now;
+        over_maxmemory_ = memory_in_use() > static_cast<std::size_t>(config_.maxmemory_bytes);
+    }
+    return over_maxmemory_;
+}
 
 }  // namespace conveyor::server

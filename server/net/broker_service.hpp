@@ -3,6 +3,7 @@
 // Everything here runs on one executor (see server/THREADING.md); nothing is locked.
 #pragma once
 
+#include "net/access_control.hpp"
 #include "net/config.hpp"
 
 #include <conveyor/core/broker.hpp>
@@ -35,6 +36,9 @@ struct server_counters {
     std::uint64_t connections_received = 0;
     std::uint64_t commands_processed = 0;
     std::uint64_t rejected_connections = 0;
+    std::uint64_t oom_rejections = 0;   // ENQUEUE/LPUSH/RPUSH refused past --maxmemory
+    std::uint64_t auth_failures = 0;    // AUTH / HELLO AUTH with a wrong password
+    std::uint64_t noperm_rejections = 0;
     std::size_t connected_clients = 0;
     std::size_t blocked_clients = 0;
 };
@@ -71,6 +75,14 @@ public:
     std::optional<std::string> admit(client_state& client);
     // SIGHUP: re-reads what can change at run time (the users file). Logs what happened.
     void reload();
+    access_control& access() noexcept { return access_; }
+
+    // --maxmemory: true when memory in use is past the limit (new tasks get -OOM). The
+    // allocator is asked at most once a millisecond; between two readings a burst can pass
+    // the limit by what it enqueues in that time.
+    bool over_maxmemory();
+    // Bytes the allocator has handed out and not taken back (INFO used_memory).
+    static std::size_t memory_in_use();
 
     // ---- durability ---------------------------------------------------------------------
     // Recovers the state from the log in the data directory, then starts the log. On failure
@@ -128,6 +140,9 @@ private:
     boost::asio::any_io_executor executor_;
 
     const server_config& config_;
+    access_control access_;
+    std::chrono::steady_clock::time_point memory_sampled_{};
+    bool over_maxmemory_ = false;
     core::broker broker_;
     boost::asio::steady_timer deadline_timer_;
     std::unordered_map<core::waiter_id, waiting_client*> waiters_;

@@ -11,42 +11,42 @@ namespace {
 // clang-format off
 constexpr command_spec command_table[] = {
     // connection
-    {"ping",     -1, cmd_ping,    "Returns PONG, or the message given.", "connection"},
-    {"echo",      2, cmd_echo,    "Returns the message given.", "connection"},
-    {"quit",     -1, cmd_quit,    "Closes the connection after replying OK.", "connection"},
-    {"hello",    -1, cmd_hello,   "Chooses RESP2 or RESP3 and describes the server.", "connection"},
-    {"auth",     -2, cmd_auth,    "Authenticates the connection.", "connection"},
-    {"select",    2, cmd_select,  "Selects database 0 (the only one).", "connection"},
-    {"client",   -2, cmd_client,  "CLIENT SETNAME|GETNAME|ID|SETINFO|INFO.", "connection"},
-    {"command",  -1, cmd_command, "Describes the commands (COUNT, DOCS, INFO).", "server"},
-    {"config",   -2, cmd_config,  "CONFIG GET <pattern>: the server's settings, read-only.", "server"},
-    {"info",     -1, cmd_info,    "Server information and statistics by section.", "server"},
-    {"time",      1, cmd_time,    "The server's Unix time: seconds and microseconds.", "server"},
-    {"debug",    -2, cmd_debug,   "Test hooks (--enable-debug-command yes): LOG-FAULT.", "server"},
+    {"ping",     -1, cmd_ping,    "Returns PONG, or the message given.", "connection", command_effect::reads, queue_source::none},
+    {"echo",      2, cmd_echo,    "Returns the message given.", "connection", command_effect::reads, queue_source::none},
+    {"quit",     -1, cmd_quit,    "Closes the connection after replying OK.", "connection", command_effect::reads, queue_source::none},
+    {"hello",    -1, cmd_hello,   "Chooses RESP2 or RESP3 and describes the server.", "connection", command_effect::reads, queue_source::none},
+    {"auth",     -2, cmd_auth,    "Authenticates the connection.", "connection", command_effect::reads, queue_source::none},
+    {"select",    2, cmd_select,  "Selects database 0 (the only one).", "connection", command_effect::reads, queue_source::none},
+    {"client",   -2, cmd_client,  "CLIENT SETNAME|GETNAME|ID|SETINFO|INFO.", "connection", command_effect::reads, queue_source::none},
+    {"command",  -1, cmd_command, "Describes the commands (COUNT, DOCS, INFO).", "server", command_effect::reads, queue_source::none},
+    {"config",   -2, cmd_config,  "CONFIG GET <pattern>: the server's settings, read-only.", "server", command_effect::reads, queue_source::every},
+    {"info",     -1, cmd_info,    "Server information and statistics by section.", "server", command_effect::reads, queue_source::every},
+    {"time",      1, cmd_time,    "The server's Unix time: seconds and microseconds.", "server", command_effect::reads, queue_source::none},
+    {"debug",    -2, cmd_debug,   "Test hooks (--enable-debug-command yes): LOG-FAULT.", "server", command_effect::reads, queue_source::every},
     // task lifecycle
-    {"enqueue",  -3, cmd_enqueue, "Adds a task to a queue; returns its id.", "task", command_effect::adds},
-    {"lease",    -3, cmd_lease,   "Leases ready tasks from queues, optionally blocking.", "task", command_effect::changes},
-    {"ack",      -2, cmd_ack,     "Completes a leased task, with an optional result.", "task", command_effect::changes},
-    {"fail",     -3, cmd_fail,    "Fails a leased task: retried with backoff or dead-lettered.", "task", command_effect::changes},
-    {"release",  -2, cmd_release, "Gives a leased task back without counting an attempt.", "task", command_effect::changes},
-    {"extend",    3, cmd_extend,  "Extends a lease to end <ms> from now.", "task", command_effect::changes},
-    {"cancel",    2, cmd_cancel,  "Cancels a queued, delayed or leased task.", "task", command_effect::changes},
-    {"task",      2, cmd_task,    "Describes a task.", "task"},
-    {"result",   -2, cmd_result,  "The result of a finished task, optionally waiting.", "task"},
-    {"qlen",      2, cmd_qlen,    "Number of ready tasks in a queue.", "task"},
-    {"queues",    1, cmd_queues,  "Names of the queues that hold tasks.", "task"},
-    {"dead",     -2, cmd_dead,    "Ids of a queue's dead-lettered tasks, oldest first.", "task"},
-    {"requeue",   2, cmd_requeue, "Moves a dead task back to its queue, attempts reset.", "task", command_effect::changes},
-    {"qpurge",    2, cmd_qpurge,  "Removes a queue's ready tasks.", "task", command_effect::changes},
+    {"enqueue",  -3, cmd_enqueue, "Adds a task to a queue; returns its id.", "task", command_effect::adds, queue_source::first},
+    {"lease",    -3, cmd_lease,   "Leases ready tasks from queues, optionally blocking.", "task", command_effect::changes, queue_source::after_from},
+    {"ack",      -2, cmd_ack,     "Completes a leased task, with an optional result.", "task", command_effect::changes, queue_source::lease},
+    {"fail",     -3, cmd_fail,    "Fails a leased task: retried with backoff or dead-lettered.", "task", command_effect::changes, queue_source::lease},
+    {"release",  -2, cmd_release, "Gives a leased task back without counting an attempt.", "task", command_effect::changes, queue_source::lease},
+    {"extend",    3, cmd_extend,  "Extends a lease to end <ms> from now.", "task", command_effect::changes, queue_source::lease},
+    {"cancel",    2, cmd_cancel,  "Cancels a queued, delayed or leased task.", "task", command_effect::changes, queue_source::task},
+    {"task",      2, cmd_task,    "Describes a task.", "task", command_effect::reads, queue_source::task},
+    {"result",   -2, cmd_result,  "The result of a finished task, optionally waiting.", "task", command_effect::reads, queue_source::task},
+    {"qlen",      2, cmd_qlen,    "Number of ready tasks in a queue.", "task", command_effect::reads, queue_source::first},
+    {"queues",    1, cmd_queues,  "Names of the queues that hold tasks.", "task", command_effect::reads, queue_source::every},
+    {"dead",     -2, cmd_dead,    "Ids of a queue's dead-lettered tasks, oldest first.", "task", command_effect::reads, queue_source::first},
+    {"requeue",   2, cmd_requeue, "Moves a dead task back to its queue, attempts reset.", "task", command_effect::changes, queue_source::task},
+    {"qpurge",    2, cmd_qpurge,  "Removes a queue's ready tasks.", "task", command_effect::changes, queue_source::first},
     // Redis lists over the same queues
-    {"lpush",    -3, cmd_lpush,   "Enqueues elements (FIFO with RPOP/BRPOP).", "list", command_effect::adds},
-    {"rpush",    -3, cmd_rpush,   "Enqueues elements at the front (FIFO with LPOP/BLPOP).", "list", command_effect::adds},
-    {"lpop",     -2, cmd_lpop,    "Takes the newest elements (at-most-once).", "list", command_effect::changes},
-    {"rpop",     -2, cmd_rpop,    "Takes the oldest elements (at-most-once).", "list", command_effect::changes},
-    {"blpop",    -3, cmd_blpop,   "LPOP, blocking up to <timeout> seconds.", "list", command_effect::changes},
-    {"brpop",    -3, cmd_brpop,   "RPOP, blocking up to <timeout> seconds.", "list", command_effect::changes},
-    {"llen",      2, cmd_qlen,    "Number of ready tasks in a queue.", "list"},
-    {"del",      -2, cmd_del,     "Deletes queues with their ready, delayed and dead tasks.", "generic", command_effect::changes},
+    {"lpush",    -3, cmd_lpush,   "Enqueues elements (FIFO with RPOP/BRPOP).", "list", command_effect::adds, queue_source::first},
+    {"rpush",    -3, cmd_rpush,   "Enqueues elements at the front (FIFO with LPOP/BLPOP).", "list", command_effect::adds, queue_source::first},
+    {"lpop",     -2, cmd_lpop,    "Takes the newest elements (at-most-once).", "list", command_effect::changes, queue_source::first},
+    {"rpop",     -2, cmd_rpop,    "Takes the oldest elements (at-most-once).", "list", command_effect::changes, queue_source::first},
+    {"blpop",    -3, cmd_blpop,   "LPOP, blocking up to <timeout> seconds.", "list", command_effect::changes, queue_source::all_but_last},
+    {"brpop",    -3, cmd_brpop,   "RPOP, blocking up to <timeout> seconds.", "list", command_effect::changes, queue_source::all_but_last},
+    {"llen",      2, cmd_qlen,    "Number of ready tasks in a queue.", "list", command_effect::reads, queue_source::first},
+    {"del",      -2, cmd_del,     "Deletes queues with their ready, delayed and dead tasks.", "generic", command_effect::changes, queue_source::all},
 };
 // clang-format on
 
@@ -75,6 +75,79 @@ bool admitted(command_context& ctx, command_effect effect) {
                       : "MISCONF the disk of the data directory is full and the space reserved "
                         "for finishing tasks is used up: changes are refused until space returns");
     return false;
+}
+
+// Commands a connection may send before it authenticates (HELLO only with its AUTH option).
+bool allowed_before_auth(const command_spec& spec) {
+    return spec.handler == cmd_auth || spec.handler == cmd_hello || spec.handler == cmd_ping ||
+           spec.handler == cmd_quit;
+}
+
+// NOAUTH before authentication, NOPERM when the user's rules do not grant the command's verb
+// on every queue it names (docs/users.md). Runs only for unauthenticated or restricted clients.
+bool permitted(command_context& ctx, const command_spec& spec) {
+    const auth::user* rules = ctx.service.access().restrictions(ctx.client);
+    if (!ctx.client.authenticated) {
+        if (allowed_before_auth(spec)) return true;
+        ctx.out.error("NOAUTH Authentication required.");
+        return false;
+    }
+    if (rules == nullptr || spec.queues == queue_source::none) return true;
+    const auto verb = auth::command_verb(spec.name);
+    const auto& user = ctx.client.user;
+    auto refuse = [&](std::string message) {
+        ++ctx.service.counters().noperm_rejections;
+        ctx.out.error(message);
+        return false;
+    };
+    if (!verb) {  // in the command table but not classified: denied until it is
+        return refuse("NOPERM User " + user + " has no permissions to run the '" +
+                      std::string(spec.name) + "' command");
+    }
+    const auto verb_text = std::string(auth::verb_name(*verb));
+    auto check = [&](std::string_view queue) {
+        if (auth::allowed(*rules, *verb, queue)) return true;
+        return refuse("NOPERM User " + user + " has no permissions to " + verb_text + " on the '" +
+                      std::string(queue.substr(0, 256)) + "' queue");
+    };
+    const auto& args = ctx.args;
+    switch (spec.queues) {
+    case queue_source::none:
+        return true;
+    case queue_source::every:
+        if (auth::allowed_on_every_queue(*rules, *verb)) return true;
+        return refuse("NOPERM User " + user + " has no permissions to run the '" +
+                      std::string(spec.name) + "' command: it needs " + verb_text +
+                      " on every queue (" + verb_text + ":*)");
+    case queue_source::first:
+        return check(args[1]);
+    case queue_source::all:
+    case queue_source::all_but_last: {
+        const auto end = args.size() - (spec.queues == queue_source::all_but_last ? 1 : 0);
+        for (std::size_t i = 1; i < end; ++i) {
+            if (!check(args[i])) return false;
+        }
+        return true;
+    }
+    case queue_source::after_from: {
+        std::size_t i = 1;
+        while (i < args.size() && !iequals(args[i], "FROM")) ++i;
+        // No FROM: the command itself answers with a syntax error and touches nothing.
+        for (++i; i < args.size(); ++i) {
+            if (!check(args[i])) return false;
+        }
+        return true;
+    }
+    case queue_source::task:
+    case queue_source::lease: {
+        std::string_view id = args[1];
+        if (spec.queues == queue_source::lease) id = id.substr(0, id.rfind('#'));
+        // An unknown task is let through: the command answers that it does not exist.
+        const auto task = ctx.core().task(id, ctx.now);
+        return !task || check(task->queue);
+    }
+    }
+    return true;
 }
 
 }  // namespace
@@ -108,7 +181,16 @@ void execute_command(command_context& ctx) {
         reply_wrong_arity(ctx);
         return;
     }
+    if ((!ctx.client.authenticated || ctx.client.rules != nullptr) && !permitted(ctx, *spec))
+        return;
     if (spec->effect != command_effect::reads && !admitted(ctx, spec->effect)) return;
+    if (spec->effect == command_effect::adds && ctx.service.over_maxmemory()) {
+        ++ctx.service.counters().oom_rejections;
+        ctx.out.error(
+            "OOM command not allowed when used memory > 'maxmemory' (new tasks are refused "
+            "until memory is freed; LEASE, ACK, FAIL and reads still work)");
+        return;
+    }
     spec->handler(ctx);
 }
 

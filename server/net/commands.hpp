@@ -6,6 +6,7 @@
 
 #include "net/broker_service.hpp"
 
+#include <conveyor/auth/permissions.hpp>
 #include <conveyor/protocol/resp_writer.hpp>
 
 #include <cstdint>
@@ -27,6 +28,10 @@ struct client_state {
     bool authenticated = true;
     std::string user = "default";  // who AUTH authenticated as
     bool loopback = true;          // the peer is 127.0.0.0/8, ::1 or a unix socket
+    // The user's rules (access_control::restrictions); nullptr: may do everything. Valid
+    // while access_generation matches the access_control's.
+    const auth::user* rules = nullptr;
+    std::uint64_t access_generation = 0;
 };
 
 // What the session sends when a blocked command's wait ends without being served.
@@ -61,6 +66,21 @@ using command_handler = void (*)(command_context&);
 // while the space reserved for finishing tasks lasts, `reads` always runs.
 enum class command_effect : std::uint8_t { reads, changes, adds };
 
+// Where a command names the queues its permission is checked on (docs/users.md): `none` for
+// connection commands that need no verb, `every` for commands whose reply may cover any queue
+// (the verb must be granted on `*`), `task`/`lease` for commands given a task id or a lease
+// token (checked on that task's queue; an unknown task is let through, the command says so).
+enum class queue_source : std::uint8_t {
+    none,
+    every,
+    first,         // args[1]
+    all,           // args[1..]
+    all_but_last,  // args[1..n-2] (BLPOP <queue>... <timeout>)
+    after_from,    // the arguments after FROM (LEASE)
+    task,          // args[1] is a task id
+    lease,         // args[1] is a lease token, <task id>#<delivery>
+};
+
 struct command_spec {
     std::string_view name;  // lower case
     int arity;              // Redis convention: n = exactly n args (incl. name), -n = at least n
@@ -68,6 +88,7 @@ struct command_spec {
     std::string_view summary;  // for COMMAND DOCS
     std::string_view group;
     command_effect effect = command_effect::reads;
+    queue_source queues = queue_source::none;
 };
 
 // Looks a command up by name, case-insensitively. nullptr when unknown.

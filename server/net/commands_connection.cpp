@@ -82,48 +82,80 @@ void cmd_quit(command_context& ctx) {
     ctx.out.simple("OK");
 }
 
+namespace {
+
+// AUTH and HELLO ... AUTH: on failure writes the error reply (Redis's words) and returns false.
+bool authenticate(command_context& ctx, std::optional<std::string_view> user,
+                  std::string_view password) {
+    using outcome = access_control::auth_outcome;
+    switch (ctx.service.access().authenticate(ctx.client, user, password)) {
+    case outcome::ok:
+        return true;
+    case outcome::wrong:
+        ++ctx.service.counters().auth_failures;
+        ctx.out.error("WRONGPASS invalid username-password pair or user is disabled.");
+        return false;
+    case outcome::no_default_password:
+        ctx.out.error(
+            "ERR AUTH <password> called without any password configured for the default "
+            "user. Are you sure your configuration is correct?");
+        return false;
+    }
+    return false;
+}
+
+}  // namespace
+
 /* HELLO [<protover> [AUTH <username> <password>] [SETNAME <clientname>]] */
 void cmd_hello(command_context& ctx) {
     std::size_t i = 1;
+    std::optional<protocol::resp_version> version;
     if (ctx.args.size() > 1) {
         auto ver = parse_int(ctx.args[1]);
         if (!ver) return ctx.out.error("ERR Protocol version is not an integer or out of range");
         if (*ver != 2 && *ver != 3) return ctx.out.error("NOPROTO unsupported protocol version");
-        ctx.out.set_version(*ver == 3 ? protocol::resp_version::resp3
-                                      : protocol::resp_version::resp2);
+        version = *ver == 3 ? protocol::resp_version::resp3 : protocol::resp_version::resp2;
         i = 2;
     }
+    // Options are checked before anything changes, as Redis does: a bad option or a failed
+    // AUTH leaves the protocol version and the name as they were.
+    std::optional<std::size_t> auth_at;
+    std::optional<std::string_view> name;
     for (; i < ctx.args.size(); ++i) {
         if (iequals(ctx.args[i], "AUTH") && i + 2 < ctx.args.size()) {
-            // No users exist yet: the default user has no password, so it is the only one
-            // that authenticates (as Redis with `nopass`).
-            if (ctx.args[i + 1] != "default")
-                return ctx.out.error(
-                    "WRONGPASS invalid username-password pair or user is disabled.");
+            auth_at = i;
             i += 2;
         } else if (iequals(ctx.args[i], "SETNAME") && i + 1 < ctx.args.size()) {
             if (!valid_client_name(ctx.args[i + 1]))
                 return ctx.out.error(
                     "ERR Client names cannot contain spaces, newlines or "
                     "special characters.");
-            ctx.client.name = ctx.args[++i];
+            name = ctx.args[++i];
         } else {
             return ctx.out.error("ERR Syntax error in HELLO option '" + ctx.args[i] + "'");
         }
     }
+    if (auth_at) {
+        if (!authenticate(ctx, ctx.args[*auth_at + 1], ctx.args[*auth_at + 2])) return;
+    } else if (!ctx.client.authenticated) {
+        return ctx.out.error(
+            "NOAUTH HELLO must be called with the client already authenticated, otherwise the "
+            "HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and "
+            "select the RESP protocol version at the same time");
+    }
+    if (version) ctx.out.set_version(*version);
+    if (name) ctx.client.name = std::string(*name);
     write_hello_map(ctx);
 }
 
 /* AUTH [<username>] <password> */
 void cmd_auth(command_context& ctx) {
     if (ctx.args.size() > 3) return reply_syntax_error(ctx);
-    if (ctx.args.size() == 3) {
-        if (ctx.args[1] == "default") return ctx.out.simple("OK");
-        return ctx.out.error("WRONGPASS invalid username-password pair or user is disabled.");
-    }
-    ctx.out.error(
-        "ERR AUTH <password> called without any password configured for the default "
-        "user. Are you sure your configuration is correct?");
+    const bool with_user = ctx.args.size() == 3;
+    if (!authenticate(ctx, with_user ? std::optional<std::string_view>(ctx.args[1]) : std::nullopt,
+                      ctx.args.back()))
+        return;
+    ctx.out.simple("OK");
 }
 
 /* SELECT <index> */

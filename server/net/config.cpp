@@ -2,6 +2,7 @@
 
 #include <boost/program_options.hpp>
 
+#include <cctype>
 #include <fstream>
 #include <sstream>
 
@@ -40,7 +41,17 @@ po::options_description make_options(server_config& c) {
         ("max-payload", po::value(&c.max_payload)->default_value(c.max_payload)
              ->value_name("BYTES"), "largest payload or result accepted, in bytes")
         ("result-ttl-ms", po::value(&c.result_ttl_ms)->default_value(c.result_ttl_ms)
-             ->value_name("MS"), "how long results of ended tasks are kept");
+             ->value_name("MS"), "how long results of ended tasks are kept")
+        ("requirepass", po::value(&c.requirepass)->value_name("PASSWORD"),
+         "password of the `default` user (AUTH <password>); clients must authenticate")
+        ("users", po::value(&c.users_file)->value_name("FILE"),
+         "users file (conveyor user add ...): names, password hashes and per-queue rules; "
+         "re-read on SIGHUP")
+        ("protected-mode", po::value(&c.protected_mode)->default_value(c.protected_mode)
+             ->value_name("yes|no"),
+         "with no password and no users, serve loopback clients only")
+        ("maxmemory", po::value(&c.maxmemory)->default_value(c.maxmemory)->value_name("BYTES"),
+         "past this much memory in use, ENQUEUE/LPUSH/RPUSH get -OOM (100mb, 2gb; 0: no limit)");
     // clang-format on
     return d;
 }
@@ -75,6 +86,25 @@ std::optional<std::vector<std::string>> read_config_file(const std::string& path
 
 }  // namespace
 
+std::optional<std::int64_t> parse_memory_size(std::string_view text) {
+    std::size_t digits = 0;
+    while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
+    if (digits == 0 || digits > 15) return std::nullopt;
+    std::int64_t n = 0;
+    for (std::size_t i = 0; i < digits; ++i) n = n * 10 + (text[i] - '0');
+    std::string unit;
+    for (char c : text.substr(digits)) unit.push_back(static_cast<char>(std::tolower(
+        static_cast<unsigned char>(c))));
+    static constexpr std::pair<std::string_view, std::int64_t> units[] = {
+        {"", 1},         {"b", 1},           {"k", 1000},       {"kb", 1024},
+        {"m", 1000000},  {"mb", 1024 * 1024}, {"g", 1000000000}, {"gb", 1024 * 1024 * 1024},
+    };
+    for (const auto& [name, factor] : units) {
+        if (unit == name) return n * factor;
+    }
+    return std::nullopt;
+}
+
 std::vector<std::pair<std::string, std::string>> server_config::as_pairs() const {
     return {
         {"bind", bind},
@@ -88,6 +118,13 @@ std::vector<std::pair<std::string, std::string>> server_config::as_pairs() const
         {"default-retries", std::to_string(default_retries)},
         {"max-payload", std::to_string(max_payload)},
         {"result-ttl-ms", std::to_string(result_ttl_ms)},
+        // The password itself is never shown (CONFIG GET needs admin, but logs and
+        // screenshots of its output travel further than the config file).
+        {"requirepass", requirepass.empty() ? "" : "(set)"},
+        {"users", users_file},
+        {"protected-mode", protected_mode},
+        {"maxmemory", std::to_string(maxmemory_bytes)},
+        {"maxmemory-policy", "noeviction"},
         // Asked for by redis-benchmark and other Redis tools at start.
         {"save", ""},
         {"appendonly", "yes"},
@@ -133,6 +170,17 @@ parse_outcome parse_server_args(const std::vector<std::string>& args) {
     }
     if (config.enable_debug_command != "yes" && config.enable_debug_command != "no") {
         return {std::nullopt, "conveyor server: --enable-debug-command must be yes or no", 1};
+    }
+    if (config.protected_mode != "yes" && config.protected_mode != "no") {
+        return {std::nullopt, "conveyor server: --protected-mode must be yes or no", 1};
+    }
+    if (auto bytes = parse_memory_size(config.maxmemory)) {
+        config.maxmemory_bytes = *bytes;
+    } else {
+        return {std::nullopt,
+                "conveyor server: --maxmemory must be a size in bytes, or with a unit (k, kb, m, "
+                "mb, g, gb), got '" + config.maxmemory + "'",
+                1};
     }
     if (config.log_segment_bytes < 4096) {
         return {std::nullopt, "conveyor server: --log-segment-size must be at least 4096", 1};

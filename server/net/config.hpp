@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace conveyor::server {
@@ -22,6 +23,12 @@ struct server_config {
     std::int64_t log_segment_bytes = 64ll * 1024 * 1024;  // a segment is closed past this size
     std::string enable_debug_command = "no";  // yes: DEBUG LOG-FAULT (tests)
     std::string config_file;  // empty when none was given
+    // ---- security (docs/users.md) ----
+    std::string requirepass;      // the `default` user's password; empty: none
+    std::string users_file;       // --users: users, password hashes and rules; empty: none
+    std::string protected_mode = "yes";  // yes: without password or users, loopback only
+    std::string maxmemory = "0";  // as written (100mb, 2gb, bytes); 0: no limit
+    std::int64_t maxmemory_bytes = 0;  // parsed from `maxmemory`
 
     // name/value pairs as CONFIG GET shows them (names as the flags spell them)
     std::vector<std::pair<std::string, std::string>> as_pairs() const;
@@ -36,5 +43,9 @@ struct parse_outcome {
 };
 
 parse_outcome parse_server_args(const std::vector<std::string>& args);
+
+// Redis's memory units: a bare number of bytes, or k/m/g (powers of 1000), kb/mb/gb (powers
+// of 1024), case-insensitive. nullopt when malformed or negative.
+std::optional<std::int64_t> parse_memory_size(std::string_view text);
 
 }  // namespace conveyor::server

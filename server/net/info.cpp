@@ -72,8 +72,7 @@ void section_clients(info_out& o, broker_service& s) {
 }
 
 void section_memory(info_out& o, broker_service& s) {
-    auto mi = mallinfo2();
-    std::size_t used = mi.uordblks + mi.hblkhd;
+    const std::size_t used = broker_service::memory_in_use();
     o.header("Memory");
     o.field("used_memory", used);
     o.field("used_memory_human", human_bytes(used));
@@ -81,7 +80,12 @@ void section_memory(info_out& o, broker_service& s) {
     o.field("used_memory_rss", rss);
     o.field("used_memory_rss_human", human_bytes(rss));
     o.field("payload_bytes", s.core().stats().payload_bytes);
-    o.field("maxmemory", 0);
+    const auto max = static_cast<std::size_t>(s.config().maxmemory_bytes);
+    o.field("maxmemory", max);
+    o.field("maxmemory_human", human_bytes(max));
+    o.field("maxmemory_policy", std::string("noeviction"));
+    o.field("maxmemory_reached", max > 0 && used > max ? 1 : 0);
+    o.field("oom_rejections", s.counters().oom_rejections);
 }
 
 void section_persistence(info_out& o, broker_service& s) {
@@ -136,6 +140,8 @@ void section_stats(info_out& o, broker_service& s) {
     o.field("total_connections_received", s.counters().connections_received);
     o.field("total_commands_processed", s.counters().commands_processed);
     o.field("rejected_connections", s.counters().rejected_connections);
+    o.field("auth_failures", s.counters().auth_failures);
+    o.field("noperm_rejections", s.counters().noperm_rejections);
     o.field("tasks_enqueued", st.tasks_enqueued);
     o.field("tasks_leased", st.tasks_leased);
     o.field("tasks_succeeded", st.tasks_succeeded);

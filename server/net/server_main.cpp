@@ -92,6 +92,10 @@ int server_main(const std::vector<std::string>& args) {
     // Power-loss tests (RELIABILITY.md T2, tests/integration/test_crash_recovery.py): side
     // files say how far each log file was durable at its last fsync.
     if (debug && std::getenv("CONVEYOR_DEBUG_TRACK_SYNCS") != nullptr) faulty_disk.track_syncs(true);
+    if (auto error = service.access().load()) {
+        spdlog::critical("{}", *error);
+        return 1;
+    }
     int exit_code = 0;
     // Recovery comes before any listener: no client sees a half-recovered state.
     if (auto error = service.open_log(debug ? static_cast<storage::file_io&>(faulty_disk) : disk, [&] {
