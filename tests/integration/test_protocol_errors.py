@@ -65,6 +65,31 @@ class ProtocolErrorsTest(ConveyorTestCase):
                          b"+PONG\r\n+PONG\r\n-ERR Protocol error: invalid bulk length\r\n")
         self.assertServerAlive()
 
+    def test_unending_lines_are_refused_and_closed(self):
+        # Redis's "Protocol desync regression test" (tests/unit/protocol.tcl): a first byte,
+        # then the word "payload" over and over without a line end. An inline line, a `*`
+        # count line and a `$`-led inline line all stop at the 64 KiB line limit with an
+        # error and a close, while the sender is still sending.
+        cases = [
+            (b"\x00", b"-ERR Protocol error: too big inline request\r\n"),
+            (b"*\x00", b"-ERR Protocol error: too big mbulk count string\r\n"),
+            (b"$\x00", b"-ERR Protocol error: too big inline request\r\n"),
+        ]
+        for first, expected in cases:
+            with self.subTest(first=first):
+                conn = self.raw()
+                conn.send(first)
+                sent = 0
+                try:
+                    while sent < 4 * 1024 * 1024:  # far past the limit: the close must come
+                        conn.send(b"payload" * 1024)
+                        sent += 7 * 1024
+                except OSError:
+                    pass  # reset by the server's close: expected
+                self.assertEqual(conn.read_until_closed(1.0), expected)
+                self.assertLess(sent, 4 * 1024 * 1024, "the server never closed")
+        self.assertServerAlive()
+
     def test_many_bad_connections_leave_server_serving(self):
         for _ in range(3):
             for sent, expected in FATAL_INPUTS:
