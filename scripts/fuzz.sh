@@ -30,7 +30,7 @@ while [ $# -gt 0 ]; do
 done
 
 fuzz_dir=${FUZZ_DIR:-build-fuzz}
-all_targets=(fuzz_resp_request fuzz_resp_reply fuzz_record_decode fuzz_commands)
+all_targets=(fuzz_resp_request fuzz_resp_reply fuzz_amqp_frame fuzz_record_decode fuzz_commands)
 [ ${#targets[@]} -eq 0 ] && targets=("${all_targets[@]}")
 
 # Dictionary of each target (none for the binary record codec).
@@ -38,6 +38,7 @@ dict_of() {
   case "$1" in
     fuzz_resp_request|fuzz_resp_reply) echo tests/fuzz/resp.dict ;;
     fuzz_commands) echo tests/fuzz/commands.dict ;;
+    fuzz_amqp_frame) echo tests/fuzz/amqp.dict ;;
     *) echo "" ;;
   esac
 }

@@ -18,6 +18,7 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -27,8 +28,18 @@ struct field_value;
 struct field_entry;
 
 // Entries in wire order; duplicates kept (a table is passed through, not interpreted).
+// The special members are defined at the end of this file, where field_entry is complete
+// (a table holds values that hold tables).
 struct field_table {
     std::vector<field_entry> entries;
+
+    field_table();
+    field_table(std::vector<field_entry> e);
+    field_table(const field_table&);
+    field_table(field_table&&) noexcept;
+    field_table& operator=(const field_table&);
+    field_table& operator=(field_table&&) noexcept;
+    ~field_table();
 
     // The first entry named `name`, or nullptr.
     const field_value* find(std::string_view name) const;
@@ -38,6 +49,14 @@ struct field_table {
 
 struct field_array {
     std::vector<field_value> values;
+
+    field_array();
+    field_array(std::vector<field_value> v);
+    field_array(const field_array&);
+    field_array(field_array&&) noexcept;
+    field_array& operator=(const field_array&);
+    field_array& operator=(field_array&&) noexcept;
+    ~field_array();
     bool operator==(const field_array&) const;
 };
 
@@ -92,6 +111,22 @@ struct field_entry {
     field_value value;
     bool operator==(const field_entry&) const = default;
 };
+
+inline field_table::field_table() = default;
+inline field_table::field_table(std::vector<field_entry> e) : entries(std::move(e)) {}
+inline field_table::field_table(const field_table&) = default;
+inline field_table::field_table(field_table&&) noexcept = default;
+inline field_table& field_table::operator=(const field_table&) = default;
+inline field_table& field_table::operator=(field_table&&) noexcept = default;
+inline field_table::~field_table() = default;
+
+inline field_array::field_array() = default;
+inline field_array::field_array(std::vector<field_value> v) : values(std::move(v)) {}
+inline field_array::field_array(const field_array&) = default;
+inline field_array::field_array(field_array&&) noexcept = default;
+inline field_array& field_array::operator=(const field_array&) = default;
+inline field_array& field_array::operator=(field_array&&) noexcept = default;
+inline field_array::~field_array() = default;
 
 // Deepest nesting of tables and arrays accepted (the outermost table is depth 1). RabbitMQ has
 // no fixed limit; real arguments and headers nest two or three deep.
