@@ -76,8 +76,8 @@ public:
 
     // True while a content header or body is due on `channel`.
     bool in_content(std::uint16_t channel) const;
-    // The broker sent Channel.Close on `channel` (spec 1.5.2.5: it then discards what arrives on
-    // the channel until Close-Ok). Until Channel.Close-Ok or Channel.Close arrives on it, any
+    // The broker sent Channel.Close on `channel` (spec, channel.close: it then discards what
+    // arrives on the channel until Close-Ok). Until Channel.Close-Ok or Channel.Close arrives on it, any
     // partial command there is forgotten, content-bearing methods and content frames are
     // dropped silently (a publish the client sent before it saw the Close), and other methods
     // are still returned for the broker to discard.
