@@ -56,6 +56,58 @@ amqp_result<field_array> decode_array_body(std::string_view bytes, int depth) {
     return array;
 }
 
+// Reads a fixed-width or string value of type `tag` into `v`. Returns false when the input
+// ends first; true with `known` false for a tag that is neither (a container or unknown).
+bool decode_scalar(char tag, wire_reader& in, field_value::variant& v, bool& known) {
+    known = true;
+    switch (tag) {
+        case 't': {
+            std::uint8_t b = 0;
+            const bool ok = in.u8(b);
+            v = b != 0;
+            return ok;
+        }
+        case 'b': return read_as<std::int8_t, std::uint8_t>(in, v);
+        case 'B': return read_as<std::uint8_t, std::uint8_t>(in, v);
+        case 's':
+        case 'U': return read_as<std::int16_t, std::uint16_t>(in, v);
+        case 'u': return read_as<std::uint16_t, std::uint16_t>(in, v);
+        case 'I': return read_as<std::int32_t, std::uint32_t>(in, v);
+        case 'i': return read_as<std::uint32_t, std::uint32_t>(in, v);
+        case 'l':
+        case 'L': return read_as<std::int64_t, std::uint64_t>(in, v);
+        case 'f': return read_as<float, std::uint32_t>(in, v);
+        case 'd': return read_as<double, std::uint64_t>(in, v);
+        case 'D': {
+            decimal_value d;
+            std::uint32_t raw = 0;
+            const bool ok = in.u8(d.scale) && in.u32(raw);
+            d.value = std::bit_cast<std::int32_t>(raw);
+            v = d;
+            return ok;
+        }
+        case 'S':
+        case 'x': {
+            std::string_view s;
+            const bool ok = in.longstr(s);
+            if (tag == 'S') {
+                v = std::string(s);
+            } else {
+                v = byte_array{std::string(s)};
+            }
+            return ok;
+        }
+        case 'T': {
+            timestamp t;
+            const bool ok = in.u64(t.seconds);
+            v = t;
+            return ok;
+        }
+        case 'V': v = void_value{}; return true;
+        default: known = false; return true;
+    }
+}
+
 // Reads a tag and its value; `depth` is the depth of the container holding the value.
 amqp_result<field_value> decode_value(wire_reader& in, int depth) {
     std::uint8_t tag_byte = 0;
@@ -65,81 +117,34 @@ amqp_result<field_value> decode_value(wire_reader& in, int depth) {
     const char tag = static_cast<char>(tag_byte);
     field_value result;
     result.tag = tag;
-    auto& v = result.value;
-    bool ok = true;
-    switch (tag) {
-        case 't': {
-            std::uint8_t b = 0;
-            ok = in.u8(b);
-            v = b != 0;
-            break;
-        }
-        case 'b': ok = read_as<std::int8_t, std::uint8_t>(in, v); break;
-        case 'B': ok = read_as<std::uint8_t, std::uint8_t>(in, v); break;
-        case 's':
-        case 'U': ok = read_as<std::int16_t, std::uint16_t>(in, v); break;
-        case 'u': ok = read_as<std::uint16_t, std::uint16_t>(in, v); break;
-        case 'I': ok = read_as<std::int32_t, std::uint32_t>(in, v); break;
-        case 'i': ok = read_as<std::uint32_t, std::uint32_t>(in, v); break;
-        case 'l':
-        case 'L': ok = read_as<std::int64_t, std::uint64_t>(in, v); break;
-        case 'f': ok = read_as<float, std::uint32_t>(in, v); break;
-        case 'd': ok = read_as<double, std::uint64_t>(in, v); break;
-        case 'D': {
-            decimal_value d;
-            std::uint32_t raw = 0;
-            ok = in.u8(d.scale) && in.u32(raw);
-            d.value = std::bit_cast<std::int32_t>(raw);
-            v = d;
-            break;
-        }
-        case 'S':
-        case 'x': {
-            std::string_view s;
-            ok = in.longstr(s);
-            if (tag == 'S') {
-                v = std::string(s);
-            } else {
-                v = byte_array{std::string(s)};
-            }
-            break;
-        }
-        case 'T': {
-            timestamp t;
-            ok = in.u64(t.seconds);
-            v = t;
-            break;
-        }
-        case 'V': v = void_value{}; break;
-        case 'A':
-        case 'F': {
-            std::string_view body;
-            if (!in.longstr(body)) {
-                ok = false;
-                break;
-            }
-            if (tag == 'A') {
-                auto array = decode_array_body(body, depth + 1);
-                if (!array) {
-                    return array.error();
-                }
-                v = std::move(*array);
-            } else {
-                auto table = decode_table_body(body, depth + 1);
-                if (!table) {
-                    return table.error();
-                }
-                v = std::move(*table);
-            }
-            break;
-        }
-        default:
-            return detail::syntax_error("unknown field table value type 0x" +
-                                        std::string(1, "0123456789abcdef"[tag_byte >> 4]) +
-                                        "0123456789abcdef"[tag_byte & 15]);
-    }
-    if (!ok) {
+    bool known = false;
+    if (!decode_scalar(tag, in, result.value, known)) {
         return truncated(tag);
+    }
+    if (known) {
+        return result;
+    }
+    if (tag != 'A' && tag != 'F') {
+        static constexpr char hex[] = "0123456789abcdef";
+        return detail::syntax_error(std::string("unknown field table value type 0x") +
+                                    hex[tag_byte >> 4] + hex[tag_byte & 15]);
+    }
+    std::string_view body;
+    if (!in.longstr(body)) {
+        return truncated(tag);
+    }
+    if (tag == 'A') {
+        auto array = decode_array_body(body, depth + 1);
+        if (!array) {
+            return array.error();
+        }
+        result.value = std::move(*array);
+    } else {
+        auto table = decode_table_body(body, depth + 1);
+        if (!table) {
+            return table.error();
+        }
+        result.value = std::move(*table);
     }
     return result;
 }
