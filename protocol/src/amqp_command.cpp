@@ -6,13 +6,17 @@ namespace conveyor::protocol::amqp {
 
 namespace {
 
-std::string on_channel(std::uint16_t channel) { return " on channel " + std::to_string(channel); }
+std::string on_channel(std::uint16_t channel) {
+    return " on channel " + std::to_string(channel);
+}
 
 amqp_error connection_error(reply_code code, std::string text) {
     return {code, std::move(text), true, 0, {}};
 }
 
-bool is_close(method_key key) { return key == channel_close::id || key == channel_close_ok::id; }
+bool is_close(method_key key) {
+    return key == channel_close::id || key == channel_close_ok::id;
+}
 
 }  // namespace
 
@@ -75,9 +79,8 @@ command_status command_assembler::on_method(const frame& f, command& out) {
     if (p != nullptr && !p->closing) {
         const std::string due = p->header_seen ? "a body frame" : "a content header";
         return fail(connection_error(reply_code::unexpected_frame,
-                                     "expected " + due + " for " +
-                                         describe(key_of(p->cmd.method)) + on_channel(f.channel) +
-                                         ", got a method frame"),
+                                     "expected " + due + " for " + describe(key_of(p->cmd.method)) +
+                                         on_channel(f.channel) + ", got a method frame"),
                     f);
     }
     auto decoded = decode_method(f.payload);
@@ -136,14 +139,14 @@ command_status command_assembler::on_header(const frame& f, command& out) {
         return command_status::incomplete;
     }
     if (found == partial_.end() || found->second.header_seen) {
-        const std::string what = found == partial_.end()
-                                     ? "no content-bearing method before it"
-                                     : "a second header for " +
-                                           describe(key_of(found->second.cmd.method));
-        return fail(connection_error(reply_code::unexpected_frame,
-                                     "content header frame" + on_channel(f.channel) + " with " +
-                                         what),
-                    f);
+        const std::string what =
+            found == partial_.end()
+                ? "no content-bearing method before it"
+                : "a second header for " + describe(key_of(found->second.cmd.method));
+        return fail(
+            connection_error(reply_code::unexpected_frame,
+                             "content header frame" + on_channel(f.channel) + " with " + what),
+            f);
     }
     partial& p = found->second;
     const method_key key = key_of(p.cmd.method);
@@ -185,10 +188,10 @@ command_status command_assembler::on_body(const frame& f, command& out) {
         return command_status::incomplete;
     }
     if (found == partial_.end() || !found->second.header_seen) {
-        const std::string what = found == partial_.end()
-                                     ? "no content-bearing method before it"
-                                     : "no content header yet for " +
-                                           describe(key_of(found->second.cmd.method));
+        const std::string what =
+            found == partial_.end()
+                ? "no content-bearing method before it"
+                : "no content header yet for " + describe(key_of(found->second.cmd.method));
         return fail(connection_error(reply_code::unexpected_frame,
                                      "body frame" + on_channel(f.channel) + " with " + what),
                     f);

@@ -10,7 +10,9 @@ namespace conveyor::protocol::amqp {
 namespace {
 
 // Bit of each property in the flag word, in list order.
-constexpr std::uint16_t flag(int property) { return static_cast<std::uint16_t>(1u << (15 - property)); }
+constexpr std::uint16_t flag(int property) {
+    return static_cast<std::uint16_t>(1u << (15 - property));
+}
 
 // Visits the 14 properties in wire order with their flag bits; the same list serves decoding
 // and encoding (V::shortstr, V::octet, V::longlong, V::table take an optional).

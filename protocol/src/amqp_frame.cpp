@@ -38,10 +38,13 @@ std::string describe_header(std::string_view input) {
     // The headers other versions open with (0-8 and 0-9 use a 1 1 prefix; 1.0 is a different
     // protocol with a protocol id in byte 4).
     static constexpr known_version known[] = {
-        {{1, 1, 8, 0}, "AMQP 0-8"},     {{1, 1, 0, 9}, "AMQP 0-9"},
+        {{1, 1, 8, 0}, "AMQP 0-8"},
+        {{1, 1, 0, 9}, "AMQP 0-9"},
         {{1, 1, 9, 1}, "AMQP 0-9-1 (pre-standard header)"},
-        {{1, 1, 0, 10}, "AMQP 0-10"},   {{0, 1, 0, 0}, "AMQP 1.0"},
-        {{2, 1, 0, 0}, "AMQP 1.0 over TLS"}, {{3, 1, 0, 0}, "AMQP 1.0 SASL"},
+        {{1, 1, 0, 10}, "AMQP 0-10"},
+        {{0, 1, 0, 0}, "AMQP 1.0"},
+        {{2, 1, 0, 0}, "AMQP 1.0 over TLS"},
+        {{3, 1, 0, 0}, "AMQP 1.0 SASL"},
     };
     for (const auto& k : known) {
         if (std::string_view(reinterpret_cast<const char*>(k.bytes), 4) == input.substr(4, 4)) {
@@ -76,7 +79,8 @@ std::uint32_t effective_frame_max(std::uint32_t proposed) noexcept {
     return std::clamp(proposed, frame_min_size, frame_max_ceiling);
 }
 
-frame_decoder::frame_decoder(std::uint32_t frame_max) : frame_max_(effective_frame_max(frame_max)) {}
+frame_decoder::frame_decoder(std::uint32_t frame_max)
+    : frame_max_(effective_frame_max(frame_max)) {}
 
 void frame_decoder::set_frame_max(std::uint32_t frame_max) noexcept {
     frame_max_ = effective_frame_max(frame_max);
@@ -168,6 +172,8 @@ void encode_frame(std::string& out, frame_type type, std::uint16_t channel,
     detail::put_u8(out, frame_end);
 }
 
-void encode_heartbeat(std::string& out) { encode_frame(out, frame_type::heartbeat, 0, {}); }
+void encode_heartbeat(std::string& out) {
+    encode_frame(out, frame_type::heartbeat, 0, {});
+}
 
 }  // namespace conveyor::protocol::amqp

@@ -75,7 +75,9 @@ private:
         }
         v.assign(s);
     }
-    void fail_truncated() { error = detail::frame_error("arguments run past the end of the frame"); }
+    void fail_truncated() {
+        error = detail::frame_error("arguments run past the end of the frame");
+    }
 
     detail::wire_reader in_;
     std::uint8_t bits_ = 0;
@@ -91,8 +93,8 @@ amqp_result<method> decode_as(std::string_view args) {
     if (reader.error) {
         error = std::move(*reader.error);
     } else if (reader.left() != 0) {
-        error = detail::frame_error(std::to_string(reader.left()) +
-                                    " bytes after the last argument");
+        error =
+            detail::frame_error(std::to_string(reader.left()) + " bytes after the last argument");
     } else {
         return method(std::in_place_type<M>, std::move(m));
     }
@@ -112,13 +114,15 @@ struct method_info {
 
 template <std::size_t... I>
 constexpr auto make_method_table(std::index_sequence<I...>) {
-    return std::array<method_info, sizeof...(I)>{method_info{
-        std::variant_alternative_t<I, method>::id, {},
-        std::variant_alternative_t<I, method>::sent_by,
-        &decode_as<std::variant_alternative_t<I, method>>}...};
+    return std::array<method_info, sizeof...(I)>{
+        method_info{std::variant_alternative_t<I, method>::id,
+                    {},
+                    std::variant_alternative_t<I, method>::sent_by,
+                    &decode_as<std::variant_alternative_t<I, method>>}...};
 }
 
 // Names in variant order (the struct names with '.' and '-').
+// clang-format off
 constexpr std::string_view method_names[] = {
     "connection.start", "connection.start-ok", "connection.secure", "connection.secure-ok",
     "connection.tune", "connection.tune-ok", "connection.open", "connection.open-ok",
@@ -135,6 +139,7 @@ constexpr std::string_view method_names[] = {
     "basic.recover-ok", "basic.nack", "confirm.select", "confirm.select-ok", "tx.select",
     "tx.select-ok", "tx.commit", "tx.commit-ok", "tx.rollback", "tx.rollback-ok",
 };
+// clang-format on
 static_assert(std::size(method_names) == std::variant_size_v<method>);
 
 const auto& method_table() {
@@ -159,15 +164,24 @@ const method_info* find_method(method_key key) noexcept {
 
 std::string_view class_name(std::uint16_t class_id) noexcept {
     switch (class_id) {
-        case 10: return "connection";
-        case 20: return "channel";
-        case 30: return "access";
-        case 40: return "exchange";
-        case 50: return "queue";
-        case 60: return "basic";
-        case 85: return "confirm";
-        case 90: return "tx";
-        default: return {};
+        case 10:
+            return "connection";
+        case 20:
+            return "channel";
+        case 30:
+            return "access";
+        case 40:
+            return "exchange";
+        case 50:
+            return "queue";
+        case 60:
+            return "basic";
+        case 85:
+            return "confirm";
+        case 90:
+            return "tx";
+        default:
+            return {};
     }
 }
 
@@ -220,11 +234,11 @@ amqp_result<method> decode_method(std::string_view payload) {
     const method_info* info = find_method(key);
     if (info == nullptr) {
         const std::string_view cls = class_name(key.class_id);
-        std::string text = cls.empty() ? "unknown method: class " + std::to_string(key.class_id) +
-                                             " method " + std::to_string(key.method_id)
-                                       : "unknown method " + std::to_string(key.method_id) +
-                                             " of class " + std::string(cls) + " (" +
-                                             std::to_string(key.class_id) + ")";
+        std::string text = cls.empty()
+                               ? "unknown method: class " + std::to_string(key.class_id) +
+                                     " method " + std::to_string(key.method_id)
+                               : "unknown method " + std::to_string(key.method_id) + " of class " +
+                                     std::string(cls) + " (" + std::to_string(key.class_id) + ")";
         return amqp_error{reply_code::not_implemented, std::move(text), true, 0, key};
     }
     return info->decode(in.rest());
@@ -232,13 +246,27 @@ amqp_result<method> decode_method(std::string_view payload) {
 
 namespace detail {
 
-void method_writer::octet(std::uint8_t v) { end_bits(), put_u8(*out_, v); }
-void method_writer::short_uint(std::uint16_t v) { end_bits(), put_u16(*out_, v); }
-void method_writer::long_uint(std::uint32_t v) { end_bits(), put_u32(*out_, v); }
-void method_writer::longlong(std::uint64_t v) { end_bits(), put_u64(*out_, v); }
-void method_writer::shortstr(const std::string& v) { end_bits(), put_shortstr(*out_, v); }
-void method_writer::longstr(const std::string& v) { end_bits(), put_longstr(*out_, v); }
-void method_writer::table(const field_table& v) { end_bits(), encode_table(*out_, v); }
+void method_writer::octet(std::uint8_t v) {
+    end_bits(), put_u8(*out_, v);
+}
+void method_writer::short_uint(std::uint16_t v) {
+    end_bits(), put_u16(*out_, v);
+}
+void method_writer::long_uint(std::uint32_t v) {
+    end_bits(), put_u32(*out_, v);
+}
+void method_writer::longlong(std::uint64_t v) {
+    end_bits(), put_u64(*out_, v);
+}
+void method_writer::shortstr(const std::string& v) {
+    end_bits(), put_shortstr(*out_, v);
+}
+void method_writer::longstr(const std::string& v) {
+    end_bits(), put_longstr(*out_, v);
+}
+void method_writer::table(const field_table& v) {
+    end_bits(), encode_table(*out_, v);
+}
 void method_writer::bit(bool v) {
     if (bit_count_ == 8) {
         bits_at_ = out_->size();

@@ -32,7 +32,8 @@ bool text_value(const field_value* value, std::string& out) {
 
 amqp_result<sasl_credentials> parse_plain_response(std::string_view response) {
     const std::size_t first = response.find('\0');
-    const std::size_t second = first == std::string_view::npos ? first : response.find('\0', first + 1);
+    const std::size_t second =
+        first == std::string_view::npos ? first : response.find('\0', first + 1);
     if (second == std::string_view::npos) {
         return refused("PLAIN response is not \"[authzid] NUL user NUL password\"");
     }
@@ -67,7 +68,9 @@ amqp_result<sasl_credentials> parse_sasl_response(std::string_view mechanism,
     return amqp_error{reply_code::command_invalid,
                       "unknown authentication mechanism '" + std::string(mechanism) +
                           "' (offered: PLAIN AMQPLAIN)",
-                      true, 0, {}};
+                      true,
+                      0,
+                      {}};
 }
 
 std::string encode_plain_response(std::string_view user, std::string_view password) {
@@ -81,7 +84,8 @@ std::string encode_plain_response(std::string_view user, std::string_view passwo
 
 std::string encode_amqplain_response(std::string_view user, std::string_view password) {
     std::string out;
-    encode_table(out, make_table({{"LOGIN", std::string(user)}, {"PASSWORD", std::string(password)}}));
+    encode_table(out,
+                 make_table({{"LOGIN", std::string(user)}, {"PASSWORD", std::string(password)}}));
     return out.substr(4);
 }
 

@@ -67,17 +67,26 @@ bool decode_scalar(char tag, wire_reader& in, field_value::variant& v, bool& kno
             v = b != 0;
             return ok;
         }
-        case 'b': return read_as<std::int8_t, std::uint8_t>(in, v);
-        case 'B': return read_as<std::uint8_t, std::uint8_t>(in, v);
+        case 'b':
+            return read_as<std::int8_t, std::uint8_t>(in, v);
+        case 'B':
+            return read_as<std::uint8_t, std::uint8_t>(in, v);
         case 's':
-        case 'U': return read_as<std::int16_t, std::uint16_t>(in, v);
-        case 'u': return read_as<std::uint16_t, std::uint16_t>(in, v);
-        case 'I': return read_as<std::int32_t, std::uint32_t>(in, v);
-        case 'i': return read_as<std::uint32_t, std::uint32_t>(in, v);
+        case 'U':
+            return read_as<std::int16_t, std::uint16_t>(in, v);
+        case 'u':
+            return read_as<std::uint16_t, std::uint16_t>(in, v);
+        case 'I':
+            return read_as<std::int32_t, std::uint32_t>(in, v);
+        case 'i':
+            return read_as<std::uint32_t, std::uint32_t>(in, v);
         case 'l':
-        case 'L': return read_as<std::int64_t, std::uint64_t>(in, v);
-        case 'f': return read_as<float, std::uint32_t>(in, v);
-        case 'd': return read_as<double, std::uint64_t>(in, v);
+        case 'L':
+            return read_as<std::int64_t, std::uint64_t>(in, v);
+        case 'f':
+            return read_as<float, std::uint32_t>(in, v);
+        case 'd':
+            return read_as<double, std::uint64_t>(in, v);
         case 'D': {
             decimal_value d;
             std::uint32_t raw = 0;
@@ -103,8 +112,12 @@ bool decode_scalar(char tag, wire_reader& in, field_value::variant& v, bool& kno
             v = t;
             return ok;
         }
-        case 'V': v = void_value{}; return true;
-        default: known = false; return true;
+        case 'V':
+            v = void_value{};
+            return true;
+        default:
+            known = false;
+            return true;
     }
 }
 
@@ -182,8 +195,12 @@ const field_value* field_table::find(std::string_view name) const {
     return nullptr;
 }
 
-bool field_table::operator==(const field_table& other) const { return entries == other.entries; }
-bool field_array::operator==(const field_array& other) const { return values == other.values; }
+bool field_table::operator==(const field_table& other) const {
+    return entries == other.entries;
+}
+bool field_array::operator==(const field_array& other) const {
+    return values == other.values;
+}
 
 bool field_value::operator==(const field_value& other) const {
     return tag == other.tag && value == other.value;
@@ -196,7 +213,9 @@ char field_value::natural_tag(const variant& v) noexcept {
     return tags[v.index()];
 }
 
-field_table make_table(std::vector<field_entry> entries) { return field_table{std::move(entries)}; }
+field_table make_table(std::vector<field_entry> entries) {
+    return field_table{std::move(entries)};
+}
 
 amqp_result<field_table> decode_table_body(std::string_view bytes, int depth) {
     if (depth > max_table_depth) {

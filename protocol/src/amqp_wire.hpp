@@ -71,7 +71,9 @@ private:
     std::size_t pos_ = 0;
 };
 
-inline void put_u8(std::string& out, std::uint8_t v) { out.push_back(static_cast<char>(v)); }
+inline void put_u8(std::string& out, std::uint8_t v) {
+    out.push_back(static_cast<char>(v));
+}
 inline void put_u16(std::string& out, std::uint16_t v) {
     out.push_back(static_cast<char>(v >> 8));
     out.push_back(static_cast<char>(v));

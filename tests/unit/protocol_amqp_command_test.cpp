@@ -149,10 +149,11 @@ TEST(amqp_command, second_header_is_unexpected) {
 }
 
 TEST(amqp_command, body_longer_than_declared_is_a_frame_error) {
-    expect_error(method_frame(1, basic_publish{}) + header_frame(1, 3) + body_frame(1, "ab") +
-                     body_frame(1, "cd"),
-                 reply_code::frame_error,
-                 "body frames on channel 1 carry more than the 3 bytes the content header declared");
+    expect_error(
+        method_frame(1, basic_publish{}) + header_frame(1, 3) + body_frame(1, "ab") +
+            body_frame(1, "cd"),
+        reply_code::frame_error,
+        "body frames on channel 1 carry more than the 3 bytes the content header declared");
 }
 
 TEST(amqp_command, header_of_another_class_is_unexpected) {
@@ -204,8 +205,8 @@ TEST(amqp_command, unknown_method_reports_not_implemented) {
 TEST(amqp_command, body_too_large_is_reported_and_its_body_dropped) {
     connection_limits limits;
     limits.commands.max_body_size = 4;
-    const std::string input = publish(1, "12345") + publish(1, "1234") +
-                              method_frame(1, basic_ack{});
+    const std::string input =
+        publish(1, "12345") + publish(1, "1234") + method_frame(1, basic_ack{});
     const outcome whole = decode_at_every_split(input, limits);
     ASSERT_EQ(whole.events.size(), 3u) << whole;
     EXPECT_EQ(whole.events[0].status, decode_step_status::body_too_large);

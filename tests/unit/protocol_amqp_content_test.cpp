@@ -22,11 +22,11 @@ namespace {
 // timestamp=1700000000, type='task', user_id='guest', app_id='celery', cluster_id='c1'))
 // .marshal().hex()
 const std::string pika_full_header = from_hex(
-        "020001000000bb003c00000000000000000005fffc106170706c69636174696f6e2f6a736f6e057574662d38"
-        "0000004a07726574726965734900000003057472616365460000001f026964530000000361626304686f7073"
-        "410000000a49000000014900000002036269676c0000010000000000046e6f6e6556020706636f72722d3115"
-        "616d712e7261626269746d712e7265706c792d746f053630303030056d73672d31000000006553f100047461"
-        "736b0567756573740663656c657279026331ce");
+    "020001000000bb003c00000000000000000005fffc106170706c69636174696f6e2f6a736f6e057574662d38"
+    "0000004a07726574726965734900000003057472616365460000001f026964530000000361626304686f7073"
+    "410000000a49000000014900000002036269676c0000010000000000046e6f6e6556020706636f72722d3115"
+    "616d712e7261626269746d712e7265706c792d746f053630303030056d73672d31000000006553f100047461"
+    "736b0567756573740663656c657279026331ce");
 
 TEST(amqp_content, pika_header_with_every_property_decodes) {
     const std::string payload = pika_full_header.substr(7, pika_full_header.size() - 8);
@@ -189,7 +189,8 @@ TEST(amqp_sasl, unknown_mechanism_is_refused) {
     const auto r = parse_sasl_response("EXTERNAL", "");
     ASSERT_FALSE(r);
     EXPECT_EQ(r.error().code, reply_code::command_invalid);
-    EXPECT_EQ(r.error().text, "unknown authentication mechanism 'EXTERNAL' (offered: PLAIN AMQPLAIN)");
+    EXPECT_EQ(r.error().text,
+              "unknown authentication mechanism 'EXTERNAL' (offered: PLAIN AMQPLAIN)");
 }
 
 }  // namespace

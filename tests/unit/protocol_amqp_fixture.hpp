@@ -55,8 +55,8 @@ inline std::ostream& operator<<(std::ostream& os, const outcome& o) {
         os << "[" << static_cast<int>(e.status) << " ch " << e.channel << " " << e.method << " "
            << e.header << " body " << e.body.size() << "] ";
     }
-    return os << "error " << static_cast<int>(o.error.code) << " '" << o.error.text
-              << "' pending " << o.pending;
+    return os << "error " << static_cast<int>(o.error.code) << " '" << o.error.text << "' pending "
+              << o.pending;
 }
 
 inline outcome decode_chunks(const std::vector<std::string_view>& chunks,

@@ -45,7 +45,8 @@ TEST(amqp_protocol_header, anything_else_is_refused_at_the_first_wrong_byte) {
     EXPECT_EQ(check_protocol_header("AMQX").status, header_status::unsupported);
     // After "AMQP" the decoder waits for the version, to name it.
     EXPECT_EQ(check_protocol_header("AMQP\x01"s).status, header_status::need_more);
-    EXPECT_EQ(check_protocol_header("\x16\x03\x01"s).description, "not AMQP (starts '\\x16\\x03\\x01')");
+    EXPECT_EQ(check_protocol_header("\x16\x03\x01"s).description,
+              "not AMQP (starts '\\x16\\x03\\x01')");
 }
 
 struct frames_outcome {
@@ -83,7 +84,8 @@ frames_outcome feed_frames(const std::vector<std::string_view>& chunks,
     return out;
 }
 
-frames_outcome feed_at_every_split(std::string_view input, std::uint32_t frame_max = default_frame_max) {
+frames_outcome feed_at_every_split(std::string_view input,
+                                   std::uint32_t frame_max = default_frame_max) {
     const auto whole = feed_frames({input}, frame_max);
     for (std::size_t i = 0; i <= input.size(); ++i) {
         EXPECT_EQ(feed_frames({input.substr(0, i), input.substr(i)}, frame_max), whole) << i;

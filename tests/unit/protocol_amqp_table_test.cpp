@@ -59,7 +59,11 @@ TEST(amqp_table, every_value_type_round_trips_with_its_tag) {
 
 TEST(amqp_table, spec_and_errata_synonyms_keep_their_tag) {
     // 'U' (spec int16) and 'L' (py-amqp's int64) decode as int16/int64 and encode back as sent.
-    const std::string bytes = "\x00\x00\x00\x10"s + "\x01" "aU\xff\xfe"s + "\x01" "bL" +
+    const std::string bytes = "\x00\x00\x00\x10"s +
+                              "\x01"
+                              "aU\xff\xfe"s +
+                              "\x01"
+                              "bL" +
                               std::string(7, '\0') + "\x05"s;
     const auto decoded = decode(bytes);
     ASSERT_TRUE(decoded) << decoded.error().text;

@@ -77,8 +77,8 @@ public:
     // True while a content header or body is due on `channel`.
     bool in_content(std::uint16_t channel) const;
     // The broker sent Channel.Close on `channel` (spec, channel.close: it then discards what
-    // arrives on the channel until Close-Ok). Until Channel.Close-Ok or Channel.Close arrives on it, any
-    // partial command there is forgotten, content-bearing methods and content frames are
+    // arrives on the channel until Close-Ok). Until Channel.Close-Ok or Channel.Close arrives on
+    // it, any partial command there is forgotten, content-bearing methods and content frames are
     // dropped silently (a publish the client sent before it saw the Close), and other methods
     // are still returned for the broker to discard.
     void close_channel(std::uint16_t channel);
@@ -107,7 +107,7 @@ private:
 };
 
 enum class decode_step_status {
-    need_more,       // keep the unconsumed bytes, append more, feed again
+    need_more,  // keep the unconsumed bytes, append more, feed again
     command,
     heartbeat,
     body_too_large,  // as command_status::body_too_large

@@ -1,6 +1,6 @@
-// AMQP 0-9-1 methods of the connection and channel classes: one struct per method, fields in wire order with the
-// spec's names (reserved fields kept under their 0-8 names, e.g. `ticket`, so that a decoded
-// method encodes back to the same bytes). `fields(s, v)` lists them for the codec in
+// AMQP 0-9-1 methods of the connection and channel classes: one struct per method, fields in wire
+// order with the spec's names (reserved fields kept under their 0-8 names, e.g. `ticket`, so that a
+// decoded method encodes back to the same bytes). `fields(s, v)` lists them for the codec in
 // amqp_methods.cpp: octet, short_uint, long_uint, longlong, bit (consecutive bits share an
 // octet), shortstr, longstr, table. Include amqp_methods.hpp rather than this file.
 #pragma once

@@ -25,19 +25,18 @@
 namespace conveyor::protocol::amqp {
 
 using method = std::variant<
-    connection_start, connection_start_ok, connection_secure, connection_secure_ok,
-    connection_tune, connection_tune_ok, connection_open, connection_open_ok, connection_close,
-    connection_close_ok, connection_blocked, connection_unblocked, connection_update_secret,
-    connection_update_secret_ok, channel_open, channel_open_ok, channel_flow, channel_flow_ok,
-    channel_close, channel_close_ok, exchange_declare, exchange_declare_ok, exchange_delete,
-    exchange_delete_ok, exchange_bind, exchange_bind_ok, exchange_unbind, exchange_unbind_ok,
-    queue_declare, queue_declare_ok, queue_bind, queue_bind_ok, queue_purge, queue_purge_ok,
-    queue_delete, queue_delete_ok, queue_unbind, queue_unbind_ok, basic_qos, basic_qos_ok,
-    basic_consume, basic_consume_ok, basic_cancel, basic_cancel_ok, basic_publish, basic_return,
-    basic_deliver, basic_get, basic_get_ok, basic_get_empty, basic_ack, basic_reject,
-    basic_recover_async, basic_recover, basic_recover_ok, basic_nack, confirm_select,
-    confirm_select_ok, tx_select, tx_select_ok, tx_commit, tx_commit_ok, tx_rollback,
-    tx_rollback_ok>;
+    connection_start, connection_start_ok, connection_secure, connection_secure_ok, connection_tune,
+    connection_tune_ok, connection_open, connection_open_ok, connection_close, connection_close_ok,
+    connection_blocked, connection_unblocked, connection_update_secret, connection_update_secret_ok,
+    channel_open, channel_open_ok, channel_flow, channel_flow_ok, channel_close, channel_close_ok,
+    exchange_declare, exchange_declare_ok, exchange_delete, exchange_delete_ok, exchange_bind,
+    exchange_bind_ok, exchange_unbind, exchange_unbind_ok, queue_declare, queue_declare_ok,
+    queue_bind, queue_bind_ok, queue_purge, queue_purge_ok, queue_delete, queue_delete_ok,
+    queue_unbind, queue_unbind_ok, basic_qos, basic_qos_ok, basic_consume, basic_consume_ok,
+    basic_cancel, basic_cancel_ok, basic_publish, basic_return, basic_deliver, basic_get,
+    basic_get_ok, basic_get_empty, basic_ack, basic_reject, basic_recover_async, basic_recover,
+    basic_recover_ok, basic_nack, confirm_select, confirm_select_ok, tx_select, tx_select_ok,
+    tx_commit, tx_commit_ok, tx_rollback, tx_rollback_ok>;
 
 // Class and method ids of the method held.
 method_key key_of(const method& m) noexcept;
@@ -66,7 +65,7 @@ public:
     void short_uint(std::uint16_t v);
     void long_uint(std::uint32_t v);
     void longlong(std::uint64_t v);
-    void bit(bool v);  // consecutive bits pack into one octet, lowest bit first
+    void bit(bool v);                     // consecutive bits pack into one octet, lowest bit first
     void shortstr(const std::string& v);  // cut at 255 bytes
     void longstr(const std::string& v);
     void table(const field_table& v);

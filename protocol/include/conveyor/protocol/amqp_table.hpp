@@ -84,19 +84,19 @@ struct void_value {
 };
 
 struct field_value {
-    using variant = std::variant<void_value, bool, std::int8_t, std::uint8_t, std::int16_t,
-                                 std::uint16_t, std::int32_t, std::uint32_t, std::int64_t, float,
-                                 double, decimal_value, std::string, byte_array, timestamp,
-                                 field_array, field_table>;
+    using variant =
+        std::variant<void_value, bool, std::int8_t, std::uint8_t, std::int16_t, std::uint16_t,
+                     std::int32_t, std::uint32_t, std::int64_t, float, double, decimal_value,
+                     std::string, byte_array, timestamp, field_array, field_table>;
 
     field_value() = default;
     // The natural tag of each alternative: bool 't', int8 'b', uint8 'B', int16 's', uint16 'u',
     // int32 'I', uint32 'i', int64 'l', float 'f', double 'd', decimal 'D', string 'S',
     // byte_array 'x', timestamp 'T', array 'A', table 'F', void 'V'.
     template <class T>
-        requires(!std::is_same_v<std::decay_t<T>, field_value> &&
-                 std::is_constructible_v<variant, T>)
-    field_value(T v) : value(std::move(v)), tag(natural_tag(value)) {}
+    requires(!std::is_same_v<std::decay_t<T>, field_value> && std::is_constructible_v<variant, T>)
+        field_value(T v)
+        : value(std::move(v)), tag(natural_tag(value)) {}
     field_value(const char* s) : field_value(std::string(s)) {}
 
     variant value;
