@@ -202,6 +202,24 @@ TEST(amqp_command, unknown_method_reports_not_implemented) {
     expect_error(frame, reply_code::not_implemented, "unknown method 7 of class basic (60)");
 }
 
+TEST(amqp_command, malformed_method_arguments_close_the_connection) {
+    // queue.declare whose queue name says 5 bytes where the frame has 1.
+    std::string truncated;
+    encode_frame(truncated, frame_type::method, 1, "\x00\x32\x00\x0a\x00\x00\x05q"s);
+    expect_error(truncated, reply_code::frame_error,
+                 "queue.declare: arguments run past the end of the frame");
+    // basic.consume whose arguments table nests 33 deep.
+    field_table deep;
+    for (int i = 0; i < max_table_depth; ++i) {
+        deep = make_table({{"n", std::move(deep)}});
+    }
+    basic_consume consume;
+    consume.queue = "q";
+    consume.arguments = deep;
+    expect_error(method_frame(1, consume), reply_code::syntax_error,
+                 "basic.consume: field tables and arrays nested deeper than 32");
+}
+
 TEST(amqp_command, body_too_large_is_reported_and_its_body_dropped) {
     connection_limits limits;
     limits.commands.max_body_size = 4;
