@@ -14,6 +14,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 
 namespace conveyor::server {
 
@@ -32,6 +33,10 @@ struct client_state {
     // while access_generation matches the access_control's.
     const auth::user* rules = nullptr;
     std::uint64_t access_generation = 0;
+    // Lease tokens granted through this connection (LEASE replies and blocked-LEASE wake-ups)
+    // that it has not ACKed, FAILed or RELEASEd: released when the connection is dropped for
+    // --output-buffer-limit.
+    std::unordered_set<std::string> leases;
 };
 
 // What the session sends when a blocked command's wait ends without being served.

@@ -52,6 +52,35 @@ po::options_description make_options(server_config& c) {
          "with no password and no users, serve loopback clients only")
         ("maxmemory", po::value(&c.maxmemory)->default_value(c.maxmemory)->value_name("BYTES"),
          "past this much memory in use, ENQUEUE/LPUSH/RPUSH get -OOM (100mb, 2gb; 0: no limit)");
+    d.add_options()
+        ("tls-port", po::value(&c.tls_port)->default_value(c.tls_port)->value_name("PORT"),
+         "TLS port (RESP over TLS 1.2+); 0 disables it")
+        ("tls-cert", po::value(&c.tls_cert)->value_name("FILE"),
+         "server certificate chain (PEM); re-read on SIGHUP")
+        ("tls-key", po::value(&c.tls_key)->value_name("FILE"),
+         "private key of the server certificate (PEM); re-read on SIGHUP")
+        ("tls-ca", po::value(&c.tls_ca)->value_name("FILE"),
+         "CA certificates (PEM) that client certificates must chain to")
+        ("tls-auth-clients", po::value(&c.tls_auth_clients)->default_value(c.tls_auth_clients)
+             ->value_name("yes|optional|no"),
+         "client certificates: required, checked when given, or not asked for")
+        ("handshake-timeout", po::value(&c.handshake_timeout)
+             ->default_value(c.handshake_timeout)->value_name("DURATION"),
+         "a TLS handshake not done by then is dropped (10, 10s, 500ms)")
+        ("idle-timeout", po::value(&c.idle_timeout)->default_value(c.idle_timeout)
+             ->value_name("DURATION"),
+         "close a client that sent no request for this long (blocked clients excepted); 0: never")
+        ("max-clients", po::value(&c.max_clients)->default_value(c.max_clients)->value_name("N"),
+         "most connected clients (both ports); one more gets -ERR max number of clients reached")
+        ("max-args", po::value(&c.max_args)->default_value(c.max_args)->value_name("N"),
+         "most arguments in one request (after authentication)")
+        ("query-buffer-limit", po::value(&c.query_buffer_limit)
+             ->default_value(c.query_buffer_limit)->value_name("BYTES"),
+         "most bytes one request may hold, arguments included (after authentication)")
+        ("output-buffer-limit", po::value(&c.output_buffer_limit)
+             ->default_value(c.output_buffer_limit)->value_name("BYTES"),
+         "a client whose unwritten replies pass this is disconnected, its leases released; "
+         "0: no limit");
     // clang-format on
     return d;
 }
@@ -105,6 +134,56 @@ std::optional<std::int64_t> parse_memory_size(std::string_view text) {
     return std::nullopt;
 }
 
+std::optional<std::int64_t> parse_duration_ms(std::string_view text) {
+    std::size_t digits = 0;
+    while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
+    if (digits == 0 || digits > 12) return std::nullopt;
+    std::int64_t n = 0;
+    for (std::size_t i = 0; i < digits; ++i) n = n * 10 + (text[i] - '0');
+    const auto unit = text.substr(digits);
+    if (unit.empty() || unit == "s") return n * 1000;
+    if (unit == "ms") return n;
+    return std::nullopt;
+}
+
+namespace {
+
+// The TLS, limit and timeout flags; parses the durations into config. A message on error.
+std::optional<std::string> check_connection_settings(server_config& config) {
+    const auto handshake = parse_duration_ms(config.handshake_timeout);
+    const auto idle = parse_duration_ms(config.idle_timeout);
+    if (!handshake || *handshake <= 0 || !idle) {
+        return "conveyor server: --handshake-timeout and --idle-timeout take seconds, or a number "
+               "with s or ms (10, 10s, 500ms); --handshake-timeout must not be 0";
+    }
+    config.handshake_timeout_ms = *handshake;
+    config.idle_timeout_ms = *idle;
+    if (config.max_clients < 1 || config.max_args < 1 || config.query_buffer_limit < 1 ||
+        config.output_buffer_limit < 0) {
+        return "conveyor server: --max-clients, --max-args and --query-buffer-limit must be "
+               "positive, --output-buffer-limit not negative";
+    }
+    const auto& auth = config.tls_auth_clients;
+    if (auth != "yes" && auth != "optional" && auth != "no") {
+        return "conveyor server: --tls-auth-clients must be yes, optional or no (got '" + auth +
+               "')";
+    }
+    if (config.tls_port != 0) {
+        if (config.tls_cert.empty() || config.tls_key.empty()) {
+            return "conveyor server: --tls-port needs --tls-cert and --tls-key";
+        }
+        if (auth != "no" && config.tls_ca.empty()) {
+            return "conveyor server: --tls-auth-clients " + auth +
+                   " needs --tls-ca (the CA client certificates chain to); or set it to no";
+        }
+    } else if (config.port == 0) {
+        return "conveyor server: --port 0 and no --tls-port: nothing to listen on";
+    }
+    return std::nullopt;
+}
+
+}  // namespace
+
 std::vector<std::pair<std::string, std::string>> server_config::as_pairs() const {
     return {
         {"bind", bind},
@@ -129,6 +208,17 @@ std::vector<std::pair<std::string, std::string>> server_config::as_pairs() const
         {"save", ""},
         {"appendonly", "yes"},
         {"appendfsync", fsync},
+        {"tls-port", std::to_string(tls_port)},
+        {"tls-cert", tls_cert},
+        {"tls-key", tls_key},
+        {"tls-ca", tls_ca},
+        {"tls-auth-clients", tls_auth_clients},
+        {"handshake-timeout", handshake_timeout},
+        {"idle-timeout", idle_timeout},
+        {"max-clients", std::to_string(max_clients)},
+        {"max-args", std::to_string(max_args)},
+        {"query-buffer-limit", std::to_string(query_buffer_limit)},
+        {"output-buffer-limit", std::to_string(output_buffer_limit)},
     };
 }
 
@@ -185,6 +275,7 @@ parse_outcome parse_server_args(const std::vector<std::string>& args) {
     if (config.log_segment_bytes < 4096) {
         return {std::nullopt, "conveyor server: --log-segment-size must be at least 4096", 1};
     }
+    if (auto error = check_connection_settings(config)) return {std::nullopt, *error, 1};
     return {config, {}, 0};
 }
 

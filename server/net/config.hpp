@@ -29,6 +29,20 @@ struct server_config {
     std::string protected_mode = "yes";  // yes: without password or users, loopback only
     std::string maxmemory = "0";  // as written (100mb, 2gb, bytes); 0: no limit
     std::int64_t maxmemory_bytes = 0;  // parsed from `maxmemory`
+    // ---- connections, limits and TLS (docs/limits.md, docs/tls.md) ----
+    std::uint16_t tls_port = 0;  // 0: no TLS listener
+    std::string tls_cert;
+    std::string tls_key;
+    std::string tls_ca;
+    std::string tls_auth_clients = "yes";  // yes | optional | no (client certificates)
+    std::string handshake_timeout = "10s";  // as written; see parse_duration_ms
+    std::int64_t handshake_timeout_ms = 10000;
+    std::string idle_timeout = "0";  // as written; 0: never
+    std::int64_t idle_timeout_ms = 0;
+    std::int64_t max_clients = 10000;
+    std::int64_t max_args = 1024 * 1024;                     // arguments of one request
+    std::int64_t query_buffer_limit = 1024ll * 1024 * 1024;  // bytes of one request
+    std::int64_t output_buffer_limit = 256ll * 1024 * 1024;  // unwritten replies; 0: none
 
     // name/value pairs as CONFIG GET shows them (names as the flags spell them)
     std::vector<std::pair<std::string, std::string>> as_pairs() const;
@@ -47,5 +61,9 @@ parse_outcome parse_server_args(const std::vector<std::string>& args);
 // Redis's memory units: a bare number of bytes, or k/m/g (powers of 1000), kb/mb/gb (powers
 // of 1024), case-insensitive. nullopt when malformed or negative.
 std::optional<std::int64_t> parse_memory_size(std::string_view text);
+
+// A duration: a bare number of seconds, or a number with `s` or `ms` ("10", "10s", "500ms").
+// Milliseconds; nullopt when malformed.
+std::optional<std::int64_t> parse_duration_ms(std::string_view text);
 
 }  // namespace conveyor::server

@@ -1,36 +1,71 @@
-// Accepts connections on one endpoint and runs a session per connection. Keeps the set of
-// live sessions so that shutdown can end them all and wait for them to finish.
+// Accepts RESP connections on the plain and TLS ports and runs a session per connection.
+// Keeps the set of live sessions (both ports together), so that --max-clients counts every
+// connection, the idle sweep (--idle-timeout) can find idle ones, and shutdown can end them
+// all and wait for them to finish.
 #pragma once
 
 #include "net/broker_service.hpp"
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 
+#include <chrono>
 #include <memory>
+#include <optional>
 #include <unordered_set>
+#include <vector>
 
 namespace conveyor::server {
 
 class resp_session;
+class tls_server_context;
 
 class resp_listener {
 public:
-    // Binds at once so that a busy port is reported at start (throws boost::system_error).
-    resp_listener(boost::asio::any_io_executor executor, const boost::asio::ip::tcp::endpoint& at,
-                  broker_service& service);
+    // Raises the open-files limit for --max-clients (see raise_open_files_limit).
+    resp_listener(boost::asio::any_io_executor executor, broker_service& service);
 
-    boost::asio::ip::tcp::endpoint local_endpoint() const { return acceptor_.local_endpoint(); }
+    // Bind at once so that a busy port is reported at start (throw boost::system_error).
+    void listen(const boost::asio::ip::tcp::endpoint& at);
+    // `tls` must outlive the listener; each connection takes the context current at accept.
+    void listen_tls(const boost::asio::ip::tcp::endpoint& at, tls_server_context& tls);
+
+    std::optional<boost::asio::ip::tcp::endpoint> plain_endpoint() const;
+    std::optional<boost::asio::ip::tcp::endpoint> tls_endpoint() const;
+    // Accepts on every port (and sweeps idle clients) until stop().
     boost::asio::awaitable<void> run();
     // Stops accepting and closes every session; they finish on their own executor turns.
     void stop();
     std::size_t session_count() const noexcept { return sessions_.size(); }
+    std::size_t max_clients() const noexcept { return max_clients_; }
 
 private:
-    boost::asio::ip::tcp::acceptor acceptor_;
+    struct port {
+        boost::asio::ip::tcp::acceptor acceptor;
+        tls_server_context* tls = nullptr;
+    };
+
+    boost::asio::awaitable<void> accept_loop(port& p);
+    boost::asio::awaitable<void> sweep_idle();
+    void refuse(boost::asio::ip::tcp::socket& socket, const port& p);
+    void start_session(boost::asio::ip::tcp::socket socket, const port& p);
+
+    boost::asio::any_io_executor executor_;
     broker_service& service_;
+    std::vector<std::unique_ptr<port>> ports_;
     std::unordered_set<std::shared_ptr<resp_session>> sessions_;
     std::uint64_t next_client_id_ = 1;
+    std::size_t max_clients_;
+    boost::asio::steady_timer sweep_timer_;
+    std::chrono::steady_clock::time_point last_refusal_log_{};
+    bool stopped_ = false;
 };
+
+// Raises RLIMIT_NOFILE's soft limit toward the hard limit so that `max_clients` connections
+// fit with 32 descriptors to spare (the log, listeners, stdio), as Redis does at start.
+// Returns how many clients fit: `max_clients`, or fewer (logged) when the limit cannot be
+// raised enough.
+std::size_t raise_open_files_limit(std::size_t max_clients);
 
 }  // namespace conveyor::server

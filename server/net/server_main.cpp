@@ -3,6 +3,7 @@
 #include "net/broker_service.hpp"
 #include "net/config.hpp"
 #include "net/listener.hpp"
+#include "net/tls.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
@@ -106,14 +107,26 @@ int server_main(const std::vector<std::string>& args) {
         spdlog::critical("{}", *error);
         return 1;
     }
-    std::unique_ptr<resp_listener> resp;
-    try {
-        if (config.port != 0) {
-            asio::ip::tcp::endpoint at(asio::ip::make_address(config.bind), config.port);
-            resp = std::make_unique<resp_listener>(io.get_executor(), at, service);
+    // TLS material is checked before any port opens: bad certificates refuse to start.
+    std::unique_ptr<tls_server_context> tls;
+    if (config.tls_port != 0) {
+        tls = std::make_unique<tls_server_context>(
+            tls_settings{config.tls_cert, config.tls_key, config.tls_ca, config.tls_auth_clients});
+        if (auto error = tls->load()) {
+            spdlog::critical("{}", *error);
+            return 1;
         }
+    }
+    std::unique_ptr<resp_listener> resp;
+    std::uint16_t binding = config.port;
+    try {
+        resp = std::make_unique<resp_listener>(io.get_executor(), service);
+        const auto address = asio::ip::make_address(config.bind);
+        if (config.port != 0) resp->listen({address, config.port});
+        binding = config.tls_port;
+        if (tls) resp->listen_tls({address, config.tls_port}, *tls);
     } catch (const std::exception& e) {
-        spdlog::critical("cannot listen on {}:{}: {}", config.bind, config.port, e.what());
+        spdlog::critical("cannot listen on {}:{}: {}", config.bind, binding, e.what());
         return 1;
     }
 
@@ -124,6 +137,14 @@ int server_main(const std::vector<std::string>& args) {
             if (ec) return;
             spdlog::info("received SIGHUP, reloading");
             service.reload();
+            // New connections get the new certificates; existing ones keep theirs.
+            if (tls) {
+                if (auto error = tls->load())
+                    spdlog::error("TLS reload failed, keeping the previous certificates: {}",
+                                  *error);
+                else
+                    spdlog::info("TLS certificates reloaded");
+            }
             hup.async_wait(on_hup);
         };
     hup.async_wait(on_hup);
@@ -155,10 +176,13 @@ int server_main(const std::vector<std::string>& args) {
     asio::co_spawn(io, service.run_housekeeping(),
                    [](std::exception_ptr e) { log_exception(e, "housekeeping"); });
 
-    spdlog::info("conveyor {} started: resp {}, data dir {} (fsync {}), pid {}", CONVEYOR_VERSION,
-                 resp ? config.bind + ":" + std::to_string(resp->local_endpoint().port())
-                      : std::string("off"),
-                 config.data_dir, config.fsync, static_cast<long>(::getpid()));
+    const auto port_text = [&](std::optional<asio::ip::tcp::endpoint> at) {
+        return at ? config.bind + ":" + std::to_string(at->port()) : std::string("off");
+    };
+    spdlog::info("conveyor {} started: resp {}, tls {}, data dir {} (fsync {}), pid {}",
+                 CONVEYOR_VERSION, port_text(resp->plain_endpoint()),
+                 port_text(resp->tls_endpoint()), config.data_dir, config.fsync,
+                 static_cast<long>(::getpid()));
     // io.run(), with a hook before each wait: run one handler (blocking), then everything
     // that became ready meanwhile, then hand this round's records to the log.
     while (!io.stopped()) {
