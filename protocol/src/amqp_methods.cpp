@@ -290,6 +290,15 @@ void encode_method(std::string& out, const method& m) {
     std::visit([&out](const auto& v) { encode_method(out, v); }, m);
 }
 
+connection_close make_connection_close(const amqp_error& error) {
+    return {static_cast<std::uint16_t>(error.code), error.text, error.method.class_id,
+            error.method.method_id};
+}
+
+channel_close make_channel_close(reply_code code, std::string text, method_key cause) {
+    return {static_cast<std::uint16_t>(code), std::move(text), cause.class_id, cause.method_id};
+}
+
 connection_start make_connection_start(const server_identity& identity) {
     connection_start start;
     auto& props = start.server_properties.entries;

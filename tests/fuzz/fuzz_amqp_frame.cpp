@@ -79,6 +79,10 @@ outcome decode(const std::vector<std::string_view>& chunks, peer receiver) {
             if (step.status == decode_step_status::need_more) {
                 break;
             }
+            if (step.status == decode_step_status::body_too_large) {
+                // As a broker would: refuse the message by closing its channel.
+                decoder.commands().close_channel(cmd.channel);
+            }
             if (step.status == decode_step_status::error) {
                 out.error = std::to_string(static_cast<int>(decoder.error().code)) + " " +
                             decoder.error().text;

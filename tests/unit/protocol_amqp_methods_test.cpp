@@ -317,6 +317,20 @@ TEST(amqp_methods, connection_start_advertises_capabilities_and_mechanisms) {
     EXPECT_EQ(std::get<std::string>(start.server_properties.find("version")->value), "0.5.0");
 }
 
+TEST(amqp_methods, close_methods_carry_the_error_and_its_cause) {
+    const auto error = decode_method("\x00\x3c\x00\x07"s).error();
+    const connection_close close = make_connection_close(error);
+    EXPECT_EQ(close.reply_code, 540);
+    EXPECT_EQ(close.reply_text, "unknown method 7 of class basic (60)");
+    EXPECT_EQ(close.class_id, 60);
+    EXPECT_EQ(close.method_id, 7);
+    const channel_close ch =
+        make_channel_close(reply_code::not_found, "NOT_FOUND - no queue 'q'", queue_bind::id);
+    EXPECT_EQ(ch.reply_code, 404);
+    EXPECT_EQ(ch.class_id, 50);
+    EXPECT_EQ(ch.method_id, 20);
+}
+
 TEST(amqp_methods, senders_and_content_are_as_the_spec_says) {
     EXPECT_EQ(method_sender(basic_publish::id), peer::client);
     EXPECT_EQ(method_sender(basic_deliver::id), peer::server);

@@ -96,6 +96,11 @@ void encode_method_frame(std::string& out, std::uint16_t channel, const M& m) {
     finish_frame(out, begin);
 }
 
+// Connection.Close for an error found in the peer's bytes (code, text, and the method that
+// caused it), and Channel.Close for a channel exception.
+connection_close make_connection_close(const amqp_error& error);
+channel_close make_channel_close(reply_code code, std::string text, method_key cause = {});
+
 // What the broker says about itself in Connection.Start.
 struct server_identity {
     std::string product = "Conveyor";
