@@ -61,6 +61,32 @@ TEST(amqp_content, pika_header_with_every_property_decodes) {
     EXPECT_EQ(to_hex(again), to_hex(pika_full_header));
 }
 
+TEST(amqp_content, celery_task_properties_as_py_amqp_writes_them) {
+    // py-amqp 5.1.1 (Debian python3-amqp): amqp.basic_message.Message(body, content_type=
+    // 'application/json', content_encoding='utf-8', application_headers={'lang': 'py', 'task':
+    // 'tasks.add', 'id': 'f0b1', 'shadow': None, 'eta': None, 'retries': 0, 'timelimit':
+    // [None, None], 'argsrepr': '(2, 2)', 'kwargsrepr': '{}', 'origin': 'gen1@host',
+    // 'big': 2**40}, delivery_mode=2, priority=0, correlation_id='f0b1',
+    // reply_to='d3a9-reply')._serialize_properties().hex(): a Celery task message's shape.
+    const std::string raw = from_hex(
+        "fe00106170706c69636174696f6e2f6a736f6e057574662d380000009e046c616e6753000000027079047461"
+        "736b53000000097461736b732e61646402696453000000046630623106736861646f77560365746156077265"
+        "747269657349000000000974696d656c696d697441000000025656086172677372657072530000000628322c"
+        "2032290a6b77617267737265707253000000027b7d066f726967696e530000000967656e3140686f73740362"
+        "69674c0000010000000000020004663062310a643361392d7265706c79");
+    const auto p = decode_basic_properties(raw);
+    ASSERT_TRUE(p) << p.error().text;
+    EXPECT_EQ(p->content_type, "application/json");
+    EXPECT_EQ(p->priority, 0);
+    EXPECT_EQ(p->reply_to, "d3a9-reply");
+    ASSERT_TRUE(p->headers);
+    EXPECT_EQ(std::get<std::string>(p->headers->find("task")->value), "tasks.add");
+    EXPECT_EQ(p->headers->find("shadow")->tag, 'V');
+    EXPECT_EQ(p->headers->find("timelimit")->tag, 'A');
+    EXPECT_EQ(p->headers->find("big")->tag, 'L');  // py-amqp's tag for large ints
+    EXPECT_EQ(to_hex(encode_basic_properties(*p)), to_hex(raw));
+}
+
 TEST(amqp_content, properties_round_trip_one_at_a_time) {
     basic_properties all;
     all.content_type = "t";
