@@ -254,15 +254,12 @@ void resp_session::use_limits_for_client() {
 }
 
 // After a batch: plain TCP writes at once when nothing is in flight and the log has released
-// everything the replies depend on; otherwise the writer takes over.
+// everything the replies depend on; otherwise the writer takes over. The limit counts what
+// is still unwritten after that.
 void resp_session::hand_off_output() {
     if (out_.empty() || closing_) return;
-    if (output_limit_ != 0 && out_.size() + writing_.size() > output_limit_) {
-        output_overflowed();
-        return;
-    }
-    if (writer_busy_) return;  // the writer takes the rest when its write completes
-    if (!tls_ && service_.released(service_.log_position()) && !service_.log_failed()) {
+    if (!writer_busy_ && !tls_ && service_.released(service_.log_position()) &&
+        !service_.log_failed()) {
         boost::system::error_code ec;
         const auto n = socket_.write_some(asio::buffer(out_), ec);
         if (!ec && n == out_.size()) {
@@ -275,7 +272,11 @@ void resp_session::hand_off_output() {
         }
         out_.erase(0, n);
     }
-    wake_writer();
+    if (output_limit_ != 0 && out_.size() + writing_.size() > output_limit_) {
+        output_overflowed();
+        return;
+    }
+    if (!writer_busy_) wake_writer();  // else the writer takes it when its write completes
 }
 
 void resp_session::wake_writer() { writer_wake_.cancel(); }
