@@ -42,6 +42,16 @@ cli_context make_context(std::string_view command, const parsed_args& args) {
     } catch (const boost::system::system_error& e) {
         throw usage_error(std::string(connect ? "--connect: " : "CONVEYOR_URL: ") + e.what());
     }
+    client::tls_flags tls{.tls = args.has("tls"),
+                          .ca = args.get("tls-ca"),
+                          .cert = args.get("tls-cert"),
+                          .key = args.get("tls-key"),
+                          .server_name = args.get("tls-server-name")};
+    try {
+        ctx.tls = client::tls_from_flags(ctx.url, tls);
+    } catch (const boost::system::system_error& e) {
+        throw usage_error(e.what());
+    }
     return ctx;
 }
 

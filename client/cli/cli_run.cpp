@@ -19,29 +19,29 @@ namespace cc = conveyor::client;
 
 namespace {
 
-// connection::connect, with every way it can fail said the same way.
-cc::awaitable<cc::connection> connect_or_explain(cc::server_url url,
-                                                 std::chrono::milliseconds timeout) {
+// connection::connect, with every way it can fail said the same way: "cannot connect to
+// <host:port>: <reason>".
+cc::awaitable<cc::connection> connect_or_explain(cc::server_url url, cc::connect_options options) {
     const std::string where = cc::to_display_string(url);
     std::string reason;
     try {
-        co_return co_await cc::connection::connect(url, {.connect_timeout = timeout});
+        co_return co_await cc::connection::connect(url, options);
     } catch (const cc::server_error& e) {  // a refused AUTH
         reason = e.what();
-    } catch (const boost::system::system_error& e) {
+    } catch (const cc::error& e) {
         if (e.code() == asio::error::timed_out)
-            reason = "timed out after " + std::to_string(timeout.count()) + " ms";
-        else if (e.code() == cc::errc::tls_not_supported)
-            reason = "TLS (rediss://) is not supported yet";
+            reason = "timed out after " + std::to_string(options.connect_timeout.count()) + " ms";
         else
-            reason = e.code().message();
+            throw cli_failure(e.what());  // already "cannot connect to <where>: <reason>"
+    } catch (const boost::system::system_error& e) {
+        reason = e.code().message();
     }
     throw cli_failure("cannot connect to " + where + ": " + reason);
 }
 
-cc::awaitable<int> connect_and_run(cc::server_url url, std::chrono::milliseconds timeout,
+cc::awaitable<int> connect_and_run(cc::server_url url, cc::connect_options options,
                                    client_body body) {
-    auto conn = co_await connect_or_explain(std::move(url), timeout);
+    auto conn = co_await connect_or_explain(std::move(url), std::move(options));
     int status = co_await body(conn);
     conn.close();
     co_return status;
@@ -57,7 +57,8 @@ int run_client(const cli_context& ctx, client_body body) {
     asio::io_context io;
     std::optional<int> status;
     std::exception_ptr failure;
-    asio::co_spawn(io, connect_and_run(ctx.url, ctx.connect_timeout, std::move(body)),
+    cc::connect_options options{.connect_timeout = ctx.connect_timeout, .tls = &ctx.tls};
+    asio::co_spawn(io, connect_and_run(ctx.url, std::move(options), std::move(body)),
                    [&](std::exception_ptr e, int s) {
                        failure = e;
                        if (!e) status = s;

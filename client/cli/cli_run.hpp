@@ -19,13 +19,22 @@ inline constexpr int exit_ok = 0;
 inline constexpr int exit_failure = 1;  // the broker said no, or could not be reached
 inline constexpr int exit_usage = 2;    // the command line is wrong
 
-// --connect, --connect-timeout and --help, accepted by every subcommand.
-inline constexpr option_spec common_specs[] = {{"connect", 1}, {"connect-timeout", 1}, {"help", 0}};
+// --connect, --connect-timeout, the TLS options and --help, accepted by every subcommand.
+inline constexpr option_spec common_specs[] = {
+    {"connect", 1}, {"connect-timeout", 1}, {"tls", 0},  {"tls-ca", 1},
+    {"tls-cert", 1}, {"tls-key", 1},        {"tls-server-name", 1}, {"help", 0}};
 
 inline constexpr std::string_view common_help =
-    "  --connect <url>          host:port or redis://[user:password@]host[:port]\n"
-    "                           (default: $CONVEYOR_URL, else 127.0.0.1:6380)\n"
+    "  --connect <url>          host:port, redis://[user:password@]host[:port], or rediss://...\n"
+    "                           for TLS (default: $CONVEYOR_URL, else 127.0.0.1:6380)\n"
     "  --connect-timeout <d>    give up connecting after this long (default 5s)\n"
+    "  --tls                    TLS even with a host:port or redis:// address\n"
+    "  --tls-ca <file>          CA certificates (PEM) to verify the server with\n"
+    "                           (default: $CONVEYOR_TLS_CA, else the system's store)\n"
+    "  --tls-cert <file>        client certificate (PEM), for servers that require one\n"
+    "                           (default: $CONVEYOR_TLS_CERT)\n"
+    "  --tls-key <file>         its private key (PEM) (default: $CONVEYOR_TLS_KEY)\n"
+    "  --tls-server-name <name> the name the server certificate must carry (default: the host)\n"
     "  -h, --help               this text\n";
 
 // One run of a subcommand: its name (for messages) and where to connect.
@@ -33,6 +42,7 @@ struct cli_context {
     std::string command;
     client::server_url url;
     std::chrono::milliseconds connect_timeout{5000};
+    client::tls_options tls{};
 };
 
 // A failure to report on stderr as is ("conveyor <command>: <message>"), exit status 1.

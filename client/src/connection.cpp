@@ -1,8 +1,14 @@
 // The thin Asio layer under connection.hpp: a connect handshake, one coroutine that writes
 // what request_pipeline has queued, one that reads and feeds replies back to it. Which reply
 // belongs to which caller is decided in request_pipeline.hpp, not here.
+//
+// The stream is a std::variant of a TCP socket and a TLS stream over one, chosen at connect;
+// the loops are templates instantiated for each and spawned through one std::visit, so no
+// request pays for the choice (no virtual call, no visit per read or write).
 #include <conveyor/client/connection.hpp>
 #include <conveyor/client/request_pipeline.hpp>
+
+#include "tls_setup.hpp"
 
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/append.hpp>
@@ -14,18 +20,24 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/read.hpp>
+#include <boost/asio/ssl/error.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
 #include <array>
+#include <variant>
 
 namespace conveyor::client {
 
 namespace asio = boost::asio;
+namespace ssl = boost::asio::ssl;
 using tcp = asio::ip::tcp;
 using boost::system::error_code;
+using tls_stream = ssl::stream<tcp::socket>;
+using stream_type = std::variant<tcp::socket, tls_stream>;
 
 namespace {
 
@@ -75,20 +87,28 @@ namespace detail {
 struct connection_state {
     using executor_type = connection::executor_type;
 
-    connection_state(executor_type ex, server_url u, const connect_options& o)
+    // `tls`: the context of a TLS connection, null for plaintext.
+    connection_state(executor_type ex, server_url u, const connect_options& o,
+                     std::shared_ptr<ssl::context> tls)
         : executor(ex),
           url(std::move(u)),
           options(o),
-          socket(ex),
+          tls_settings(o.tls ? *o.tls : tls_options{}),
+          tls_context(std::move(tls)),
+          stream(make_stream(ex, tls_context.get())),
           resolver(ex),
           connect_timer(ex),
           write_signal(ex),
-          pipeline(o.reply_limits) {}
+          pipeline(o.reply_limits) {
+        options.tls = &tls_settings;
+    }
 
     executor_type executor;
     server_url url;
-    connect_options options;
-    tcp::socket socket;
+    connect_options options;   // options.tls points to tls_settings
+    tls_options tls_settings;  // a copy of what the caller's options.tls pointed to
+    std::shared_ptr<ssl::context> tls_context;  // outlives the stream that uses it
+    stream_type stream;
     tcp::resolver resolver;
     asio::steady_timer connect_timer;
     // Never expires: the write loop waits on it while nothing is queued, and a new request
@@ -98,9 +118,26 @@ struct connection_state {
     std::string write_buffer;  // the batch being written
     connection_stats stats;
     bool handshake_done = false;
+    bool tls_started = false;  // connect's failures from here on are explained as TLS ones
     bool connect_timed_out = false;
     bool open = false;
     std::exception_ptr close_reason;
+
+    static stream_type make_stream(const executor_type& ex, ssl::context* tls) {
+        if (tls) return stream_type(std::in_place_type<tls_stream>, ex, *tls);
+        return stream_type(std::in_place_type<tcp::socket>, ex);
+    }
+
+    // The TCP socket, under TLS or not.
+    tcp::socket::lowest_layer_type& socket() {
+        return std::visit([](auto& s) -> tcp::socket::lowest_layer_type& { return s.lowest_layer(); },
+                          stream);
+    }
+
+    // The name the server's certificate must carry.
+    const std::string& tls_name() const {
+        return tls_settings.server_name.empty() ? url.host : tls_settings.server_name;
+    }
 
     std::string where() const { return to_display_string(url); }
 
@@ -115,9 +152,10 @@ struct connection_state {
         if (!open) return;
         open = false;
         close_reason = reason;
+        // No TLS close_notify: the server treats a truncated TLS stream as an ordinary close.
         error_code ignored;
-        socket.shutdown(tcp::socket::shutdown_both, ignored);
-        socket.close(ignored);
+        socket().shutdown(tcp::socket::shutdown_both, ignored);
+        socket().close(ignored);
         write_signal.cancel();
         pipeline.drain([&](call_ptr call) {
             if (call) call->complete(reason, {});
@@ -125,9 +163,10 @@ struct connection_state {
     }
 
     std::exception_ptr io_error(error_code ec, const char* doing) const {
-        std::string what = ec == asio::error::eof
+        std::string what = ec == asio::error::eof || ec == ssl::error::stream_truncated
                                ? "connection to " + where() + " closed by the server"
-                               : "connection to " + where() + " failed while " + doing;
+                               : "connection to " + where() + " failed while " + doing + ": " +
+                                     ec.message();
         return std::make_exception_ptr(error(ec, what));
     }
 };
@@ -138,7 +177,8 @@ namespace {
 
 using state_ptr = std::shared_ptr<detail::connection_state>;
 
-awaitable<void> write_loop(state_ptr self) {
+template <class Stream>
+awaitable<void> write_loop(state_ptr self, Stream& stream) {
     for (;;) {
         while (!self->pipeline.has_unsent()) {
             if (!self->open) co_return;
@@ -147,7 +187,7 @@ awaitable<void> write_loop(state_ptr self) {
             if (!self->open) co_return;
         }
         std::size_t requests = self->pipeline.take_batch(self->write_buffer);
-        auto [ec, n] = co_await asio::async_write(self->socket, asio::buffer(self->write_buffer),
+        auto [ec, n] = co_await asio::async_write(stream, asio::buffer(self->write_buffer),
                                                   asio::as_tuple(asio::use_awaitable));
         if (!self->open) co_return;
         if (ec) {
@@ -159,11 +199,12 @@ awaitable<void> write_loop(state_ptr self) {
     }
 }
 
-awaitable<void> read_loop(state_ptr self) {
+template <class Stream>
+awaitable<void> read_loop(state_ptr self, Stream& stream) {
     std::vector<char> buffer(read_chunk);
     for (;;) {
-        auto [ec, n] = co_await self->socket.async_read_some(asio::buffer(buffer),
-                                                             asio::as_tuple(asio::use_awaitable));
+        auto [ec, n] = co_await stream.async_read_some(asio::buffer(buffer),
+                                                       asio::as_tuple(asio::use_awaitable));
         if (!self->open) co_return;
         if (ec) {
             self->shut_down(self->io_error(ec, "reading"));
@@ -182,16 +223,19 @@ awaitable<void> read_loop(state_ptr self) {
     }
 }
 
-// AUTH before the loops start: the pipeline carries it like any request, with no caller.
-awaitable<void> authenticate(state_ptr self) {
-    self->pipeline.push(request::auth(self->url.user, *self->url.password), nullptr);
+// AUTH (or PING, to confirm a TLS connection) before the loops start: the pipeline carries it
+// like any request, with no caller.
+template <class Stream>
+awaitable<void> confirm(state_ptr self, Stream& stream) {
+    self->pipeline.push(self->url.password ? request::auth(self->url.user, *self->url.password)
+                                           : request::ping(),
+                        nullptr);
     self->pipeline.take_batch(self->write_buffer);
-    co_await asio::async_write(self->socket, asio::buffer(self->write_buffer), asio::use_awaitable);
+    co_await asio::async_write(stream, asio::buffer(self->write_buffer), asio::use_awaitable);
     std::optional<reply> answer;
     std::array<char, 4096> buffer;
     while (!answer) {
-        std::size_t n =
-            co_await self->socket.async_read_some(asio::buffer(buffer), asio::use_awaitable);
+        std::size_t n = co_await stream.async_read_some(asio::buffer(buffer), asio::use_awaitable);
         bool ok = self->pipeline.feed({buffer.data(), n},
                                       [&](call_ptr, reply r) { answer = std::move(r); });
         if (!ok) throw_error(errc::protocol_error, self->pipeline.error_message());
@@ -202,9 +246,17 @@ awaitable<void> authenticate(state_ptr self) {
 awaitable<void> handshake(state_ptr self) {
     auto endpoints = co_await self->resolver.async_resolve(
         self->url.host, std::to_string(self->url.port), asio::use_awaitable);
-    co_await asio::async_connect(self->socket, endpoints, asio::use_awaitable);
-    self->socket.set_option(tcp::no_delay(true));
-    if (self->url.password) co_await authenticate(self);
+    co_await asio::async_connect(self->socket(), endpoints, asio::use_awaitable);
+    self->socket().set_option(tcp::no_delay(true));
+    if (auto* tls = std::get_if<tls_stream>(&self->stream)) {
+        self->tls_started = true;
+        detail::prepare_tls_connection(tls->native_handle(), self->tls_name(),
+                                       self->tls_settings.verify);
+        co_await tls->async_handshake(ssl::stream_base::client, asio::use_awaitable);
+        co_await confirm(self, *tls);
+    } else if (self->url.password) {
+        co_await confirm(self, std::get<tcp::socket>(self->stream));
+    }
 }
 
 // Closes the socket when the handshake overruns connect_timeout, which ends the pending
@@ -217,18 +269,72 @@ void arm_connect_timer(const state_ptr& self) {
         s->connect_timed_out = true;
         s->resolver.cancel();
         error_code ignored;
-        s->socket.close(ignored);
+        s->socket().close(ignored);
     });
+}
+
+// The exception connect() throws for `e`: TLS failures explained and given errc::tls_error
+// (a closed connection mid-handshake keeps its I/O code: it may be a server restarting).
+error connect_failure(detail::connection_state& self, const boost::system::system_error& e) {
+    const std::string prefix = "cannot connect to " + self.where() + ": ";
+    if (e.code() == errc::tls_error) return error(e.code(), prefix + e.what());
+    if (!self.tls_started) return error(e.code(), prefix + e.code().message());
+    auto* tls = std::get_if<tls_stream>(&self.stream);
+    std::string why = detail::explain_tls_failure(tls ? tls->native_handle() : nullptr, e.code(),
+                                                  self.tls_name(), self.tls_settings);
+    if (detail::is_tls_failure(e.code())) return error(make_error_code(errc::tls_error), prefix + why);
+    return error(e.code(), prefix + why);
+}
+
+// A new connection's state, with its TLS context when it uses TLS (whose setup failures are
+// said as connect failures).
+state_ptr make_state(connection::executor_type ex, server_url url, const connect_options& o) {
+    std::shared_ptr<ssl::context> tls;
+    const tls_options defaults;
+    const tls_options& settings = o.tls ? *o.tls : defaults;
+    if (uses_tls(url, settings)) {
+        try {
+            tls = detail::make_tls_context(settings);
+        } catch (const error& e) {
+            throw error(e.code(), "cannot connect to " + to_display_string(url) + ": " + e.what());
+        }
+    }
+    return std::make_shared<detail::connection_state>(ex, std::move(url), o, std::move(tls));
 }
 
 }  // namespace
 
+namespace detail {
+// What connect() was given, owned: the TLS settings copied from where options.tls pointed.
+struct connect_request {
+    connect_request(connection::executor_type ex, server_url u, const connect_options& o)
+        : executor(std::move(ex)), url(std::move(u)), options(o), tls(o.tls ? *o.tls : tls_options{}) {
+        options.tls = &tls;
+    }
+    connect_request(const connect_request&) = delete;
+    connect_request& operator=(const connect_request&) = delete;
+
+    connection::executor_type executor;  // empty: the awaiting coroutine's
+    server_url url;
+    connect_options options;
+    tls_options tls;
+};
+}  // namespace detail
+
 awaitable<connection> connection::connect(executor_type ex, server_url url,
                                           connect_options options) {
-    if (url.tls)
-        throw_error(errc::tls_not_supported,
-                    "TLS not supported yet: cannot connect to rediss://" + to_display_string(url));
-    auto self = std::make_shared<detail::connection_state>(ex, std::move(url), options);
+    return open(std::make_unique<detail::connect_request>(std::move(ex), std::move(url), options));
+}
+
+awaitable<connection> connection::connect(server_url url, connect_options options) {
+    return open(std::make_unique<detail::connect_request>(executor_type{}, std::move(url), options));
+}
+
+awaitable<connection> connection::open(std::unique_ptr<detail::connect_request> request) {
+    executor_type ex = request->executor;
+    if (!ex) ex = co_await asio::this_coro::executor;
+    const connect_options& options = request->options;
+    auto self = make_state(ex, std::move(request->url), options);
     arm_connect_timer(self);
     try {
         co_await handshake(self);
@@ -239,7 +345,7 @@ awaitable<connection> connection::connect(executor_type ex, server_url url,
             throw error(asio::error::timed_out,
                         "connecting to " + self->where() + " timed out after " +
                             std::to_string(options.connect_timeout.count()) + " ms");
-        throw error(e.code(), "cannot connect to " + self->where() + ": " + e.code().message());
+        throw connect_failure(*self, e);
     }
     self->handshake_done = true;
     self->connect_timer.cancel();
@@ -249,14 +355,13 @@ awaitable<connection> connection::connect(executor_type ex, server_url url,
     auto on_end = [self](std::exception_ptr e) {
         if (e) self->shut_down(e);
     };
-    asio::co_spawn(ex, write_loop(self), on_end);
-    asio::co_spawn(ex, read_loop(self), on_end);
+    std::visit(
+        [&](auto& stream) {
+            asio::co_spawn(ex, write_loop(self, stream), on_end);
+            asio::co_spawn(ex, read_loop(self, stream), on_end);
+        },
+        self->stream);
     co_return connection(std::move(self));
-}
-
-awaitable<connection> connection::connect(server_url url, connect_options options) {
-    auto ex = co_await asio::this_coro::executor;
-    co_return co_await connect(ex, std::move(url), options);
 }
 
 connection& connection::operator=(connection&& other) noexcept {

@@ -17,8 +17,8 @@ public:
                 return "unexpected reply";
             case errc::server_error:
                 return "server error reply";
-            case errc::tls_not_supported:
-                return "TLS not supported yet";
+            case errc::tls_error:
+                return "TLS handshake or certificate verification failed";
             case errc::bad_url:
                 return "bad URL";
         }

@@ -89,6 +89,7 @@ public:
             std::string cause;
             connect_options options;
             options.connect_timeout = std::clamp(left, 1ms, o_.connect_timeout);
+            options.tls = &o_.tls;
             try {
                 auto c = co_await connection::connect(ex_, o_.url, options);
                 conn_ = std::make_shared<connection>(std::move(c));
@@ -96,7 +97,10 @@ public:
             } catch (const server_error&) {
                 throw;  // WRONGPASS and the like: retrying will not help
             } catch (const error& e) {
-                if (e.code() == errc::tls_not_supported) throw;
+                // TLS files, handshake or verification: retrying will not help either.
+                if (e.code() == errc::tls_error ||
+                    e.code() == boost::system::errc::invalid_argument)
+                    throw;
                 cause = e.what();
             }
             left = std::chrono::duration_cast<milliseconds>(deadline - steady::now());
@@ -124,6 +128,7 @@ public:
         std::shared_ptr<connection> result;
         connect_options options;
         options.connect_timeout = o_.connect_timeout;
+        options.tls = &o_.tls;
         for (unsigned failures = 0;;) {
             std::string cause;
             try {

@@ -57,7 +57,21 @@ std::uint16_t free_port() {
     return ntohs(addr.sin_port);
 }
 
-conveyor_server::conveyor_server(std::vector<std::string> extra_args) {
+std::string make_test_certs() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "conveyor-certs-XXXXXX").string();
+    if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+    // tests/client/ -> the source tree's conf/.
+    auto script = std::filesystem::path(__FILE__).parent_path().parent_path().parent_path() /
+                  "conf" / "gen-test-certs.sh";
+    std::string command = "/bin/sh '" + script.string() + "' '" + tmpl + "'";
+    if (std::system(command.c_str()) != 0)
+        throw std::runtime_error("cannot make test certificates: " + command + " failed");
+    return tmpl;
+}
+
+conveyor_server::conveyor_server(std::vector<std::string> extra_args,
+                                 std::optional<server_tls> tls)
+    : tls_(std::move(tls)) {
     std::string tmpl = (std::filesystem::temp_directory_path() / "conveyor-client-XXXXXX").string();
     if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
     dir_ = tmpl;
@@ -73,6 +87,14 @@ bool conveyor_server::start_on(std::uint16_t port, const std::vector<std::string
     std::vector<std::string> args{binary_path(), "server",       "--port",  std::to_string(port),
                                   "--data-dir",  dir_ + "/data", "--fsync", "no",
                                   "--log-level", "warn"};
+    std::uint16_t tls_port = 0;
+    if (tls_) {
+        tls_port = free_port();
+        const std::string& d = tls_->cert_dir;
+        args.insert(args.end(), {"--tls-port", std::to_string(tls_port), "--tls-cert",
+                                 d + "/server.crt", "--tls-key", d + "/server.key", "--tls-ca",
+                                 d + "/ca.crt", "--tls-auth-clients", tls_->auth_clients});
+    }
     args.insert(args.end(), extra_args.begin(), extra_args.end());
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
@@ -95,8 +117,9 @@ bool conveyor_server::start_on(std::uint16_t port, const std::vector<std::string
             pid_ = -1;
             return false;
         }
-        if (port_accepts(port)) {
+        if (port_accepts(port) && (tls_port == 0 || port_accepts(tls_port))) {
             port_ = port;
+            tls_port_ = tls_port;
             return true;
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
@@ -123,6 +146,14 @@ client::server_url conveyor_server::url() const {
     client::server_url u;
     u.host = "127.0.0.1";
     u.port = port_;
+    return u;
+}
+
+client::server_url conveyor_server::tls_url(std::string host) const {
+    client::server_url u;
+    u.host = std::move(host);
+    u.port = tls_port_;
+    u.tls = true;
     return u;
 }
 

@@ -1,5 +1,6 @@
 // Connection URLs: every accepted form, and a clear errc::bad_url for malformed ones.
 #include <conveyor/client/error.hpp>
+#include <conveyor/client/tls.hpp>
 #include <conveyor/client/url.hpp>
 
 #include <gtest/gtest.h>
@@ -134,4 +135,14 @@ TEST(client_url, environment_variable_is_used_when_no_url_is_given) {
     ::setenv("CONVEYOR_URL", "bogus://x", 1);
     EXPECT_THROW(cc::url_from_env(), cc::error);
     ::unsetenv("CONVEYOR_URL");
+}
+
+TEST(client_url, tls_is_on_for_rediss_or_when_enabled) {
+    cc::tls_options none;
+    EXPECT_FALSE(cc::uses_tls(cc::parse_url("redis://h:1"), none));
+    EXPECT_FALSE(cc::uses_tls(cc::parse_url("h:1"), none));
+    EXPECT_TRUE(cc::uses_tls(cc::parse_url("rediss://h:1"), none));
+    EXPECT_TRUE(cc::uses_tls(cc::parse_url("h:1"), {.enable = true}));
+    // Files alone never switch TLS on.
+    EXPECT_FALSE(cc::uses_tls(cc::parse_url("h:1"), {.ca_file = "ca.crt"}));
 }

@@ -31,10 +31,12 @@ using std::chrono::milliseconds;
 constexpr const char* usage_line =
     "Usage: conveyor worker [--connect <url>] --queue <q> [--queue <q> ...] [--concurrency N]\n"
     "                       [--prefetch M] ( --exec '<cmd>' | --pipe '<cmd>' |\n"
-    "                       --builtin echo|sleep|fail | --handlers <file> ) [options]\n";
+    "                       --builtin echo|sleep|fail | --handlers <file> ) [options]\n"
+    "       TLS: --connect rediss://host:port [--tls-ca FILE] [--tls-cert FILE --tls-key FILE]\n";
 
 struct worker_flags {
     std::optional<std::string> connect;
+    cc::tls_flags tls;
     std::vector<std::string> queues;
     std::size_t concurrency = std::max(1u, std::thread::hardware_concurrency());
     std::size_t prefetch = 1;
@@ -52,8 +54,18 @@ po::options_description make_options(worker_flags& f) {
     d.add_options()
         ("help,h", "print these options and exit")
         ("connect", po::value<std::string>()->value_name("URL"),
-         "broker: host:port or redis://[user:password@]host[:port] "
+         "broker: host:port, redis://[user:password@]host[:port], or rediss://... for TLS "
          "(default $CONVEYOR_URL, else 127.0.0.1:6380)")
+        ("tls", po::bool_switch(&f.tls.tls), "TLS even with a host:port or redis:// address")
+        ("tls-ca", po::value<std::string>()->value_name("FILE"),
+         "CA certificates (PEM) to verify the broker with "
+         "(default $CONVEYOR_TLS_CA, else the system's store)")
+        ("tls-cert", po::value<std::string>()->value_name("FILE"),
+         "client certificate (PEM), for brokers that require one (default $CONVEYOR_TLS_CERT)")
+        ("tls-key", po::value<std::string>()->value_name("FILE"),
+         "the client certificate's private key (PEM) (default $CONVEYOR_TLS_KEY)")
+        ("tls-server-name", po::value<std::string>()->value_name("NAME"),
+         "the name the broker's certificate must carry (default: the host)")
         ("queue", po::value(&f.queues)->value_name("Q"),
          "queue to lease from; repeatable, earlier queues first")
         ("concurrency", po::value(&f.concurrency)->default_value(f.concurrency)->value_name("N"),
@@ -105,6 +117,10 @@ std::optional<std::string> parse_flags(const std::vector<std::string>& args, wor
         return out.str();
     }
     f.connect = opt<std::string>(vm, "connect");
+    f.tls.ca = opt<std::string>(vm, "tls-ca");
+    f.tls.cert = opt<std::string>(vm, "tls-cert");
+    f.tls.key = opt<std::string>(vm, "tls-key");
+    f.tls.server_name = opt<std::string>(vm, "tls-server-name");
     f.exec = opt<std::string>(vm, "exec");
     f.pipe = opt<std::string>(vm, "pipe");
     f.builtin = opt<std::string>(vm, "builtin");
@@ -206,6 +222,7 @@ int worker_main(const std::vector<std::string>& args) {
     cc::worker_options o;
     try {
         o.url = cc::url_or_env(f.connect);
+        o.tls = cc::tls_from_flags(o.url, f.tls);
     } catch (const std::exception& e) {
         std::cerr << "conveyor worker: " << e.what() << "\n";
         return 2;

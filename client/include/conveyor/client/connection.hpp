@@ -1,6 +1,9 @@
 // One pipelined connection to a Conveyor broker, as a C++20 coroutine API on Boost.Asio.
 //
 //   auto conn = co_await connection::connect(ex, parse_url("redis://:secret@host:6380"));
+//   tls_options tls{.ca_file = "ca.crt"};
+//   auto secure = co_await connection::connect(ex, parse_url("rediss://broker:6390"),
+//                                              {.tls = &tls});
 //   auto id = co_await conn.enqueue("emails", payload, {.name = "send", .retries = 5});
 //   auto r = co_await conn.result(id, 30'000);
 //
@@ -30,6 +33,7 @@
 
 #include <conveyor/client/commands.hpp>
 #include <conveyor/client/error.hpp>
+#include <conveyor/client/tls.hpp>
 #include <conveyor/client/types.hpp>
 #include <conveyor/client/url.hpp>
 #include <conveyor/protocol/resp_reply_decoder.hpp>
@@ -53,11 +57,19 @@ using awaitable = boost::asio::awaitable<T>;
 
 namespace detail {
 struct connection_state;  // connection.cpp
+struct connect_request;   // connection.cpp
 }
 
 struct connect_options {
-    // Bounds resolve + TCP connect + AUTH together; errc is asio::error::timed_out.
+    // Bounds resolve + TCP connect + TLS handshake + AUTH together; errc is
+    // asio::error::timed_out.
     std::chrono::milliseconds connect_timeout{5000};
+    // TLS settings (tls.hpp), read during the call to connect() only; null: the defaults (TLS
+    // for rediss:// URLs, verified against the system's CA store). A pointer rather than a
+    // member so that connect_options stays trivially copyable: g++ 12 corrupts a temporary
+    // of a type with std::string members passed inside a co_await expression, as in
+    // `co_await connect(url, {.connect_timeout = 1s})`.
+    const tls_options* tls = nullptr;
     // What a misbehaving server can make the client hold (see resp_reply_decoder.hpp).
     protocol::resp_reply_limits reply_limits{};
 };
@@ -73,9 +85,17 @@ class connection {
 public:
     using executor_type = boost::asio::any_io_executor;
 
-    // Resolves, connects and, when the URL has a password, sends AUTH [<user>] <password>
-    // (a refused AUTH throws its server_error, e.g. WRONGPASS). rediss:// throws
-    // errc::tls_not_supported.
+    // Resolves, connects, over TLS does the handshake, and, when the URL has a password, sends
+    // AUTH [<user>] <password> (a refused AUTH throws its server_error, e.g. WRONGPASS). A TLS
+    // connection without a password sends PING instead: TLS 1.3 tells a client that the server
+    // refused its certificate only after the handshake, and that must fail connect(), not the
+    // first call. A TLS failure (a file that cannot be used, a failed handshake or
+    // verification) throws errc::tls_error, its message naming the server and the reason
+    // ("certificate verify failed: ...").
+    //
+    // Cost: the stream (TCP or TLS over TCP) is chosen here, once; the read and write loops
+    // are instantiated per stream type, so a plaintext connection does exactly what it did
+    // before TLS existed, and a TLS one pays only for TLS.
     static awaitable<connection> connect(executor_type ex, server_url url,
                                          connect_options options = {});
     // The same, on the calling coroutine's executor.
@@ -148,6 +168,10 @@ public:
 private:
     using state_ptr = std::shared_ptr<detail::connection_state>;
     explicit connection(state_ptr state) : state_(std::move(state)) {}
+
+    // The coroutine behind both connect()s, which are plain functions that copy what the
+    // caller's options point to before they return.
+    static awaitable<connection> open(std::unique_ptr<detail::connect_request> request);
 
     // The coroutines behind every call take their arguments by value, so a call's strings
     // are copied before the caller's views can dangle.

@@ -6,8 +6,8 @@
 // on are returned as values instead (a lost lease, a cancelled task, a result not there yet).
 //   - I/O failures carry Asio's codes (connection_refused, eof, timed_out, ...).
 //   - Client-side failures carry a client::errc in client_category() (closed, protocol error,
-//     TLS not supported, bad URL, unexpected reply), or boost::system::errc::invalid_argument
-//     for options that cannot be sent.
+//     TLS error, bad URL, unexpected reply), or boost::system::errc::invalid_argument for
+//     options that cannot be sent (or TLS files given inconsistently).
 //   - An error reply from the server that the typed call does not turn into a value throws
 //     server_error (code() is errc::server_error): code_word() is the upper-case word the
 //     reply starts with (ERR, NOAUTH, WRONGPASS, ...) and detail() the sentence after it.
@@ -28,7 +28,8 @@ enum class errc {
     protocol_error,     // the server sent bytes that are not RESP; the connection is closed
     unexpected_reply,   // valid RESP, but not the shape the command replies with
     server_error,       // an error reply (see server_error)
-    tls_not_supported,  // rediss:// URL: TLS is not implemented yet
+    tls_error,          // TLS setup, handshake or certificate verification failed (what() says
+                        // why); I/O errors of an established TLS connection keep Asio's codes
     bad_url,            // a connection URL that cannot be parsed
 };
 

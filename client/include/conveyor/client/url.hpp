@@ -3,7 +3,7 @@
 //   host:port                                   plain TCP
 //   host                                        port 6380
 //   redis://[[user]:password@]host[:port][/db]  the db index is accepted and ignored
-//   rediss://...                                the same, flagged tls (not supported yet)
+//   rediss://...                                the same over TLS (see tls.hpp)
 //   [::1]:6380, redis://[::1]                   IPv6 literals in brackets
 //
 // User and password are percent-decoded ("p%40ss" is "p@ss"). `redis://:secret@host` gives a

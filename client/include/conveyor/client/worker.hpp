@@ -93,6 +93,7 @@ struct worker_options {
     milliseconds status_interval{0};  // a status line every this often; 0: none
     // Where the runtime's log lines go (none when empty).
     std::function<void(worker_log_level, const std::string&)> log{};
+    tls_options tls{};  // for rediss:// URLs or tls.enable (tls.hpp)
 };
 
 // Per-route settings for on()/on_any().
@@ -115,7 +116,8 @@ public:
     void on_any(task_handler handler, route_options options = {});
 
     // Connects (retrying for connect_timeout: then throws client::error naming the broker and
-    // the cause), then leases and runs tasks until a shutdown has completed. Call once.
+    // the cause; a refused AUTH or a TLS failure throws at once), then leases and runs tasks
+    // until a shutdown has completed. Call once.
     awaitable<void> run();
 
     // Warm (cold = false) or cold shutdown; a second warm request turns cold. Thread-safe.
