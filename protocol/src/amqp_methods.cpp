@@ -308,7 +308,9 @@ connection_start make_connection_start(const server_identity& identity) {
     if (!identity.copyright.empty()) {
         props.push_back({"copyright", identity.copyright});
     }
-    props.push_back({"information", identity.information});
+    if (!identity.information.empty()) {
+        props.push_back({"information", identity.information});
+    }
     props.push_back({"capabilities", capabilities_table()});
     return start;
 }

@@ -107,7 +107,7 @@ struct server_identity {
     std::string version;
     std::string platform = "C++20/Boost.Asio";
     std::string copyright;
-    std::string information = "https://github.com/conveyor";
+    std::string information;  // omitted when empty, as copyright
 };
 
 // Connection.Start for AMQP 0-9 (version 0.9), mechanisms "PLAIN AMQPLAIN", locale "en_US",
