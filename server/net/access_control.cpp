@@ -10,6 +10,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <array>
 
 namespace conveyor::server {
@@ -24,11 +25,17 @@ bool same_password(std::string_view a, std::string_view b) {
     return CRYPTO_memcmp(da.data(), db.data(), da.size()) == 0;
 }
 
-// A valid hash of a password nobody knows: AUTH for a user that does not exist derives it
-// too, so the reply takes as long as for a real user with a wrong password.
-const std::string& dummy_hash() {
-    static const std::string hash = auth::hash_password("conveyor: no such user");
-    return hash;
+// The PBKDF2 iteration count of an encoded hash (pbkdf2-sha256$<iterations>$...), or 0.
+int iterations_of(std::string_view encoded) {
+    const auto a = encoded.find('$');
+    const auto b = a == std::string_view::npos ? a : encoded.find('$', a + 1);
+    if (b == std::string_view::npos) return 0;
+    int n = 0;
+    for (char c : encoded.substr(a + 1, b - a - 1)) {
+        if (c < '0' || c > '9' || n > auth::max_pbkdf2_iterations / 10) return 0;
+        n = n * 10 + (c - '0');
+    }
+    return n;
 }
 
 }  // namespace
@@ -37,8 +44,7 @@ access_control::access_control(const server_config& config)
     : config_(config),
       required_(!config.requirepass.empty() || !config.users_file.empty()) {}
 
-std::optional<std::string> access_control::read_users(
-    std::shared_ptr<const user_map>& out) const {
+std::optional<std::string> access_control::read_users(std::shared_ptr<const user_map>& out) {
     auto parsed = auth::read_users_file(config_.users_file, false);
     if (!parsed.ok()) return parsed.error;
     auto users = std::make_shared<user_map>();
@@ -48,14 +54,20 @@ std::optional<std::string> access_control::read_users(
                ": defines user 'default', whose password --requirepass already sets; "
                "remove one of the two";
     }
+    // A hash of a password nobody knows, with as many rounds as the costliest real user:
+    // AUTH for a name that does not exist derives it too, so its reply takes as long as a
+    // wrong password for a real user and tells a guesser nothing about which names exist.
+    int rounds = 0;
+    for (const auto& [name, u] : *users) rounds = std::max(rounds, iterations_of(u.password_hash));
     out = std::move(users);
+    dummy_hash_ = auth::hash_password("conveyor: no such user",
+                                      rounds > 0 ? rounds : auth::default_pbkdf2_iterations);
     return std::nullopt;
 }
 
 std::optional<std::string> access_control::load() {
     if (config_.users_file.empty()) return std::nullopt;
     if (auto error = read_users(users_)) return "cannot use --users: " + *error;
-    (void)dummy_hash();  // derived now, not during the first AUTH of an unknown name
     spdlog::info("users file {}: {} user(s)", config_.users_file, users_->size());
     return std::nullopt;
 }
@@ -108,7 +120,7 @@ access_control::auth_outcome access_control::authenticate(client_state& client,
         ok = auth::verify_password(password, it->second.password_hash);
         rules = &it->second;
     } else {
-        (void)auth::verify_password(password, dummy_hash());
+        (void)auth::verify_password(password, dummy_hash_);
     }
     if (!ok) {
         spdlog::warn("AUTH failed for user '{}' from {} (client {})", name.substr(0, 128),

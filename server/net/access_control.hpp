@@ -52,12 +52,13 @@ public:
 
 private:
     using user_map = std::unordered_map<std::string, auth::user>;
-    std::optional<std::string> read_users(std::shared_ptr<const user_map>& out) const;
+    std::optional<std::string> read_users(std::shared_ptr<const user_map>& out);
 
     const server_config& config_;
     bool required_ = false;
     std::shared_ptr<const user_map> users_;  // null without --users
     std::uint64_t generation_ = 1;           // bumped by every successful reload
+    std::string dummy_hash_;                 // checked for names that are not in the file
 };
 
 }  // namespace conveyor::server

@@ -12,6 +12,20 @@
 
 #include <malloc.h>
 
+#if defined(__SANITIZE_ADDRESS__)
+#define CONVEYOR_UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CONVEYOR_UNDER_ASAN 1
+#endif
+#endif
+#ifndef CONVEYOR_UNDER_ASAN
+#define CONVEYOR_UNDER_ASAN 0
+#endif
+#if CONVEYOR_UNDER_ASAN
+#include <sanitizer/allocator_interface.h>
+#endif
+
 #include <algorithm>
 #include <future>
 #include <random>
@@ -330,8 +344,13 @@ void broker_service::reload() {
 }
 
 std::size_t broker_service::memory_in_use() {
+#if CONVEYOR_UNDER_ASAN
+    // ASan's allocator replaces malloc's: mallinfo2() reads zeros under it.
+    return __sanitizer_get_current_allocated_bytes();
+#else
     const auto mi = mallinfo2();
     return mi.uordblks + mi.hblkhd;
+#endif
 }
 
 bool broker_service::over_maxmemory() {

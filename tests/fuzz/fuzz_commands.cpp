@@ -4,6 +4,11 @@
 // Two simulated clients share the broker so that one can block (LEASE BLOCK, BLPOP, RESULT
 // WAIT) and the other wake it.
 //
+// An input that starts with the line `@secure` runs against a server with --requirepass pw and
+// a users file (alice: enqueue/consume on a*, bob: inspect on *, carol: no rules; every
+// password `pw`, hashed with one PBKDF2 round so that AUTH stays cheap), so that NOAUTH,
+// AUTH, HELLO AUTH and the NOPERM checks (queues, task ids, leases) are driven too.
+//
 // Harness requests (never sent to the broker):
 //   @client <n>   the requests that follow come from client n % 2
 //   @tick <ms>    the clock moves on by <ms> (clamped to a day) and the broker's deadlines run
@@ -24,6 +29,8 @@
 #include <conveyor/protocol/resp_reply_decoder.hpp>
 #include <conveyor/protocol/resp_writer.hpp>
 
+#include <conveyor/auth/password.hpp>
+
 #include <boost/asio/io_context.hpp>
 
 #include <spdlog/spdlog.h>
@@ -38,6 +45,8 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include <unistd.h>
 
 namespace {
 
@@ -108,6 +117,7 @@ public:
         : service_(service), seen_(seen), writer_(out_, protocol::resp_version::resp2) {
         client_.id = id;
         client_.peer = "127.0.0.1:" + std::to_string(40000 + id);
+        if (service_.admit(client_)) __builtin_trap();  // loopback: never refused
     }
     // The writer points into out_: never copied or moved.
     fuzz_session(const fuzz_session&) = delete;
@@ -145,6 +155,8 @@ public:
         const std::uint64_t id = client_.id;
         client_ = client_state{};
         client_.id = id + 2;
+        client_.peer = "127.0.0.1:" + std::to_string(40000 + client_.id);
+        if (service_.admit(client_)) __builtin_trap();
         writer_.set_version(protocol::resp_version::resp2);
     }
 
@@ -209,8 +221,21 @@ std::optional<std::int64_t> harness_number(const std::vector<std::string>& args)
 
 }  // namespace
 
+static std::string users_file_path;
+
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
     spdlog::set_level(spdlog::level::off);
+    char path[] = "/tmp/conveyor-fuzz-users-XXXXXX";
+    const int fd = ::mkstemp(path);
+    if (fd < 0) std::abort();
+    const std::string hash = auth::hash_password("pw", 1);
+    const std::string text = "user alice " + hash + " allow enqueue:a* allow consume:a*\n" +
+                             "user bob " + hash + " allow inspect:*\n" + "user carol " + hash +
+                             "\n";
+    if (::write(fd, text.data(), text.size()) != static_cast<ssize_t>(text.size())) std::abort();
+    ::close(fd);
+    users_file_path = path;
+    std::atexit([] { ::unlink(users_file_path.c_str()); });
     return 0;
 }
 
@@ -220,7 +245,17 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     server_config config;
     config.max_payload = max_payload;
     config.port = 0;
+    std::string_view input(reinterpret_cast<const char*>(data), size);
+    for (std::string_view secure : {"@secure\r\n", "@secure\n"}) {
+        if (input.starts_with(secure)) {
+            input.remove_prefix(secure.size());
+            config.requirepass = "pw";
+            config.users_file = users_file_path;
+            break;
+        }
+    }
     broker_service service(io.get_executor(), config);
+    if (service.access().load()) __builtin_trap();
     handles seen;
     std::array<fuzz_session, 2> sessions{fuzz_session(service, 1, seen),
                                          fuzz_session(service, 2, seen)};
@@ -231,7 +266,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     protocol::resp_limits limits;
     limits.max_bulk_len = static_cast<std::size_t>(config.max_payload);
     protocol::resp_request_decoder decoder(limits);
-    std::string_view input(reinterpret_cast<const char*>(data), size);
     std::vector<std::string> args;
     while (!input.empty()) {
         auto r = decoder.feed(input, args);
