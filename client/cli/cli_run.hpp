@@ -21,8 +21,8 @@ inline constexpr int exit_usage = 2;    // the command line is wrong
 
 // --connect, --connect-timeout, the TLS options and --help, accepted by every subcommand.
 inline constexpr option_spec common_specs[] = {
-    {"connect", 1}, {"connect-timeout", 1}, {"tls", 0},  {"tls-ca", 1},
-    {"tls-cert", 1}, {"tls-key", 1},        {"tls-server-name", 1}, {"help", 0}};
+    {"connect", 1}, {"connect-timeout", 1}, {"tls", 0}, {"tls-ca", 1}, {"tls-cert", 1},
+    {"tls-key", 1}, {"tls-server-name", 1}, {"help", 0}};
 
 inline constexpr std::string_view common_help =
     "  --connect <url>          host:port, redis://[user:password@]host[:port], or rediss://...\n"

@@ -130,8 +130,8 @@ struct connection_state {
 
     // The TCP socket, under TLS or not.
     tcp::socket::lowest_layer_type& socket() {
-        return std::visit([](auto& s) -> tcp::socket::lowest_layer_type& { return s.lowest_layer(); },
-                          stream);
+        return std::visit(
+            [](auto& s) -> tcp::socket::lowest_layer_type& { return s.lowest_layer(); }, stream);
     }
 
     // The name the server's certificate must carry.
@@ -163,10 +163,10 @@ struct connection_state {
     }
 
     std::exception_ptr io_error(error_code ec, const char* doing) const {
-        std::string what = ec == asio::error::eof || ec == ssl::error::stream_truncated
-                               ? "connection to " + where() + " closed by the server"
-                               : "connection to " + where() + " failed while " + doing + ": " +
-                                     ec.message();
+        std::string what =
+            ec == asio::error::eof || ec == ssl::error::stream_truncated
+                ? "connection to " + where() + " closed by the server"
+                : "connection to " + where() + " failed while " + doing + ": " + ec.message();
         return std::make_exception_ptr(error(ec, what));
     }
 };
@@ -227,9 +227,9 @@ awaitable<void> read_loop(state_ptr self, Stream& stream) {
 // like any request, with no caller.
 template <class Stream>
 awaitable<void> confirm(state_ptr self, Stream& stream) {
-    self->pipeline.push(self->url.password ? request::auth(self->url.user, *self->url.password)
-                                           : request::ping(),
-                        nullptr);
+    self->pipeline.push(
+        self->url.password ? request::auth(self->url.user, *self->url.password) : request::ping(),
+        nullptr);
     self->pipeline.take_batch(self->write_buffer);
     co_await asio::async_write(stream, asio::buffer(self->write_buffer), asio::use_awaitable);
     std::optional<reply> answer;
@@ -282,7 +282,8 @@ error connect_failure(detail::connection_state& self, const boost::system::syste
     auto* tls = std::get_if<tls_stream>(&self.stream);
     std::string why = detail::explain_tls_failure(tls ? tls->native_handle() : nullptr, e.code(),
                                                   self.tls_name(), self.tls_settings);
-    if (detail::is_tls_failure(e.code())) return error(make_error_code(errc::tls_error), prefix + why);
+    if (detail::is_tls_failure(e.code()))
+        return error(make_error_code(errc::tls_error), prefix + why);
     return error(e.code(), prefix + why);
 }
 
@@ -308,7 +309,10 @@ namespace detail {
 // What connect() was given, owned: the TLS settings copied from where options.tls pointed.
 struct connect_request {
     connect_request(connection::executor_type ex, server_url u, const connect_options& o)
-        : executor(std::move(ex)), url(std::move(u)), options(o), tls(o.tls ? *o.tls : tls_options{}) {
+        : executor(std::move(ex)),
+          url(std::move(u)),
+          options(o),
+          tls(o.tls ? *o.tls : tls_options{}) {
         options.tls = &tls;
     }
     connect_request(const connect_request&) = delete;
@@ -327,7 +331,8 @@ awaitable<connection> connection::connect(executor_type ex, server_url url,
 }
 
 awaitable<connection> connection::connect(server_url url, connect_options options) {
-    return open(std::make_unique<detail::connect_request>(executor_type{}, std::move(url), options));
+    return open(
+        std::make_unique<detail::connect_request>(executor_type{}, std::move(url), options));
 }
 
 awaitable<connection> connection::open(std::unique_ptr<detail::connect_request> request) {

@@ -48,7 +48,8 @@ tls_options tls_from_flags(const server_url& url, const tls_flags& flags) {
     tls_options out;
     out.enable = flags.tls;
     if (!uses_tls(url, out)) {
-        for (auto [flag, value] : {std::pair{"--tls-ca", &flags.ca}, {"--tls-cert", &flags.cert},
+        for (auto [flag, value] : {std::pair{"--tls-ca", &flags.ca},
+                                   {"--tls-cert", &flags.cert},
                                    {"--tls-key", &flags.key},
                                    {"--tls-server-name", &flags.server_name}})
             if (*value)
@@ -121,9 +122,8 @@ void load_client_certificate(ssl::context& ctx, const tls_options& o) {
     if (ec)
         tls_setup_failed("cannot use client certificate '" + o.cert_file + "': " + reason_of(ec));
     // No passphrase prompt on the terminal (OpenSSL's default): an encrypted key just fails.
-    ctx.set_password_callback([](std::size_t, ssl::context::password_purpose) {
-        return std::string();
-    });
+    ctx.set_password_callback(
+        [](std::size_t, ssl::context::password_purpose) { return std::string(); });
     const std::string mismatch =
         "client key '" + o.key_file + "' does not match certificate '" + o.cert_file + "'";
     ctx.use_private_key_file(o.key_file, ssl::context::pem, ec);
@@ -181,11 +181,10 @@ std::string explain_tls_failure(SSL* ssl, error_code ec, const std::string& name
                                 const tls_options& options) {
     const long verify = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
     if (verify != X509_V_OK) {
-        std::string trust = options.ca_file.empty() ? "the system's CA store"
-                                                    : "CA file '" + options.ca_file + "'";
-        return "certificate verify failed: " +
-               std::string(X509_verify_cert_error_string(verify)) + " (server certificate for '" +
-               name + "' checked against " + trust + ")";
+        std::string trust =
+            options.ca_file.empty() ? "the system's CA store" : "CA file '" + options.ca_file + "'";
+        return "certificate verify failed: " + std::string(X509_verify_cert_error_string(verify)) +
+               " (server certificate for '" + name + "' checked against " + trust + ")";
     }
     if (ec == ssl::error::stream_truncated || ec == asio::error::eof ||
         ec == asio::error::connection_reset)

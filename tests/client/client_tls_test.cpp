@@ -61,49 +61,52 @@ bool contains(const std::string& text, std::string_view part) {
 }  // namespace
 
 TEST_F(tls_client_test, pipelined_calls_and_a_five_megabyte_payload_over_tls) {
-    run([&]() -> asio::awaitable<void> {
-        auto ex = co_await asio::this_coro::executor;
-        auto tls = trusted();
-        auto url = server_->tls_url("localhost");  // SNI and a DNS-name check
-        auto conn = co_await cc::connection::connect(url, {.tls = &tls});
-        EXPECT_EQ(co_await conn.ping(), "PONG");
+    run(
+        [&]() -> asio::awaitable<void> {
+            auto ex = co_await asio::this_coro::executor;
+            auto tls = trusted();
+            auto url = server_->tls_url("localhost");  // SNI and a DNS-name check
+            auto conn = co_await cc::connection::connect(url, {.tls = &tls});
+            EXPECT_EQ(co_await conn.ping(), "PONG");
 
-        // 1000 coroutines at once on one TLS connection: every id distinct, writes coalesced.
-        constexpr int n = 1000;
-        std::set<std::string> ids;
-        int left = n, failures = 0;
-        asio::steady_timer all_done(ex, asio::steady_timer::time_point::max());
-        for (int i = 0; i < n; ++i) {
-            auto one = [&conn, &ids, i]() -> asio::awaitable<void> {
-                ids.insert(co_await conn.enqueue("tls-jobs", "payload-" + std::to_string(i)));
-            };
-            asio::co_spawn(ex, one(), [&](std::exception_ptr e) {
-                if (e) ++failures;
-                if (--left == 0) all_done.cancel();
-            });
-        }
-        if (left > 0) co_await all_done.async_wait(asio::as_tuple(asio::use_awaitable));
-        EXPECT_EQ(failures, 0);
-        EXPECT_EQ(ids.size(), std::size_t(n));
-        EXPECT_EQ(co_await conn.qlen("tls-jobs"), n);
-        EXPECT_LT(conn.stats().writes, conn.stats().requests / 4);
+            // 1000 coroutines at once on one TLS connection: every id distinct, writes coalesced.
+            constexpr int n = 1000;
+            std::set<std::string> ids;
+            int left = n, failures = 0;
+            asio::steady_timer all_done(ex, asio::steady_timer::time_point::max());
+            for (int i = 0; i < n; ++i) {
+                auto one = [&conn, &ids, i]() -> asio::awaitable<void> {
+                    ids.insert(co_await conn.enqueue("tls-jobs", "payload-" + std::to_string(i)));
+                };
+                asio::co_spawn(ex, one(), [&](std::exception_ptr e) {
+                    if (e) ++failures;
+                    if (--left == 0) all_done.cancel();
+                });
+            }
+            if (left > 0) co_await all_done.async_wait(asio::as_tuple(asio::use_awaitable));
+            EXPECT_EQ(failures, 0);
+            EXPECT_EQ(ids.size(), std::size_t(n));
+            EXPECT_EQ(co_await conn.qlen("tls-jobs"), n);
+            EXPECT_LT(conn.stats().writes, conn.stats().requests / 4);
 
-        // 5 MB each way: payload in, leased back, result acked and read from a second
-        // connection (the server must allow it: --max-payload defaults above 5 MB).
-        std::string big(5 * 1024 * 1024, '\0');
-        for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>(i * 7 + i / 4096);
-        auto id = co_await conn.enqueue("tls-big", big);
-        auto leased = co_await conn.lease("tls-big");
-        CO_ASSERT_TRUE(leased.size() == 1);
-        EXPECT_EQ(leased[0].id, id);
-        EXPECT_TRUE(leased[0].payload == big);
-        std::string reversed(big.rbegin(), big.rend());
-        EXPECT_EQ(co_await conn.ack(leased[0].lease, reversed), cc::lease_outcome::ok);
-        auto reader = co_await cc::connection::connect(url, {.tls = &tls});
-        auto r = co_await reader.result(id);
-        EXPECT_EQ(r.state, cc::task_result::status::succeeded);
-        EXPECT_TRUE(r.value == reversed);
-    }, 60s);
+            // 5 MB each way: payload in, leased back, result acked and read from a second
+            // connection (the server must allow it: --max-payload defaults above 5 MB).
+            std::string big(5 * 1024 * 1024, '\0');
+            for (std::size_t i = 0; i < big.size(); ++i)
+                big[i] = static_cast<char>(i * 7 + i / 4096);
+            auto id = co_await conn.enqueue("tls-big", big);
+            auto leased = co_await conn.lease("tls-big");
+            CO_ASSERT_TRUE(leased.size() == 1);
+            EXPECT_EQ(leased[0].id, id);
+            EXPECT_TRUE(leased[0].payload == big);
+            std::string reversed(big.rbegin(), big.rend());
+            EXPECT_EQ(co_await conn.ack(leased[0].lease, reversed), cc::lease_outcome::ok);
+            auto reader = co_await cc::connection::connect(url, {.tls = &tls});
+            auto r = co_await reader.result(id);
+            EXPECT_EQ(r.state, cc::task_result::status::succeeded);
+            EXPECT_TRUE(r.value == reversed);
+        },
+        60s);
 }
 
 TEST_F(tls_client_test, tls_option_enables_tls_for_a_plain_host_port) {

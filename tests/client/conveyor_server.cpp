@@ -69,8 +69,7 @@ std::string make_test_certs() {
     return tmpl;
 }
 
-conveyor_server::conveyor_server(std::vector<std::string> extra_args,
-                                 std::optional<server_tls> tls)
+conveyor_server::conveyor_server(std::vector<std::string> extra_args, std::optional<server_tls> tls)
     : tls_(std::move(tls)) {
     std::string tmpl = (std::filesystem::temp_directory_path() / "conveyor-client-XXXXXX").string();
     if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");

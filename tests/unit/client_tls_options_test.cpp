@@ -92,8 +92,7 @@ TEST_F(client_tls_flags, environment_fills_in_files_only_when_tls_is_on) {
 
 TEST_F(client_tls_flags, certificate_and_key_go_together) {
     auto url = cc::parse_url("rediss://h:1");
-    EXPECT_NE(refusal(url, {.cert = "c.crt"}).find("needs its key (--tls-key)"),
-              std::string::npos);
+    EXPECT_NE(refusal(url, {.cert = "c.crt"}).find("needs its key (--tls-key)"), std::string::npos);
     EXPECT_NE(refusal(url, {.key = "c.key"}).find("needs its certificate (--tls-cert)"),
               std::string::npos);
     // The pair may come half from the flags, half from the environment.
