@@ -681,7 +681,8 @@ struct worker::impl : std::enable_shared_from_this<impl> {
         std::string queues;
         for (auto& q : o.queues) queues += (queues.empty() ? "" : ", ") + q;
         log(worker_log_level::info,
-            "connected to " + to_display_string(o.url) + "; leasing from " + queues +
+            "connected to " + to_display_string(o.url) + (uses_tls(o.url, o.tls) ? " (TLS)" : "") +
+                "; leasing from " + queues +
                 " (concurrency " + std::to_string(o.concurrency) + ", prefetch " +
                 std::to_string(o.prefetch) + ")");
 

@@ -27,9 +27,9 @@ protected:
     }
 
     void SetUp() override { start("yes"); }
-    void start(std::string auth_clients) {
+    void start(std::string auth_clients, std::vector<std::string> extra_args = {}) {
         server_.reset();
-        server_ = std::make_unique<conveyor_server>(std::vector<std::string>{},
+        server_ = std::make_unique<conveyor_server>(std::move(extra_args),
                                                     server_tls{certs_, std::move(auth_clients)});
     }
 
@@ -180,6 +180,26 @@ TEST_F(tls_client_test, optional_client_authentication_accepts_a_client_without_
         cc::tls_options tls{.ca_file = certs_ + "/ca.crt"};
         auto conn = co_await cc::connection::connect(server_->tls_url(), {.tls = &tls});
         EXPECT_EQ(co_await conn.ping(), "PONG");
+    });
+}
+
+TEST_F(tls_client_test, auth_over_tls) {
+    start("yes", {"--requirepass", "sekret"});
+    run([&]() -> asio::awaitable<void> {
+        auto tls = trusted();
+        auto url = server_->tls_url("localhost");
+        url.password = "sekret";
+        auto conn = co_await cc::connection::connect(url, {.tls = &tls});
+        EXPECT_EQ(co_await conn.ping(), "PONG");
+        EXPECT_EQ(conn.stats().requests, 1u);  // AUTH (the TLS confirmation) is not counted
+        url.password = "wrong";
+        std::string word;
+        try {
+            co_await cc::connection::connect(url, {.tls = &tls});
+        } catch (const cc::server_error& e) {
+            word = e.code_word();
+        }
+        EXPECT_EQ(word, "WRONGPASS");
     });
 }
 
