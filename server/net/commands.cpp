@@ -194,6 +194,18 @@ void execute_command(command_context& ctx) {
     spec->handler(ctx);
 }
 
+void remember_leases(client_state& client, const core::broker& core,
+                     std::span<const core::leased_task> tasks) {
+    if (client.leases.size() + tasks.size() > client.leases_prune_at) {
+        std::erase_if(client.leases, [&](const std::string& lease) {
+            return !core.lease_current(lease);
+        });
+        client.leases_prune_at =
+            std::max<std::size_t>(1024, 2 * (client.leases.size() + tasks.size()));
+    }
+    for (const auto& task : tasks) client.leases.insert(task.lease);
+}
+
 core::waiter_id command_context::start_block(std::optional<std::int64_t> timeout_ms,
                                              timeout_reply on_timeout) {
     block_request b;

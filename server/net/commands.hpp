@@ -37,7 +37,17 @@ struct client_state {
     // that it has not ACKed, FAILed or RELEASEd: released when the connection is dropped for
     // --output-buffer-limit.
     std::unordered_set<std::string> leases;
+    // remember_leases prunes `leases` when it reaches this size: a connection that leases
+    // while another one ACKs (conveyor worker does) would otherwise keep every token forever.
+    std::size_t leases_prune_at = 1024;
 };
+
+// Adds the tokens of `tasks` to client.leases; when the set has grown to leases_prune_at,
+// first drops the tokens that are no longer current (ended through another connection, or
+// by expiry, CANCEL, ...). Amortized O(1) per token; the set stays within twice the leases
+// the connection really holds, plus 1,024.
+void remember_leases(client_state& client, const core::broker& core,
+                     std::span<const core::leased_task> tasks);
 
 // What the session sends when a blocked command's wait ends without being served.
 enum class timeout_reply : std::uint8_t { empty_array, null_array, null_bulk };

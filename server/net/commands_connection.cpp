@@ -186,7 +186,9 @@ void cmd_client(command_context& ctx) {
     if ((iequals(sub, "INFO") && n == 2) || (iequals(sub, "LIST") && n == 2)) {
         return ctx.out.verbatim("id=" + std::to_string(ctx.client.id) + " addr=" + ctx.client.peer +
                                 " name=" + ctx.client.name + " resp=" +
-                                std::to_string(static_cast<int>(ctx.out.version())) + "\n");
+                                std::to_string(static_cast<int>(ctx.out.version())) +
+                                " user=" + ctx.client.user +
+                                " leases=" + std::to_string(ctx.client.leases.size()) + "\n");
     }
     ctx.out.error("ERR unknown subcommand or wrong number of arguments for '" + sub +
                   "'. Try CLIENT HELP.");

@@ -166,7 +166,7 @@ void cmd_lease(command_context& ctx) {
     if (tasks.empty() && waiter) return;  // blocked: the session replies when served
     ctx.cancel_block();
     write_leased_tasks(ctx.out, tasks);
-    for (const auto& task : tasks) ctx.client.leases.insert(task.lease);
+    remember_leases(ctx.client, ctx.core(), tasks);
 }
 
 /* ACK <lease> [<result>] */

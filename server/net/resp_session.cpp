@@ -405,7 +405,7 @@ bool resp_session::read_available() {
 
 void resp_session::on_leased(std::span<const core::leased_task> tasks) {
     write_leased_tasks(writer_, tasks);
-    for (const auto& task : tasks) client_.leases.insert(task.lease);
+    remember_leases(client_, service_.core(), tasks);
     unblocked();
 }
 

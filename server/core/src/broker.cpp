@@ -150,6 +150,10 @@ std::vector<std::pair<std::string, std::string>> broker::pop(const pop_request& 
     return out;
 }
 
+bool broker::lease_current(std::string_view lease) const {
+    return impl_->current_lease(lease) != nullptr;
+}
+
 op_status broker::ack(std::string_view lease, std::optional<std::string_view> result, instant now) {
     impl_->tick(now);
     detail::task* t = impl_->current_lease(lease);

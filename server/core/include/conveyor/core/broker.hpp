@@ -139,6 +139,9 @@ public:
     // True while a task with this id exists in any state (its records are still needed).
     // A plain lookup: no tick, no record.
     bool contains(std::string_view id) const;
+    // True while `lease` is the task's current lease token (ACK would take it). A plain lookup:
+    // no tick, so a lease past its deadline that no tick has ended yet still counts.
+    bool lease_current(std::string_view lease) const;
 
 private:
     struct impl;
