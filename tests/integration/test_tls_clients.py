@@ -3,7 +3,8 @@
 (--tls-port, client certificates required by default).
 
 A task goes in with `conveyor enqueue` over TLS, `conveyor worker --builtin echo` runs it
-over TLS, and `conveyor result --wait` reads it over TLS. A server certificate from another
+over TLS, and `conveyor result --wait` reads it over TLS; the worker reconnects over TLS
+after a broker restart. A server certificate from another
 CA, a missing client certificate and a client certificate from an unknown CA each fail with a
 message naming the server and the reason, exit status 1, for the CLI and the worker alike;
 the worker gives up at once rather than retrying for --connect-timeout. --tls-* flags without
@@ -14,6 +15,7 @@ a second set whose CA signed neither."""
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -156,6 +158,21 @@ class TlsClientsTest(TlsClientsTestCase):
         self.assertIn("connected to 127.0.0.1:%d" % self.tls_port, self.read(log))
         # The plaintext port saw the same broker.
         self.assertEqual(task_info(self.server.client(), task_id)["state"], "succeeded")
+
+    def test_worker_reconnects_over_tls_after_a_broker_restart(self):
+        w, log = self.worker("--connect", self.url(), *self.client_flags(), "--queue", "r",
+                             "--builtin", "echo")
+        first = self.cli("enqueue", "--connect", self.url(), *self.client_flags(), "--wait",
+                         "10s", "r", "before")
+        self.assertExit(first, 0)
+        self.server.restart(sig=signal.SIGKILL)
+        wait_until(self.tls_port_accepts, 10, message="TLS port after the restart")
+        p = self.cli("enqueue", "--connect", self.url(), *self.client_flags(), "--wait", "15s",
+                     "r", "after")
+        self.assertExit(p, 0)
+        self.assertEqual(p.stdout, b"after")
+        self.assertIsNone(w.poll(), self.read(log))
+        self.assertIn("reconnected", self.read(log))
 
     def test_enqueue_wait_and_bulk_over_tls(self):
         w, log = self.worker("--connect", self.url(), *self.client_flags(), "--queue", "b",
