@@ -6,7 +6,12 @@
 #include <conveyor/auth/users_file.hpp>
 
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
 #include <openssl/sha.h>
+
+#include <boost/asio/post.hpp>
 
 #include <spdlog/spdlog.h>
 
@@ -81,6 +86,7 @@ void access_control::reload() {
     }
     users_ = std::move(fresh);
     ++generation_;
+    recent_successes_.clear();
     spdlog::info("users file {} reloaded: {} user(s)", config_.users_file, users_->size());
 }
 
@@ -100,38 +106,105 @@ std::optional<std::string> access_control::admit(client_state& client) const {
     return std::nullopt;
 }
 
-access_control::auth_outcome access_control::authenticate(client_state& client,
-                                                          std::optional<std::string_view> user,
-                                                          std::string_view password) {
+void access_control::verify_off_thread(boost::asio::any_io_executor core) {
+    core_ = core;
+    verifier_ = std::make_unique<boost::asio::thread_pool>(1);
+}
+
+access_control::~access_control() {
+    if (verifier_) verifier_->join();
+}
+
+std::string access_control::success_key(std::string_view name, std::string_view password,
+                                        std::string_view hash) const {
+    std::string material;
+    material.reserve(name.size() + password.size() + hash.size() + 2);
+    material.append(name).push_back('\0');
+    material.append(password).push_back('\0');
+    material.append(hash);
+    std::array<unsigned char, EVP_MAX_MD_SIZE> mac{};
+    unsigned int len = 0;
+    HMAC(EVP_sha256(), cache_secret_.data(), static_cast<int>(cache_secret_.size()),
+         reinterpret_cast<const unsigned char*>(material.data()), material.size(), mac.data(),
+         &len);
+    OPENSSL_cleanse(material.data(), material.size());
+    return std::string(reinterpret_cast<const char*>(mac.data()), len);
+}
+
+access_control::auth_verdict access_control::decide(const client_state& client,
+                                                    std::string_view name, bool matched,
+                                                    const auth::user* rules) const {
+    if (!matched) {
+        spdlog::warn("AUTH failed for user '{}' from {} (client {})", name.substr(0, 128),
+                     client.peer, client.id);
+        return {auth_outcome::wrong, {}, nullptr, 0};
+    }
+    return {auth_outcome::ok, std::string(name), rules, generation_};
+}
+
+std::optional<access_control::auth_verdict> access_control::authenticate(
+    const client_state& client, std::optional<std::string_view> user, std::string_view password,
+    auth_done done) {
     const std::string_view name = user.value_or("default");
     const bool file_default = users_ && users_->count("default") != 0;
     if (!user && config_.requirepass.empty() && !file_default) {
-        return auth_outcome::no_default_password;
+        return auth_verdict{auth_outcome::no_default_password, {}, nullptr, 0};
     }
-    bool ok = false;
-    const auth::user* rules = nullptr;
     if (!required_) {
         // Nothing configured: `default` has no password (Redis's `nopass`), nobody else exists.
-        ok = name == "default";
-    } else if (name == "default" && !config_.requirepass.empty()) {
-        ok = same_password(password, config_.requirepass);
-    } else if (auto it = users_ ? users_->find(std::string(name)) : user_map::const_iterator{};
-               users_ && it != users_->end()) {
-        ok = auth::verify_password(password, it->second.password_hash);
-        rules = &it->second;
-    } else {
-        (void)auth::verify_password(password, dummy_hash_);
+        return decide(client, name, name == "default", nullptr);
     }
-    if (!ok) {
-        spdlog::warn("AUTH failed for user '{}' from {} (client {})", name.substr(0, 128),
-                     client.peer, client.id);
-        return auth_outcome::wrong;
+    if (name == "default" && !config_.requirepass.empty()) {
+        return decide(client, name, same_password(password, config_.requirepass), nullptr);
     }
+    const auth::user* rules = nullptr;
+    if (users_) {
+        if (auto it = users_->find(std::string(name)); it != users_->end()) rules = &it->second;
+    }
+    const std::string hash = rules != nullptr ? rules->password_hash : dummy_hash_;
+    if (hash.empty()) return decide(client, name, false, nullptr);  // no users file at all
+    if (cache_secret_.empty()) {
+        cache_secret_.resize(32);
+        RAND_bytes(reinterpret_cast<unsigned char*>(cache_secret_.data()), 32);
+    }
+    std::string key = rules != nullptr ? success_key(name, password, hash) : std::string();
+    if (!key.empty() && recent_successes_.count(key) != 0) return decide(client, name, true, rules);
+
+    // PBKDF2: off the core thread when a verifier runs, inline otherwise.
+    const std::uint64_t generation = generation_;
+    auto finish = [this, name = std::string(name), key = std::move(key), rules, generation,
+                   peer = client.peer, id = client.id](bool matched) mutable {
+        // The file may have been reloaded meanwhile: `rules` then belongs to the old set,
+        // and the verdict's generation makes restrictions() look the user up again.
+        if (matched && rules != nullptr && generation == generation_) {
+            if (recent_successes_.size() >= 4096) recent_successes_.clear();
+            recent_successes_.insert(std::move(key));
+        }
+        if (!matched) {
+            spdlog::warn("AUTH failed for user '{}' from {} (client {})", name.substr(0, 128),
+                         peer, id);
+            return auth_verdict{auth_outcome::wrong, {}, nullptr, 0};
+        }
+        return auth_verdict{rules != nullptr ? auth_outcome::ok : auth_outcome::wrong, name,
+                            rules, generation};
+    };
+    if (!verifier_) return finish(auth::verify_password(password, hash) && rules != nullptr);
+    boost::asio::post(*verifier_, [this, password = std::string(password), hash, known = rules != nullptr,
+                                   finish = std::move(finish), done = std::move(done)]() mutable {
+        const bool matched = auth::verify_password(password, hash) && known;
+        OPENSSL_cleanse(password.data(), password.size());
+        boost::asio::post(*core_, [finish = std::move(finish), done = std::move(done),
+                                   matched]() mutable { done(finish(matched)); });
+    });
+    return std::nullopt;
+}
+
+void access_control::apply(client_state& client, const auth_verdict& verdict) {
+    if (verdict.outcome != auth_outcome::ok) return;
     client.authenticated = true;
-    client.user = std::string(name);
-    client.rules = rules;
-    client.access_generation = generation_;
-    return auth_outcome::ok;
+    client.user = verdict.user;
+    client.rules = verdict.rules;
+    client.access_generation = verdict.generation;
 }
 
 const auth::user* access_control::restrictions(client_state& client) const {

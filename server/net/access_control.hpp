@@ -8,12 +8,17 @@
 
 #include <conveyor/auth/permissions.hpp>
 
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/thread_pool.hpp>
+
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 
 namespace conveyor::server {
 
@@ -22,6 +27,7 @@ struct client_state;
 class access_control {
 public:
     explicit access_control(const server_config& config);
+    ~access_control();  // waits for a password check in progress
 
     // Reads the users file (at start). Returns the message for stderr when it cannot be used.
     std::optional<std::string> load();
@@ -41,9 +47,30 @@ public:
         wrong,                // WRONGPASS
         no_default_password,  // AUTH <password> with no password for `default`
     };
-    // AUTH [<user>] <password> and HELLO ... AUTH. A failure is logged with the peer.
-    auth_outcome authenticate(client_state& client, std::optional<std::string_view> user,
-                              std::string_view password);
+    // What an AUTH decided, to apply to the connection that asked (apply()).
+    struct auth_verdict {
+        auth_outcome outcome = auth_outcome::wrong;
+        std::string user;
+        const auth::user* rules = nullptr;  // valid while `generation` is current
+        std::uint64_t generation = 0;
+    };
+    using auth_done = std::function<void(auth_verdict)>;
+
+    // Password checks for users of the file (PBKDF2, milliseconds each) run on a thread of
+    // their own, so that the core thread never stalls on them (a reconnect storm, or someone
+    // guessing passwords); the verdict comes back to `core`. Without this (unit tests, the
+    // fuzzer) they run inline.
+    void verify_off_thread(boost::asio::any_io_executor core);
+
+    // AUTH [<user>] <password> and HELLO ... AUTH. Returns the verdict when it is cheap to
+    // reach (no users file involved, or a password that already succeeded for that user
+    // since the last reload); otherwise starts the check off the core thread and returns
+    // nullopt, and `done` runs later on the core thread. A failure is logged with the peer.
+    std::optional<auth_verdict> authenticate(const client_state& client,
+                                             std::optional<std::string_view> user,
+                                             std::string_view password, auth_done done);
+    // Marks `client` authenticated as the verdict's user (only for auth_outcome::ok).
+    static void apply(client_state& client, const auth_verdict& verdict);
 
     // The rules limiting `client`, or nullptr when it may do everything (the `default` user
     // of --requirepass, or no authentication configured). When the client's user has gone
@@ -53,12 +80,22 @@ public:
 private:
     using user_map = std::unordered_map<std::string, auth::user>;
     std::optional<std::string> read_users(std::shared_ptr<const user_map>& out);
+    auth_verdict decide(const client_state& client, std::string_view name, bool matched,
+                        const auth::user* rules) const;
+    std::string success_key(std::string_view name, std::string_view password,
+                            std::string_view hash) const;
 
     const server_config& config_;
     bool required_ = false;
     std::shared_ptr<const user_map> users_;  // null without --users
     std::uint64_t generation_ = 1;           // bumped by every successful reload
     std::string dummy_hash_;                 // checked for names that are not in the file
+    // Keys (success_key) of user/password pairs that passed since the last reload: a worker
+    // that reconnects is not made to wait for PBKDF2 again. Bounded; cleared when full.
+    std::unordered_set<std::string> recent_successes_;
+    std::string cache_secret_;  // random per process: the keys reveal nothing off the process
+    std::optional<boost::asio::any_io_executor> core_;
+    std::unique_ptr<boost::asio::thread_pool> verifier_;
 };
 
 }  // namespace conveyor::server

@@ -256,6 +256,10 @@ void broker_service::forget_waiter(core::waiter_id id) {
     if (take_waiter(id)) broker_.cancel_wait(id);
 }
 
+void broker_service::complete_deferred(core::waiter_id w, const deferred_reply& finish) {
+    if (auto* c = take_waiter(w)) c->on_deferred(finish);
+}
+
 waiting_client* broker_service::take_waiter(core::waiter_id w) {
     auto it = waiters_.find(w);
     if (it == waiters_.end()) return nullptr;

@@ -7,6 +7,7 @@
 #include "net/config.hpp"
 
 #include <conveyor/core/broker.hpp>
+#include <conveyor/protocol/resp_writer.hpp>
 #include <conveyor/storage/durable_log.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
@@ -23,13 +24,20 @@
 
 namespace conveyor::server {
 
+struct client_state;
+
 // A session blocked in LEASE/BLPOP/RESULT ... implements this to receive what it waits for.
+// The end of a command that waited for work off the core thread (AUTH's password check):
+// writes the reply and updates the connection.
+using deferred_reply = std::function<void(protocol::resp_writer&, client_state&)>;
+
 class waiting_client {
 public:
     virtual ~waiting_client() = default;
     virtual void on_leased(std::span<const core::leased_task> tasks) = 0;
     virtual void on_popped(std::string_view queue, std::string_view payload) = 0;
     virtual void on_result(const core::task_view& task) = 0;
+    virtual void on_deferred(const deferred_reply& finish) = 0;
 };
 
 struct server_counters {
@@ -51,8 +59,6 @@ struct recovery_info {
     std::int64_t duration_ms = 0;
     std::int64_t downtime_ms = 0;  // wall-clock time since the log's newest record
 };
-
-struct client_state;
 
 class broker_service final : private core::broker_events {
 public:
@@ -114,6 +120,8 @@ public:
 
     // A fresh waiter id bound to `client` until forget_waiter (or until it is served).
     core::waiter_id add_waiter(waiting_client& client);
+    // Ends the wait of `w` with `finish` (nothing when the client has gone meanwhile).
+    void complete_deferred(core::waiter_id w, const deferred_reply& finish);
     // Cancels the waiter in the core too. Safe to call for an already served waiter.
     void forget_waiter(core::waiter_id id);
 

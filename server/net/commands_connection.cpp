@@ -33,13 +33,12 @@ bool glob_match(std::string_view pattern, std::string_view text) {
     return p == pattern.size();
 }
 
-void write_hello_map(command_context& ctx) {
-    auto& out = ctx.out;
+void write_hello_map(protocol::resp_writer& out, const client_state& client) {
     out.map_header(7);
     out.bulk("server"), out.bulk("conveyor");
     out.bulk("version"), out.bulk(CONVEYOR_VERSION);
     out.bulk("proto"), out.integer(static_cast<int>(out.version()));
-    out.bulk("id"), out.integer(static_cast<std::int64_t>(ctx.client.id));
+    out.bulk("id"), out.integer(static_cast<std::int64_t>(client.id));
     out.bulk("mode"), out.bulk("standalone");
     out.bulk("role"), out.bulk("master");
     out.bulk("modules"), out.array_header(0);
@@ -84,24 +83,44 @@ void cmd_quit(command_context& ctx) {
 
 namespace {
 
-// AUTH and HELLO ... AUTH: on failure writes the error reply (Redis's words) and returns false.
-bool authenticate(command_context& ctx, std::optional<std::string_view> user,
-                  std::string_view password) {
+// AUTH and HELLO ... AUTH. The password check may run off the core thread (PBKDF2 for users
+// of the file): the connection then waits, as a blocked command does, and `on_ok` (the
+// command's own reply) or the error is written when the verdict is back.
+using auth_success = std::function<void(protocol::resp_writer&, client_state&)>;
+
+void finish_auth(const access_control::auth_verdict& verdict, server_counters& counters,
+                 const auth_success& on_ok, protocol::resp_writer& out, client_state& client) {
     using outcome = access_control::auth_outcome;
-    switch (ctx.service.access().authenticate(ctx.client, user, password)) {
+    switch (verdict.outcome) {
     case outcome::ok:
-        return true;
+        access_control::apply(client, verdict);
+        return on_ok(out, client);
     case outcome::wrong:
-        ++ctx.service.counters().auth_failures;
-        ctx.out.error("WRONGPASS invalid username-password pair or user is disabled.");
-        return false;
+        ++counters.auth_failures;
+        return out.error("WRONGPASS invalid username-password pair or user is disabled.");
     case outcome::no_default_password:
-        ctx.out.error(
+        return out.error(
             "ERR AUTH <password> called without any password configured for the default "
             "user. Are you sure your configuration is correct?");
-        return false;
     }
-    return false;
+}
+
+void run_auth(command_context& ctx, std::optional<std::string_view> user,
+              std::string_view password, auth_success on_ok) {
+    broker_service* service = &ctx.service;
+    const core::waiter_id waiter = ctx.start_block(std::nullopt, timeout_reply::null_bulk);
+    auto verdict = service->access().authenticate(
+        ctx.client, user, password,
+        [service, waiter, on_ok](access_control::auth_verdict v) {
+            service->complete_deferred(
+                waiter, [service, v = std::move(v), on_ok](protocol::resp_writer& out,
+                                                           client_state& client) {
+                    finish_auth(v, service->counters(), on_ok, out, client);
+                });
+        });
+    if (!verdict) return;  // the session waits for complete_deferred
+    ctx.cancel_block();
+    finish_auth(*verdict, service->counters(), on_ok, ctx.out, ctx.client);
 }
 
 }  // namespace
@@ -135,27 +154,29 @@ void cmd_hello(command_context& ctx) {
             return ctx.out.error("ERR Syntax error in HELLO option '" + ctx.args[i] + "'");
         }
     }
-    if (auth_at) {
-        if (!authenticate(ctx, ctx.args[*auth_at + 1], ctx.args[*auth_at + 2])) return;
-    } else if (!ctx.client.authenticated) {
+    auto on_ok = [version, name = name ? std::optional<std::string>(*name) : std::nullopt](
+                     protocol::resp_writer& out, client_state& client) {
+        if (version) out.set_version(*version);
+        if (name) client.name = *name;
+        write_hello_map(out, client);
+    };
+    if (auth_at) return run_auth(ctx, ctx.args[*auth_at + 1], ctx.args[*auth_at + 2], on_ok);
+    if (!ctx.client.authenticated) {
         return ctx.out.error(
             "NOAUTH HELLO must be called with the client already authenticated, otherwise the "
             "HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and "
             "select the RESP protocol version at the same time");
     }
-    if (version) ctx.out.set_version(*version);
-    if (name) ctx.client.name = std::string(*name);
-    write_hello_map(ctx);
+    on_ok(ctx.out, ctx.client);
 }
 
 /* AUTH [<username>] <password> */
 void cmd_auth(command_context& ctx) {
     if (ctx.args.size() > 3) return reply_syntax_error(ctx);
     const bool with_user = ctx.args.size() == 3;
-    if (!authenticate(ctx, with_user ? std::optional<std::string_view>(ctx.args[1]) : std::nullopt,
-                      ctx.args.back()))
-        return;
-    ctx.out.simple("OK");
+    run_auth(ctx, with_user ? std::optional<std::string_view>(ctx.args[1]) : std::nullopt,
+             ctx.args.back(),
+             [](protocol::resp_writer& out, client_state&) { out.simple("OK"); });
 }
 
 /* SELECT <index> */

@@ -419,6 +419,14 @@ void resp_session::on_result(const core::task_view& task) {
     unblocked();
 }
 
+void resp_session::on_deferred(const deferred_reply& finish) {
+    finish(writer_, client_);
+    // AUTH may have authenticated the connection: the next request is read with the limits
+    // that apply after authentication.
+    if (client_.authenticated != limits_authenticated_) use_limits_for_client();
+    unblocked();
+}
+
 void resp_session::unblocked() {
     block_.reset();
     wake_.cancel();

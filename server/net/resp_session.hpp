@@ -84,6 +84,7 @@ private:
     void on_leased(std::span<const core::leased_task> tasks) override;
     void on_popped(std::string_view queue, std::string_view payload) override;
     void on_result(const core::task_view& task) override;
+    void on_deferred(const deferred_reply& finish) override;
     void unblocked();
 
     boost::asio::ip::tcp::socket socket_;

@@ -93,6 +93,8 @@ int server_main(const std::vector<std::string>& args) {
     // Power-loss tests (RELIABILITY.md T2, tests/integration/test_crash_recovery.py): side
     // files say how far each log file was durable at its last fsync.
     if (debug && std::getenv("CONVEYOR_DEBUG_TRACK_SYNCS") != nullptr) faulty_disk.track_syncs(true);
+    // PBKDF2 password checks run on a thread of their own (server/THREADING.md).
+    service.access().verify_off_thread(io.get_executor());
     if (auto error = service.access().load()) {
         spdlog::critical("{}", *error);
         return 1;

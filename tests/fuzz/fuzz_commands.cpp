@@ -198,6 +198,10 @@ private:
         write_result(writer_, task);
         served();
     }
+    void on_deferred(const deferred_reply& finish) override {
+        finish(writer_, client_);
+        served();
+    }
     // Called from inside another client's command; that command's caller checks replies.
     void served() {
         if (!block_) __builtin_trap();  // woken without waiting

@@ -272,6 +272,63 @@ class UsersFileTest(ConveyorTestCase):
         self.assertTrue(self.server.is_running())
 
 
+def slow_user_line(name, password, iterations):
+    """A users-file line whose hash takes `iterations` PBKDF2 rounds (conveyor user add uses
+    10,000; more makes a password check last long enough to watch other clients meanwhile)."""
+    import base64
+    import hashlib
+    salt = os.urandom(16)
+    digest = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations, 32)
+    encoded = (f"pbkdf2-sha256${iterations}${base64.b64encode(salt).decode()}$"
+               f"{base64.b64encode(digest).decode()}")
+    return f"user {name} {encoded} allow all:*\n"
+
+
+class SlowPasswordCheckTest(ConveyorTestCase):
+    """PBKDF2 runs off the core thread: while one AUTH is being checked, other clients are
+    served, and the connection that sent AUTH runs its next commands only after the verdict."""
+    start_server = False
+    case_timeout = 90.0
+
+    def test_other_clients_are_served_while_a_password_is_checked(self):
+        import tempfile
+        d = tempfile.mkdtemp(prefix="conveyor-auth-")
+        self.addCleanup(lambda: subprocess.run(["rm", "-rf", d]))
+        users = os.path.join(d, "users")
+        t0 = time.monotonic()
+        line = slow_user_line("slow", "pw", 2_000_000)
+        derive_s = time.monotonic() - t0
+        with open(users, "w") as f:
+            f.write(line)
+        add_user(users, "fast", "fpw", "all:*")
+        self.server = self.start_conveyor("--users", users)
+        fast = self.raw()
+        self.assertEqual(fast.command("AUTH", "fast", "fpw"), "OK")
+        slow = self.raw(timeout=60)
+        # AUTH and a command behind it in one write: the command waits for the verdict.
+        slow.send(b"AUTH slow pw\r\nENQUEUE q behind-auth\r\n")
+        sent = time.monotonic()
+        served = 0
+        while time.monotonic() - sent < derive_s / 4:
+            self.assertEqual(fast.command("PING"), "PONG")
+            self.assertIsInstance(fast.command("ENQUEUE", "q", "meanwhile"), bytes)
+            served += 1
+        self.assertGreater(served, 0)
+        import select
+        readable, _, _ = select.select([slow.sock], [], [], 0)
+        self.assertEqual(readable, [], "a reply came before the password check could be done")
+        self.assertEqual(slow.read_reply(), "OK")
+        self.assertIsInstance(slow.read_reply(), bytes)
+        self.assertEqual(fast.command("QLEN", "q"), served + 1)
+        # A success is remembered: the same user and password again is answered at once.
+        again = self.raw(timeout=60)
+        t1 = time.monotonic()
+        self.assertEqual(again.command("AUTH", "slow", "pw"), "OK")
+        self.assertLess(time.monotonic() - t1, derive_s / 2)
+        # A wrong password is checked in full, and refused.
+        self.assertEqual(self.raw(timeout=60).command("AUTH", "slow", "bad"), RespError(WRONGPASS))
+
+
 class StartupErrorsTest(ConveyorTestCase):
     start_server = False
 
