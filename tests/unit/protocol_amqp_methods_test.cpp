@@ -184,7 +184,12 @@ public:
     void long_uint(std::uint32_t& v) { v = next() * 0x01010101u; }
     void longlong(std::uint64_t& v) { v = std::uint64_t{next()} << 40 | 0xfedcba; }
     void bit(bool& v) { v = (next() & 1) != 0; }
-    void shortstr(std::string& v) { v = "s" + std::to_string(next()); }
+    void shortstr(std::string& v) {
+        // Built this way because g++ 12 warns -Wrestrict (falsely) on `v = "s" + ...` and on
+        // `v = "s"` here.
+        v.assign(1, 's');
+        v += std::to_string(next());
+    }
     void longstr(std::string& v) { v = "long\0str"s + std::to_string(next()); }
     void table(field_table& v) {
         v = make_table({{"x-max-priority", std::uint8_t{9}},

@@ -132,7 +132,9 @@ TEST(amqp_table, nesting_is_bounded) {
     // Arrays count as levels too.
     std::string bytes;
     for (int i = 0; i < 40; ++i) {
-        bytes = "A" + std::string("\x00\x00\x00", 3) + static_cast<char>(bytes.size()) + bytes;
+        std::string level("A\x00\x00\x00", 4);
+        level += static_cast<char>(bytes.size());
+        bytes = level + bytes;
     }
     bytes = "\x01k" + bytes;
     const auto arrays = decode_table_body(bytes);

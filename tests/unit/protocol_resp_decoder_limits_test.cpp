@@ -56,9 +56,16 @@ outcome decode(std::string_view input, const resp_limits& limits) {
 }
 
 std::string bulk_request(std::size_t args, std::size_t len) {
-    std::string s = "*" + std::to_string(args) + "\r\n";
+    // Appended piece by piece: g++ 12 warns -Wrestrict on "literal" + std::string temporaries.
+    std::string s = "*";
+    s += std::to_string(args);
+    s += "\r\n";
     for (std::size_t i = 0; i < args; ++i) {
-        s += "$" + std::to_string(len) + "\r\n" + std::string(len, 'x') + "\r\n";
+        s += '$';
+        s += std::to_string(len);
+        s += "\r\n";
+        s.append(len, 'x');
+        s += "\r\n";
     }
     return s;
 }
