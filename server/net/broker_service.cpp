@@ -23,7 +23,8 @@
 #define CONVEYOR_UNDER_ASAN 0
 #endif
 #if CONVEYOR_UNDER_ASAN
-#include <sanitizer/allocator_interface.h>
+// From the sanitizer runtime (sanitizer/allocator_interface.h, which g++ does not ship).
+extern "C" std::size_t __sanitizer_get_current_allocated_bytes();
 #endif
 
 #include <algorithm>
