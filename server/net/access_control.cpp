@@ -131,15 +131,16 @@ std::string access_control::success_key(std::string_view name, std::string_view 
     return std::string(reinterpret_cast<const char*>(mac.data()), len);
 }
 
-access_control::auth_verdict access_control::decide(const client_state& client,
+access_control::auth_verdict access_control::decide(std::string_view peer, std::uint64_t client_id,
                                                     std::string_view name, bool matched,
-                                                    const auth::user* rules) const {
+                                                    const auth::user* rules,
+                                                    std::uint64_t generation) {
     if (!matched) {
-        spdlog::warn("AUTH failed for user '{}' from {} (client {})", name.substr(0, 128),
-                     client.peer, client.id);
+        spdlog::warn("AUTH failed for user '{}' from {} (client {})", name.substr(0, 128), peer,
+                     client_id);
         return {auth_outcome::wrong, {}, nullptr, 0};
     }
-    return {auth_outcome::ok, std::string(name), rules, generation_};
+    return {auth_outcome::ok, std::string(name), rules, generation};
 }
 
 std::optional<access_control::auth_verdict> access_control::authenticate(
@@ -152,23 +153,28 @@ std::optional<access_control::auth_verdict> access_control::authenticate(
     }
     if (!required_) {
         // Nothing configured: `default` has no password (Redis's `nopass`), nobody else exists.
-        return decide(client, name, name == "default", nullptr);
+        return decide(client.peer, client.id, name, name == "default", nullptr, generation_);
     }
     if (name == "default" && !config_.requirepass.empty()) {
-        return decide(client, name, same_password(password, config_.requirepass), nullptr);
+        return decide(client.peer, client.id, name, same_password(password, config_.requirepass),
+                      nullptr, generation_);
     }
     const auth::user* rules = nullptr;
     if (users_) {
         if (auto it = users_->find(std::string(name)); it != users_->end()) rules = &it->second;
     }
     const std::string hash = rules != nullptr ? rules->password_hash : dummy_hash_;
-    if (hash.empty()) return decide(client, name, false, nullptr);  // no users file at all
+    if (hash.empty()) {  // no users file at all
+        return decide(client.peer, client.id, name, false, nullptr, generation_);
+    }
     if (cache_secret_.empty()) {
         cache_secret_.resize(32);
         RAND_bytes(reinterpret_cast<unsigned char*>(cache_secret_.data()), 32);
     }
     std::string key = rules != nullptr ? success_key(name, password, hash) : std::string();
-    if (!key.empty() && recent_successes_.count(key) != 0) return decide(client, name, true, rules);
+    if (!key.empty() && recent_successes_.count(key) != 0) {
+        return decide(client.peer, client.id, name, true, rules, generation_);
+    }
 
     // PBKDF2: off the core thread when a verifier runs, inline otherwise.
     const std::uint64_t generation = generation_;
@@ -180,17 +186,14 @@ std::optional<access_control::auth_verdict> access_control::authenticate(
             if (recent_successes_.size() >= 4096) recent_successes_.clear();
             recent_successes_.insert(std::move(key));
         }
-        if (!matched) {
-            spdlog::warn("AUTH failed for user '{}' from {} (client {})", name.substr(0, 128),
-                         peer, id);
-            return auth_verdict{auth_outcome::wrong, {}, nullptr, 0};
-        }
-        return auth_verdict{rules != nullptr ? auth_outcome::ok : auth_outcome::wrong, name,
-                            rules, generation};
+        // `matched` implies a known user: an unknown name is checked against the dummy hash
+        // only for its cost, and never matches.
+        return decide(peer, id, name, matched, rules, generation);
     };
     if (!verifier_) return finish(auth::verify_password(password, hash) && rules != nullptr);
-    boost::asio::post(*verifier_, [this, password = std::string(password), hash, known = rules != nullptr,
-                                   finish = std::move(finish), done = std::move(done)]() mutable {
+    boost::asio::post(*verifier_, [this, password = std::string(password), hash,
+                                   known = rules != nullptr, finish = std::move(finish),
+                                   done = std::move(done)]() mutable {
         const bool matched = auth::verify_password(password, hash) && known;
         OPENSSL_cleanse(password.data(), password.size());
         boost::asio::post(*core_, [finish = std::move(finish), done = std::move(done),

@@ -80,8 +80,10 @@ public:
 private:
     using user_map = std::unordered_map<std::string, auth::user>;
     std::optional<std::string> read_users(std::shared_ptr<const user_map>& out);
-    auth_verdict decide(const client_state& client, std::string_view name, bool matched,
-                        const auth::user* rules) const;
+    // The verdict for a check that `matched` or not; a failure is logged with the peer.
+    static auth_verdict decide(std::string_view peer, std::uint64_t client_id,
+                               std::string_view name, bool matched, const auth::user* rules,
+                               std::uint64_t generation);
     std::string success_key(std::string_view name, std::string_view password,
                             std::string_view hash) const;
 
