@@ -81,6 +81,20 @@ po::options_description make_options(server_config& c) {
              ->default_value(c.output_buffer_limit)->value_name("BYTES"),
          "a client whose unwritten replies pass this is disconnected, its leases released; "
          "0: no limit");
+    d.add_options()
+        ("amqp-port", po::value(&c.amqp_port)->default_value(c.amqp_port)->value_name("PORT"),
+         "AMQP 0-9-1 port (pika, amqp-tools, Celery amqp://); 0 disables it")
+        ("amqp-heartbeat", po::value(&c.amqp_heartbeat)->default_value(c.amqp_heartbeat)
+             ->value_name("SECONDS"),
+         "heartbeat interval proposed to AMQP clients (they may choose another); 0: none")
+        ("amqp-frame-max", po::value(&c.amqp_frame_max)->default_value(c.amqp_frame_max)
+             ->value_name("BYTES"), "largest AMQP frame proposed to clients (4096 and up)")
+        ("amqp-channel-max", po::value(&c.amqp_channel_max)->default_value(c.amqp_channel_max)
+             ->value_name("N"), "most channels per AMQP connection (1-65535)")
+        ("amqp-consumer-timeout", po::value(&c.amqp_consumer_timeout_ms)
+             ->default_value(c.amqp_consumer_timeout_ms)->value_name("MS"),
+         "an AMQP delivery not acknowledged within this is requeued and its channel closed "
+         "(the lease of a delivery)");
     // clang-format on
     return d;
 }
@@ -163,6 +177,13 @@ std::optional<std::string> check_connection_settings(server_config& config) {
         return "conveyor server: --max-clients, --max-args and --query-buffer-limit must be "
                "positive, --output-buffer-limit not negative";
     }
+    if (config.amqp_heartbeat < 0 || config.amqp_heartbeat > 65535 ||
+        config.amqp_frame_max < 4096 || config.amqp_frame_max > 128ll * 1024 * 1024 ||
+        config.amqp_channel_max < 1 || config.amqp_channel_max > 65535 ||
+        config.amqp_consumer_timeout_ms < 1) {
+        return "conveyor server: --amqp-heartbeat must be 0-65535, --amqp-frame-max "
+               "4096-134217728, --amqp-channel-max 1-65535, --amqp-consumer-timeout positive";
+    }
     const auto& auth = config.tls_auth_clients;
     if (auth != "yes" && auth != "optional" && auth != "no") {
         return "conveyor server: --tls-auth-clients must be yes, optional or no (got '" + auth +
@@ -176,8 +197,8 @@ std::optional<std::string> check_connection_settings(server_config& config) {
             return "conveyor server: --tls-auth-clients " + auth +
                    " needs --tls-ca (the CA client certificates chain to); or set it to no";
         }
-    } else if (config.port == 0) {
-        return "conveyor server: --port 0 and no --tls-port: nothing to listen on";
+    } else if (config.port == 0 && config.amqp_port == 0) {
+        return "conveyor server: --port 0, --amqp-port 0 and no --tls-port: nothing to listen on";
     }
     return std::nullopt;
 }
@@ -219,6 +240,11 @@ std::vector<std::pair<std::string, std::string>> server_config::as_pairs() const
         {"max-args", std::to_string(max_args)},
         {"query-buffer-limit", std::to_string(query_buffer_limit)},
         {"output-buffer-limit", std::to_string(output_buffer_limit)},
+        {"amqp-port", std::to_string(amqp_port)},
+        {"amqp-heartbeat", std::to_string(amqp_heartbeat)},
+        {"amqp-frame-max", std::to_string(amqp_frame_max)},
+        {"amqp-channel-max", std::to_string(amqp_channel_max)},
+        {"amqp-consumer-timeout", std::to_string(amqp_consumer_timeout_ms)},
     };
 }
 

@@ -43,6 +43,12 @@ struct server_config {
     std::int64_t max_args = 1024 * 1024;                     // arguments of one request
     std::int64_t query_buffer_limit = 1024ll * 1024 * 1024;  // bytes of one request
     std::int64_t output_buffer_limit = 256ll * 1024 * 1024;  // unwritten replies; 0: none
+    // ---- AMQP 0-9-1 (docs/amqp.md); RabbitMQ's defaults ----
+    std::uint16_t amqp_port = 5672;  // 0 disables the AMQP listener
+    std::int64_t amqp_heartbeat = 60;         // seconds proposed in Connection.Tune; 0: none
+    std::int64_t amqp_frame_max = 131072;     // bytes proposed in Connection.Tune
+    std::int64_t amqp_channel_max = 2047;     // channels proposed in Connection.Tune
+    std::int64_t amqp_consumer_timeout_ms = 1800000;  // lease of an unacked delivery
 
     // name/value pairs as CONFIG GET shows them (names as the flags spell them)
     std::vector<std::pair<std::string, std::string>> as_pairs() const;
