@@ -17,6 +17,7 @@ struct delivered {
     waiter_id waiter = 0;
     std::vector<std::string> ids;           // leased: task ids; result: the task id
     std::vector<std::string> leases;        // leased: tokens
+    std::vector<std::string> properties;    // leased: each task's properties
     std::string queue;                      // popped
     std::string payload;                    // popped
     task_state state = task_state::queued;  // result
@@ -32,6 +33,7 @@ struct recording_events : broker_events {
         for (const leased_task& t : tasks) {
             d.ids.emplace_back(t.id);
             d.leases.push_back(t.lease);
+            d.properties.emplace_back(t.properties);
         }
         got.push_back(std::move(d));
     }

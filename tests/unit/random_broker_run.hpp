@@ -5,6 +5,7 @@
 
 #include "core_fixture.hpp"
 
+#include <map>
 #include <random>
 #include <set>
 #include <string>
@@ -37,7 +38,10 @@ public:
                                           pick(0, 1) ? std::optional<std::int64_t>(pick(1, 3000))
                                                      : std::nullopt},
                             now_);
-            for (const leased_task& t : got) tokens_.push_back(t.lease);
+            for (const leased_task& t : got) {
+                tokens_.push_back(t.lease);
+                EXPECT_EQ(t.properties, properties_[std::string(t.id)]) << t.id;
+            }
         } else if (op <= 9) {
             settle_a_lease(op);
         } else if (op == 10) {
@@ -119,8 +123,12 @@ private:
         if (pick(0, 4) == 0) o.timeout_ms = pick(1, 2000);
         if (pick(0, 5) == 0) o.ttl_ms = pick(1, 4000);
         if (pick(0, 4) == 0) o.id = std::string("u").append(std::to_string(pick(0, 30)));
+        // Derived from a pick already made: the random sequence stays as it was before
+        // properties existed.
+        if (o.priority % 3 == 0) o.properties.assign(std::size_t(o.priority) + 1, 'P');
         enqueue_result r = live_.enqueue(q, std::string(std::size_t(pick(0, 40)), 'x'), o, now_);
         ids_.insert(r.id);
+        if (r.created) properties_[r.id] = o.properties;
     }
 
     void settle_a_lease(int op) {
@@ -162,6 +170,7 @@ private:
     broker replayed_{test_config()};
     std::vector<record> pending_;
     std::set<std::string> ids_;
+    std::map<std::string, std::string> properties_;  // of tasks enqueued (pushes have none)
     std::vector<std::string> tokens_;
     const std::string queues_[3] = {"a", "b", "c"};
 };

@@ -28,18 +28,19 @@ void broker::impl::apply_one(const rec_enqueue& r) {
     t->max_retries =
         static_cast<std::uint16_t>(std::clamp(r.max_retries, 0, detail::max_retries_limit));
     ++counters_.tasks_enqueued;
-    payload_bytes_ += r.payload.size();
+    payload_bytes_ += r.payload.size() + r.properties.size();
     note_id(r.id);
 
     const bool own_backoff =
         r.backoff_base_ms != config_.backoff_base_ms || r.backoff_max_ms != config_.backoff_max_ms;
-    if (own_backoff || r.timeout_ms > 0 || r.ttl_deadline_us > 0) {
+    if (own_backoff || r.timeout_ms > 0 || r.ttl_deadline_us > 0 || !r.properties.empty()) {
         detail::task_extra& x = extra_for(t);
         x.own_backoff = own_backoff;
         x.backoff_base_ms = r.backoff_base_ms;
         x.backoff_max_ms = r.backoff_max_ms;
         x.timeout_ms = r.timeout_ms;
         x.ttl_deadline_us = r.ttl_deadline_us;
+        x.properties = r.properties;
         if (r.ttl_deadline_us > 0) ttls_.insert({r.ttl_deadline_us, t});
     }
     if (r.due_us > r.at.mono_us) {
@@ -285,7 +286,11 @@ void broker::impl::set_error(detail::task* t, std::string_view error) {
 // waiters of a popped task still read it). Contract: it is in no ready/deadline structure.
 void broker::impl::erase_task(detail::task* t) {
     index_.erase(t);
-    if (t->has(detail::flag_has_extra)) extras_.erase(t);
+    if (t->has(detail::flag_has_extra)) {
+        auto x = extras_.find(t);
+        payload_bytes_ -= x->second.properties.size();
+        extras_.erase(x);
+    }
     // Purged or deleted before it ended: its RESULT waiters are answered now with the task as
     // it was (not finished, so nil), the same path a popped task takes, rather than left to
     // wait for an end that can no longer come.

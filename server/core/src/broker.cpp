@@ -73,6 +73,7 @@ rec_enqueue make_enqueue(const broker_config& c, std::string_view queue, std::st
     r.backoff_max_ms = o.backoff_max_ms.value_or(c.backoff_max_ms);
     r.timeout_ms = o.timeout_ms.value_or(0);
     r.ttl_deadline_us = o.ttl_ms ? add_ms(now.mono_us, *o.ttl_ms) : 0;
+    r.properties = o.properties;
     return r;
 }
 

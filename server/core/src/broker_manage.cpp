@@ -143,4 +143,9 @@ bool broker::contains(std::string_view id) const {
     return impl_->find_task(id) != nullptr;
 }
 
+bool broker::holds_queue(std::string_view queue) const {
+    const detail::queue* q = impl_->find_queue(queue);
+    return q != nullptr && q->held() > 0;
+}
+
 }  // namespace conveyor::core

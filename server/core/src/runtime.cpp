@@ -113,8 +113,11 @@ leased_task broker::impl::leased_view(const detail::task* t, std::int64_t lease_
     l.payload = t->payload();
     l.attempt = t->attempt;
     l.lease_ms = lease_ms;
-    l.timeout_ms = timeout_ms(t);
     l.priority = t->priority;
+    if (const detail::task_extra* x = extra(t)) {
+        l.timeout_ms = x->timeout_ms;
+        l.properties = x->properties;
+    }
     return l;
 }
 

@@ -1,7 +1,8 @@
 // One task = one heap block: a fixed header followed by its id, name and payload bytes.
 // Memory per queued task is a product figure (see tests/unit/core_memory_test.cpp), so the
 // header holds only what every task needs; rare data (results, errors, TTL, non-default
-// backoff, TIMEOUT) lives in `task_extra`, kept in a side table only for tasks that have it.
+// backoff, TIMEOUT, front-end properties) lives in `task_extra`, kept in a side table only for
+// tasks that have it.
 #pragma once
 
 #include "conveyor/core/types.hpp"
@@ -71,6 +72,7 @@ struct task_extra {
     std::int64_t backoff_max_ms = 0;
     std::int64_t timeout_ms = 0;
     std::int64_t ttl_deadline_us = 0;
+    std::string properties;  // opaque front-end bytes (AMQP message properties); "" = none
 };
 
 // Allocates header + bytes in one block. Sizes must already be checked against the limits.

@@ -139,6 +139,10 @@ public:
     // True while a task with this id exists in any state (its records are still needed).
     // A plain lookup: no tick, no record.
     bool contains(std::string_view id) const;
+    // True while the queue holds a task that is ready, delayed, leased or dead (what
+    // queue_names() lists); succeeded and cancelled tasks kept only for RESULT do not count.
+    // A plain lookup: no tick, no record, so a delayed task already due still counts as held.
+    bool holds_queue(std::string_view queue) const;
     // True while `lease` is the task's current lease token (ACK would take it). A plain lookup:
     // no tick, so a lease past its deadline that no tick has ended yet still counts.
     bool lease_current(std::string_view lease) const;

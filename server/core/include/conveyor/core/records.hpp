@@ -30,6 +30,7 @@ struct rec_enqueue {
     std::int64_t timeout_ms = 0;       // 0 = none
     std::int64_t ttl_deadline_us = 0;  // 0 = none; dead-lettered if not leased by then
     bool at_front = false;             // RPUSH: jumps the line (Redis list semantics)
+    std::string properties;            // enqueue_options::properties; empty = none
 };
 struct rec_lease {
     instant at;

@@ -44,6 +44,10 @@ struct enqueue_options {
     std::optional<std::int64_t> backoff_max_ms;
     std::optional<std::int64_t> timeout_ms;  // TIMEOUT <ms>
     std::optional<std::int64_t> ttl_ms;      // TTL <ms>: dead-lettered if not leased in time
+    // Opaque bytes the front-end keeps with the task (AMQP: the content header's property
+    // bytes, exchange and routing key, in the AMQP layer's own encoding); empty = none. The
+    // core stores them, returns them on every lease and logs them; it never looks inside.
+    std::string properties;
 };
 
 // One task as handed to a leaser. Views point into the broker and stay valid until the next
@@ -58,6 +62,7 @@ struct leased_task {
     std::int64_t lease_ms = 0;
     std::int64_t timeout_ms = 0;  // 0 when the task has no TIMEOUT
     int priority = 0;
+    std::string_view properties;  // enqueue_options::properties as given; empty when none
 };
 
 // Read-only view of one task for TASK/RESULT. Same lifetime rule as leased_task.
@@ -97,7 +102,7 @@ struct stats_snapshot {
     std::size_t tasks_live = 0;  // tasks held in memory, any state
     std::size_t queues = 0;
     std::size_t waiters = 0;
-    std::size_t payload_bytes = 0;  // sum of payload sizes held
+    std::size_t payload_bytes = 0;  // sum of payload and properties sizes held
 };
 
 }  // namespace conveyor::core
