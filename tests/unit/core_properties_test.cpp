@@ -9,7 +9,7 @@ namespace {
 class properties_test : public core_test {
 protected:
     // Shaped like what the AMQP layer stores: flags, content-type, exchange, routing key.
-    const std::string props{"\x90\x00\x0a" "text/plain" "\x00\x02" "ex" "\x03" "key", 21};
+    const std::string props = std::string("\x90\x00\x0atext/plain\x00\x02", 15) + "ex\x03key";
 
     enqueue_options with_properties(std::string p) {
         enqueue_options o;

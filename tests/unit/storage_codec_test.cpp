@@ -29,8 +29,9 @@ TEST(storage_codec, every_record_type_round_trips_exactly) {
 
 TEST(storage_codec, fields_survive_with_edge_values) {
     const std::string binary("x\0y\xff", 4);
-    const core::record in = core::rec_enqueue{
-        {-5, i64::max()}, binary, "q", "", binary, -9, i64::min(), 7, i64::max(), 0, -1, 1, true};
+    const core::record in =
+        core::rec_enqueue{{-5, i64::max()}, binary, "q", "", binary, -9,    i64::min(), 7,
+                          i64::max(),       0,      -1,  1,  true,   binary};
     const decode_result d = decode(encoded(in));
     ASSERT_TRUE(d.ok());
     const auto& out = std::get<core::rec_enqueue>(d.record);
@@ -45,6 +46,7 @@ TEST(storage_codec, fields_survive_with_edge_values) {
     EXPECT_EQ(out.timeout_ms, -1);
     EXPECT_EQ(out.ttl_deadline_us, 1);
     EXPECT_TRUE(out.at_front);
+    EXPECT_EQ(out.properties, binary);
 }
 
 TEST(storage_codec, tags_are_stable_and_distinct) {
@@ -53,8 +55,11 @@ TEST(storage_codec, tags_are_stable_and_distinct) {
         tags.insert(record_tag(r));
         EXPECT_EQ(static_cast<unsigned char>(encoded(r)[0]), record_tag(r));
     }
-    EXPECT_EQ(tags, (std::set<int>{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13}));
+    EXPECT_EQ(tags, (std::set<int>{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14}));
     EXPECT_EQ(record_tag(core::rec_enqueue{}), 1);
+    core::rec_enqueue with_properties;
+    with_properties.properties = "p";
+    EXPECT_EQ(record_tag(with_properties), 14);
     EXPECT_EQ(record_tag(core::rec_delete_queue{}), 13);
 }
 
@@ -67,6 +72,55 @@ TEST(storage_codec, cancel_has_the_documented_layout) {
     const core::record lease = core::rec_lease{{64, 0}, "", 300, -65, 0};
     // tag 2; mono 64 -> zigzag 128 = 80 01; wall 0; id ""; delivery 300 = ac 02; -65 -> 129.
     EXPECT_EQ(encoded(lease), std::string("\x02\x80\x01\x00\x00\xac\x02\x81\x01\x00", 10));
+}
+
+// An enqueue record exactly as the encoder wrote it before properties existed (tag 1):
+//   at {5000000000, 1700000000000}, id "t1", queue "amqp.q", name "job", payload "hello",
+//   priority 2, due_us 0, max_retries 3, backoff 1000/600000, no timeout, no ttl, at_front 0.
+const std::string old_enqueue(
+    "\x01\x80\xc8\xaf\xa0\x25\x80\xa0\xab\xfe\xf9\x62\x02\x74\x31\x06\x61\x6d\x71\x70\x2e\x71"
+    "\x03\x6a\x6f\x62\x05\x68\x65\x6c\x6c\x6f\x04\x00\x06\xd0\x0f\x80\x9f\x49\x00\x00\x00",
+    43);
+
+TEST(storage_codec, enqueue_in_the_old_format_decodes_with_empty_properties) {
+    const decode_result d = decode(old_enqueue);
+    ASSERT_TRUE(d.ok()) << to_string(d.error);
+    const auto& e = std::get<core::rec_enqueue>(d.record);
+    EXPECT_EQ(e.at.mono_us, 5'000'000'000);
+    EXPECT_EQ(e.at.wall_ms, 1'700'000'000'000);
+    EXPECT_EQ(e.id, "t1");
+    EXPECT_EQ(e.queue, "amqp.q");
+    EXPECT_EQ(e.name, "job");
+    EXPECT_EQ(e.payload, "hello");
+    EXPECT_EQ(e.priority, 2);
+    EXPECT_EQ(e.max_retries, 3);
+    EXPECT_EQ(e.backoff_base_ms, 1000);
+    EXPECT_EQ(e.backoff_max_ms, 600000);
+    EXPECT_FALSE(e.at_front);
+    EXPECT_TRUE(e.properties.empty());
+    EXPECT_EQ(validate(old_enqueue), decode_error::none);
+}
+
+TEST(storage_codec, enqueue_without_properties_encodes_as_before) {
+    const decode_result d = decode(old_enqueue);
+    ASSERT_TRUE(d.ok());
+    EXPECT_EQ(encoded(d.record), old_enqueue);
+}
+
+// Tag 14: the tag-1 fields unchanged, then the properties as one more string field.
+TEST(storage_codec, enqueue_with_properties_has_the_documented_layout) {
+    auto e = std::get<core::rec_enqueue>(decode(old_enqueue).record);
+    e.properties = std::string("\x90\x00\x00p", 4);
+    const std::string bytes = encoded(e);
+    EXPECT_EQ(bytes, "\x0e" + old_enqueue.substr(1) + std::string("\x04\x90\x00\x00p", 5));
+    const decode_result d = decode(bytes);
+    ASSERT_TRUE(d.ok()) << to_string(d.error);
+    EXPECT_EQ(std::get<core::rec_enqueue>(d.record).properties, e.properties);
+    // The old form followed by a properties field is not a valid tag-1 record.
+    EXPECT_EQ(decode("\x01" + bytes.substr(1)).error, decode_error::trailing_bytes);
+    // Cut right before the properties field: a clear error, not an enqueue without them.
+    EXPECT_EQ(decode(std::string_view(bytes).substr(0, old_enqueue.size())).error,
+              decode_error::truncated);
 }
 
 TEST(storage_codec, every_truncation_is_a_clear_error) {
@@ -107,7 +161,7 @@ TEST(storage_codec, trailing_bytes_are_rejected) {
 }
 
 TEST(storage_codec, unknown_tags_are_rejected) {
-    for (const int tag : {0, 14, 15, 127, 255}) {
+    for (const int tag : {0, 15, 16, 127, 255}) {
         const std::string bytes(1, static_cast<char>(tag));
         EXPECT_EQ(decode(bytes + "\x00\x00\x00").error, decode_error::unknown_tag) << tag;
     }

@@ -271,6 +271,65 @@ TEST(durable_log, compaction_keeps_exactly_the_live_state) {
     EXPECT_GT(removed, 10u);
 }
 
+// Properties reach the disk (as tag-14 enqueue records) and come back at recovery, also after
+// compaction rewrote the segments around the record that carries them.
+TEST(durable_log, recovery_and_compaction_keep_task_properties) {
+    temp_dir d;
+    storage::posix_file_io io;
+    const std::string props = std::string("\x90\x00\x02", 3) + "ex\x03key" + '\0';
+    const auto config = core::testing::test_config();
+    core::instant now{1'000'000, 1'700'000'000'000};
+    durable_log log(io, options(d, fsync_mode::always, 4096));
+    ASSERT_FALSE(log.recover([](const core::record&) {}).error);
+    ASSERT_FALSE(log.start({}));
+    core::broker b{config};
+    b.set_record_sink([&](const core::record& r) { ASSERT_FALSE(log.append(r)); });
+    core::enqueue_options o;
+    o.properties = props;
+    o.id = "keep";
+    b.enqueue("q", "kept task", o, now);
+    auto got = b.lease(core::lease_request{{"q"}, 1, std::nullopt}, now);
+    ASSERT_EQ(got.size(), 1u);
+    EXPECT_EQ(b.release(got[0].lease, 0, now), core::op_status::ok);
+    // Tasks that end and are forgotten: their records are what compaction drops.
+    for (int i = 0; i < 300; ++i) {
+        core::enqueue_options filler;
+        filler.properties = "f" + std::to_string(i);
+        b.enqueue("other", std::string(40, 'x'), filler, now);
+        auto f = b.lease(core::lease_request{{"other"}, 1, std::nullopt}, now);
+        ASSERT_EQ(f.size(), 1u);
+        EXPECT_EQ(f[0].properties, "f" + std::to_string(i));
+        b.ack(f[0].lease, "", now);
+        log.kick();
+    }
+    now.mono_us += config.result_ttl_ms * 1000;
+    b.tick(now);
+    log.kick();
+    auto live = [&](std::vector<std::string> ids) {
+        storage::liveness_answer a;
+        for (const auto& id : ids) a.live.push_back(b.contains(id) ? 1 : 0);
+        a.position = log.appended();
+        log.kick();
+        return std::optional<storage::liveness_answer>(std::move(a));
+    };
+    ASSERT_FALSE(log.compact(live));
+    EXPECT_GT(log.compaction().records_dropped, 600u);
+    log.stop();
+
+    durable_log reader(io, options(d, fsync_mode::always));
+    core::broker rebuilt{config};
+    auto r = reader.recover([&](const core::record& rec) { rebuilt.replay(rec); });
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(rebuilt.stats().tasks_live, 1u);
+    EXPECT_EQ(rebuilt.stats().payload_bytes, 9 + props.size());
+    auto again = rebuilt.lease(core::lease_request{{"q"}, 1, std::nullopt}, now);
+    ASSERT_EQ(again.size(), 1u);
+    EXPECT_EQ(again[0].id, "keep");
+    EXPECT_EQ(again[0].payload, "kept task");
+    EXPECT_EQ(again[0].properties, props);
+    EXPECT_EQ(again[0].attempt, 1);
+}
+
 }  // namespace
 
 // T6, disk full: once the disk cannot give more space, changes that add work are refused,

@@ -18,14 +18,17 @@ using namespace conveyor;
 using i64 = std::numeric_limits<std::int64_t>;
 
 // One record of every type with ordinary values, then every type again with edge values:
-// empty strings, binary bytes including \0, int64 min/max, negative numbers.
+// empty strings, binary bytes including \0, int64 min/max, negative numbers. Enqueues come
+// in both on-disk forms: without properties (tag 1) and with them (tag 14).
 inline std::vector<core::record> sample_records() {
     const core::instant t{1'234'567'890, 1'700'000'000'000};
     const core::instant edge{i64::max(), i64::min()};
     const std::string binary("a\0b\xff\x80\x7f\0", 7);
     std::vector<core::record> out{
         core::rec_enqueue{t, "task-1", "emails", "send", "{\"to\":\"x\"}", 3, 0, 5, 1000, 600000,
-                          30000, 0, false},
+                          30000, 0, false, ""},
+        core::rec_enqueue{t, "task-7", "amqp", "", "body", 0, 0, 3, 1000, 600000, 0, 0, false,
+                          std::string("\x80\x00\x0atext/plain\x03", 14) + "ex1\x03key"},
         core::rec_lease{t, "task-1", 1, 2'000'000'000, 30000},
         core::rec_ack{t, "task-1", "done"},
         core::rec_fail{t, "task-1", "boom", false, 5'000'000, true},
@@ -41,9 +44,12 @@ inline std::vector<core::record> sample_records() {
     };
     const std::vector<core::record> edges{
         core::rec_enqueue{edge, "", "", "", binary, std::numeric_limits<int>::min(), i64::min(),
-                          std::numeric_limits<int>::max(), i64::max(), -1, i64::min(), -42, true},
+                          std::numeric_limits<int>::max(), i64::max(), -1, i64::min(), -42, true,
+                          ""},
         core::rec_enqueue{
-            {}, binary, std::string(300, 'q'), binary, "", -1, -1, -1, 0, 0, 0, 0, false},
+            {}, binary, std::string(300, 'q'), binary, "", -1, -1, -1, 0, 0, 0, 0, false, ""},
+        core::rec_enqueue{edge, "", "", "", "", 0, 0, 0, 0, 0, 0, 0, true, binary},
+        core::rec_enqueue{{}, "p", "q", "", "", 0, 0, 0, 0, 0, 0, 0, false, std::string(200, 'h')},
         core::rec_lease{edge, binary, std::numeric_limits<std::uint32_t>::max(), i64::min(),
                         i64::max()},
         core::rec_ack{edge, "", binary},

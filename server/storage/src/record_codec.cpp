@@ -43,17 +43,35 @@ template <>
 inline constexpr std::uint8_t tag_of<rec_purge> = 12;
 template <>
 inline constexpr std::uint8_t tag_of<rec_delete_queue> = 13;
+// 14: an enqueue with properties (tag_enqueue_with_properties below).
+
+// An enqueue whose `properties` are not empty: tag 1's fields, then `properties`. A second tag
+// rather than a field added to tag 1, so that every enqueue record written before properties
+// existed decodes unchanged and an enqueue without properties still encodes byte for byte as
+// it did (docs/storage-format.md).
+inline constexpr std::uint8_t tag_enqueue_with_properties = 14;
 
 template <class T>
 constexpr std::uint8_t tag_for() {
     static_assert(tag_of<T> != 0, "give the new record type a tag");
+    static_assert(tag_of<T> != tag_enqueue_with_properties, "tag 14 is taken");
     return tag_of<T>;
 }
 
-// The fields of each record type, in on-disk order. Encoder and decoder both walk this list,
-// so they cannot disagree. A new record type fails to compile here until it is listed.
+// The tag one record is written with: its type's tag, except for the enqueue form above.
+template <class T>
+std::uint8_t tag_of_record(const T& rec) noexcept {
+    if constexpr (std::is_same_v<T, rec_enqueue>) {
+        if (!rec.properties.empty()) return tag_enqueue_with_properties;
+    }
+    return tag_for<T>();
+}
+
+// The fields of each record type, in on-disk order, for a record written with `tag`. Encoder
+// and decoder both walk this list, so they cannot disagree. A new record type fails to compile
+// here until it is listed.
 template <class R, class F>
-void for_each_field(R& r, F& f) {
+void for_each_field(R& r, F& f, std::uint8_t tag) {
     using T = std::remove_const_t<R>;
     f(r.at);
     if constexpr (std::is_same_v<T, rec_enqueue>) {
@@ -69,6 +87,7 @@ void for_each_field(R& r, F& f) {
         f(r.timeout_ms);
         f(r.ttl_deadline_us);
         f(r.at_front);
+        if (tag == tag_enqueue_with_properties) f(r.properties);
     } else if constexpr (std::is_same_v<T, rec_lease>) {
         f(r.id);
         f(r.delivery);
@@ -98,6 +117,7 @@ void for_each_field(R& r, F& f) {
     } else {
         static_assert(unhandled_record<T>, "list the fields of the new record type");
     }
+    static_cast<void>(tag);
 }
 
 std::uint64_t zigzag(std::int64_t v) noexcept {
@@ -235,11 +255,11 @@ void visit_alternative(const record& r, Fn&& fn, std::index_sequence<I...>) {
 }
 
 template <class T, bool copy_strings = true>
-decode_result decode_as(std::string_view input) {
+decode_result decode_as(std::uint8_t tag, std::string_view input) {
     decode_result out;
     T rec;
     field_reader<copy_strings> reader(input, 1);
-    for_each_field(rec, reader);
+    for_each_field(rec, reader, tag);
     if (reader.failed()) {
         out.error = reader.error();
         out.error_offset = reader.error_offset();
@@ -252,13 +272,22 @@ decode_result decode_as(std::string_view input) {
     return out;
 }
 
+// Whether records of type T are written with `tag`.
+template <class T>
+constexpr bool tag_names(std::uint8_t tag) noexcept {
+    if constexpr (std::is_same_v<T, rec_enqueue>) {
+        if (tag == tag_enqueue_with_properties) return true;
+    }
+    return tag == tag_for<T>();
+}
+
 template <bool copy_strings, std::size_t... I>
 decode_result decode_tagged(std::uint8_t tag, std::string_view input, std::index_sequence<I...>) {
     using std::variant_alternative_t;
     decode_result out;
     const bool known =
-        ((tag == tag_for<variant_alternative_t<I, record>>()
-              ? (out = decode_as<variant_alternative_t<I, record>, copy_strings>(input), true)
+        ((tag_names<variant_alternative_t<I, record>>(tag)
+              ? (out = decode_as<variant_alternative_t<I, record>, copy_strings>(tag, input), true)
               : false) ||
          ...);
     if (!known) {
@@ -277,8 +306,9 @@ void encode(const record& r, std::string& out) {
     visit_alternative(
         r,
         [&](const auto& rec) {
-            out.push_back(static_cast<char>(tag_for<std::decay_t<decltype(rec)>>()));
-            for_each_field(rec, writer);
+            const std::uint8_t tag = tag_of_record(rec);
+            out.push_back(static_cast<char>(tag));
+            for_each_field(rec, writer, tag);
         },
         alternatives);
 }
@@ -286,7 +316,7 @@ void encode(const record& r, std::string& out) {
 std::uint8_t record_tag(const record& r) noexcept {
     std::uint8_t tag = 0;
     visit_alternative(
-        r, [&](const auto& rec) { tag = tag_for<std::decay_t<decltype(rec)>>(); }, alternatives);
+        r, [&](const auto& rec) { tag = tag_of_record(rec); }, alternatives);
     return tag;
 }
 

@@ -9,7 +9,10 @@
 //   std::string     LEB128 varint length, then the bytes (any bytes, including \0)
 // Tags are part of the on-disk format and never reused (see tag table in record_codec.cpp):
 //   1 enqueue, 2 lease, 3 ack, 4 fail, 5 release, 6 extend, 7 cancel, 8 ttl_expired,
-//   9 requeue, 10 pop, 11 forget, 12 purge, 13 delete_queue.
+//   9 requeue, 10 pop, 11 forget, 12 purge, 13 delete_queue, 14 enqueue with properties.
+// An enqueue is written with tag 1 when its `properties` are empty (the format before
+// properties existed, unchanged) and with tag 14 otherwise: tag 1's fields, then `properties`.
+// Both decode to core::rec_enqueue.
 //
 // decode() never throws on bad input and never allocates by a declared length beyond the
 // bytes present: a string length is checked against the remaining input before any copy.
@@ -56,7 +59,8 @@ decode_result decode(std::string_view input);
 // grows with the number of fields, not the bytes (used to resynchronise on damaged logs).
 decode_error validate(std::string_view input);
 
-// Stable on-disk tag of a record (1..13), 0 for a valueless variant.
+// Stable on-disk tag of a record (1..14; 14 = an enqueue with properties), 0 for a valueless
+// variant.
 std::uint8_t record_tag(const core::record& r) noexcept;
 
 }  // namespace conveyor::storage
