@@ -65,6 +65,7 @@ public:
     broker_service(boost::asio::any_io_executor executor, const server_config& config);
 
     core::broker& core() noexcept { return broker_; }
+    const boost::asio::any_io_executor& executor() const noexcept { return executor_; }
     const server_config& config() const noexcept { return config_; }
     server_counters& counters() noexcept { return counters_; }
     std::chrono::steady_clock::time_point started() const noexcept { return started_; }

@@ -1,5 +1,6 @@
 #include "net/listener.hpp"
 
+#include "net/amqp_session.hpp"
 #include "net/resp_session.hpp"
 #include "net/tls.hpp"
 
@@ -84,9 +85,20 @@ void resp_listener::listen_tls(const tcp::endpoint& at, tls_server_context& tls)
     ports_.back()->tls = &tls;
 }
 
+void resp_listener::listen_amqp(const tcp::endpoint& at, amqp_vhost& vhost) {
+    listen(at);
+    ports_.back()->amqp = &vhost;
+}
+
+std::optional<tcp::endpoint> resp_listener::amqp_endpoint() const {
+    for (const auto& p : ports_)
+        if (p->amqp) return p->acceptor.local_endpoint();
+    return std::nullopt;
+}
+
 std::optional<tcp::endpoint> resp_listener::plain_endpoint() const {
     for (const auto& p : ports_)
-        if (!p->tls) return p->acceptor.local_endpoint();
+        if (!p->tls && !p->amqp) return p->acceptor.local_endpoint();
     return std::nullopt;
 }
 
@@ -128,7 +140,7 @@ asio::awaitable<void> resp_listener::accept_loop(port& p) {
 void resp_listener::refuse(tcp::socket& socket, const port& p) {
     ++service_.counters().rejected_connections;
     boost::system::error_code ignored;
-    if (!p.tls) {
+    if (!p.tls && !p.amqp) {
         socket.non_blocking(true, ignored);
         socket.write_some(asio::buffer(max_clients_reply.data(), max_clients_reply.size()),
                           ignored);
@@ -145,6 +157,15 @@ void resp_listener::refuse(tcp::socket& socket, const port& p) {
 }
 
 void resp_listener::start_session(tcp::socket socket, const port& p) {
+    if (p.amqp) {
+        auto session = std::make_shared<amqp_session>(std::move(socket), *p.amqp, next_client_id_++);
+        sessions_.insert(session);
+        asio::co_spawn(executor_, session->run(), [this, session](std::exception_ptr e) {
+            sessions_.erase(session);
+            log_exception(e, "amqp session ended");
+        });
+        return;
+    }
     auto session = std::make_shared<resp_session>(std::move(socket), service_, next_client_id_++,
                                                   p.tls ? p.tls->current() : nullptr);
     sessions_.insert(session);

@@ -1,4 +1,4 @@
-// Accepts RESP connections on the plain and TLS ports and runs a session per connection.
+// Accepts RESP connections on the plain and TLS ports, and AMQP ones on the AMQP port, and runs a session per connection.
 // Keeps the set of live sessions (both ports together), so that --max-clients counts every
 // connection, the idle sweep (--idle-timeout) can find idle ones, and shutdown can end them
 // all and wait for them to finish.
@@ -18,8 +18,20 @@
 
 namespace conveyor::server {
 
-class resp_session;
+class amqp_vhost;
 class tls_server_context;
+
+// What the listener needs of a connection, whichever protocol it speaks.
+class server_session {
+public:
+    virtual ~server_session() = default;
+    // Ends the session from outside (shutdown, idle timeout).
+    virtual void close() = 0;
+    // For --idle-timeout: nothing received for `timeout_us` and not waiting by design.
+    virtual bool idle_longer_than(std::int64_t now_mono_us,
+                                  std::int64_t timeout_us) const noexcept = 0;
+    virtual const client_state& client() const noexcept = 0;
+};
 
 class resp_listener {
 public:
@@ -30,9 +42,12 @@ public:
     void listen(const boost::asio::ip::tcp::endpoint& at);
     // `tls` must outlive the listener; each connection takes the context current at accept.
     void listen_tls(const boost::asio::ip::tcp::endpoint& at, tls_server_context& tls);
+    // AMQP 0-9-1 (docs/amqp.md); `vhost` must outlive the listener.
+    void listen_amqp(const boost::asio::ip::tcp::endpoint& at, amqp_vhost& vhost);
 
     std::optional<boost::asio::ip::tcp::endpoint> plain_endpoint() const;
     std::optional<boost::asio::ip::tcp::endpoint> tls_endpoint() const;
+    std::optional<boost::asio::ip::tcp::endpoint> amqp_endpoint() const;
     // Accepts on every port (and sweeps idle clients) until stop().
     boost::asio::awaitable<void> run();
     // Stops accepting and closes every session; they finish on their own executor turns.
@@ -44,6 +59,7 @@ private:
     struct port {
         boost::asio::ip::tcp::acceptor acceptor;
         tls_server_context* tls = nullptr;
+        amqp_vhost* amqp = nullptr;  // set: an AMQP port
     };
 
     boost::asio::awaitable<void> accept_loop(port& p);
@@ -54,7 +70,7 @@ private:
     boost::asio::any_io_executor executor_;
     broker_service& service_;
     std::vector<std::unique_ptr<port>> ports_;
-    std::unordered_set<std::shared_ptr<resp_session>> sessions_;
+    std::unordered_set<std::shared_ptr<server_session>> sessions_;
     std::uint64_t next_client_id_ = 1;
     std::size_t max_clients_;
     boost::asio::steady_timer sweep_timer_;

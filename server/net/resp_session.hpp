@@ -13,6 +13,7 @@
 
 #include "net/broker_service.hpp"
 #include "net/commands.hpp"
+#include "net/listener.hpp"
 
 #include <conveyor/protocol/resp_decoder.hpp>
 #include <conveyor/protocol/resp_writer.hpp>
@@ -49,6 +50,7 @@ private:
 };
 
 class resp_session final : public waiting_client,
+                           public server_session,
                            public std::enable_shared_from_this<resp_session> {
 public:
     // `tls`: the context of a TLS connection (the handshake runs first); null for plain TCP.
@@ -59,10 +61,10 @@ public:
     boost::asio::awaitable<void> run();
     // Ends the session from outside (shutdown, idle timeout): pending reads, writes and waits
     // are cancelled; unwritten replies are dropped.
-    void close();
+    void close() override;
     // For the idle timeout: no request for `timeout_us` (core monotonic time) and not blocked.
-    bool idle_longer_than(std::int64_t now_mono_us, std::int64_t timeout_us) const noexcept;
-    const client_state& client() const noexcept { return client_; }
+    bool idle_longer_than(std::int64_t now_mono_us, std::int64_t timeout_us) const noexcept override;
+    const client_state& client() const noexcept override { return client_; }
 
 private:
     enum class step : std::uint8_t { read, more, blocked, close };

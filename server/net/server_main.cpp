@@ -1,5 +1,6 @@
 #include "net/server_main.hpp"
 
+#include "net/amqp_session.hpp"
 #include "net/broker_service.hpp"
 #include "net/config.hpp"
 #include "net/listener.hpp"
@@ -119,6 +120,12 @@ int server_main(const std::vector<std::string>& args) {
             return 1;
         }
     }
+    // AMQP's durable exchanges, queues and bindings come back before its port opens.
+    amqp_vhost amqp(service);
+    if (auto error = amqp.load()) {
+        spdlog::critical("{}", *error);
+        return 1;
+    }
     std::unique_ptr<resp_listener> resp;
     std::uint16_t binding = config.port;
     try {
@@ -127,6 +134,8 @@ int server_main(const std::vector<std::string>& args) {
         if (config.port != 0) resp->listen({address, config.port});
         binding = config.tls_port;
         if (tls) resp->listen_tls({address, config.tls_port}, *tls);
+        binding = config.amqp_port;
+        if (config.amqp_port != 0) resp->listen_amqp({address, config.amqp_port}, amqp);
     } catch (const std::exception& e) {
         spdlog::critical("cannot listen on {}:{}: {}", config.bind, binding, e.what());
         return 1;
@@ -156,6 +165,7 @@ int server_main(const std::vector<std::string>& args) {
         if (ec) return;
         spdlog::info("received {}, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
         if (resp) resp->stop();
+        amqp.stop();
         hup.cancel();
         service.stop();
         // Sessions end on their next turn; wait for them (at most 2 s), then stop.
@@ -173,6 +183,8 @@ int server_main(const std::vector<std::string>& args) {
     if (resp) {
         asio::co_spawn(io, resp->run(), [](std::exception_ptr e) { log_exception(e, "listener"); });
     }
+    asio::co_spawn(io, amqp.run_expiry(),
+                   [](std::exception_ptr e) { log_exception(e, "amqp queue expiry"); });
     asio::co_spawn(io, service.run_deadlines(),
                    [](std::exception_ptr e) { log_exception(e, "deadline loop"); });
     asio::co_spawn(io, service.run_housekeeping(),
@@ -181,9 +193,10 @@ int server_main(const std::vector<std::string>& args) {
     const auto port_text = [&](std::optional<asio::ip::tcp::endpoint> at) {
         return at ? config.bind + ":" + std::to_string(at->port()) : std::string("off");
     };
-    spdlog::info("conveyor {} started: resp {}, tls {}, data dir {} (fsync {}), pid {}",
+    spdlog::info("conveyor {} started: resp {}, tls {}, amqp {}, data dir {} (fsync {}), pid {}",
                  CONVEYOR_VERSION, port_text(resp->plain_endpoint()),
-                 port_text(resp->tls_endpoint()), config.data_dir, config.fsync,
+                 port_text(resp->tls_endpoint()), port_text(resp->amqp_endpoint()),
+                 config.data_dir, config.fsync,
                  static_cast<long>(::getpid()));
     // io.run(), with a hook before each wait: run one handler (blocking), then everything
     // that became ready meanwhile, then hand this round's records to the log.
