@@ -58,14 +58,18 @@ amqp_error reserved_prefix(std::string_view what, std::string_view name) {
 amqp_error inequivalent(std::string_view arg, const std::string& resource,
                         std::string_view received, std::string_view current) {
     return channel_error(reply_code::precondition_failed,
-                         "PRECONDITION_FAILED - inequivalent arg '" + std::string(arg) +
-                             "' for " + resource + ": received '" + std::string(received) +
+                         "PRECONDITION_FAILED - inequivalent arg '" + std::string(arg) + "' for " +
+                             resource + ": received '" + std::string(received) +
                              "' but current is '" + std::string(current) + "'");
 }
 
-std::string_view bool_text(bool b) { return b ? "true" : "false"; }
+std::string_view bool_text(bool b) {
+    return b ? "true" : "false";
+}
 
-bool reserved_name(std::string_view name) { return name.starts_with("amq."); }
+bool reserved_name(std::string_view name) {
+    return name.starts_with("amq.");
+}
 
 // The integer alternatives of a field value (tags b B s U u I i l L), widened.
 std::optional<std::int64_t> integer_of(const field_value& v) {
@@ -84,17 +88,28 @@ std::optional<std::int64_t> integer_of(const field_value& v) {
 // RabbitMQ's name of a field type, for "{unacceptable_type,longstr}".
 std::string_view type_name(const field_value& v) {
     switch (v.tag) {
-    case 't': return "bool";
-    case 'f': return "float";
-    case 'd': return "double";
-    case 'D': return "decimal";
-    case 'S': return "longstr";
-    case 'x': return "binary";
-    case 'A': return "array";
-    case 'T': return "timestamp";
-    case 'F': return "table";
-    case 'V': return "void";
-    default: return "unknown";
+        case 't':
+            return "bool";
+        case 'f':
+            return "float";
+        case 'd':
+            return "double";
+        case 'D':
+            return "decimal";
+        case 'S':
+            return "longstr";
+        case 'x':
+            return "binary";
+        case 'A':
+            return "array";
+        case 'T':
+            return "timestamp";
+        case 'F':
+            return "table";
+        case 'V':
+            return "void";
+        default:
+            return "unknown";
     }
 }
 
@@ -194,7 +209,11 @@ std::optional<std::string> from_hex(std::string_view hex) {
 bool valid_utf8(std::string_view s) {
     for (std::size_t i = 0; i < s.size();) {
         auto c = static_cast<unsigned char>(s[i]);
-        std::size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+        std::size_t n = c < 0x80         ? 1
+                        : (c >> 5) == 6  ? 2
+                        : (c >> 4) == 14 ? 3
+                        : (c >> 3) == 30 ? 4
+                                         : 0;
         if (n == 0 || i + n > s.size()) return false;
         for (std::size_t k = 1; k < n; ++k) {
             if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return false;
@@ -267,10 +286,14 @@ std::optional<exchange_kind> parse_exchange_kind(std::string_view type) {
 
 std::string_view to_string(exchange_kind kind) noexcept {
     switch (kind) {
-    case exchange_kind::direct: return "direct";
-    case exchange_kind::fanout: return "fanout";
-    case exchange_kind::topic: return "topic";
-    case exchange_kind::headers: return "headers";
+        case exchange_kind::direct:
+            return "direct";
+        case exchange_kind::fanout:
+            return "fanout";
+        case exchange_kind::topic:
+            return "topic";
+        case exchange_kind::headers:
+            return "headers";
     }
     return "direct";
 }
@@ -366,9 +389,11 @@ amqp_topology::exchange_entry& amqp_topology::add_exchange(std::string_view name
 }
 
 // exchange.declare <name> <type> [passive durable auto-delete internal] <arguments>
-std::optional<amqp_topology::error> amqp_topology::declare_exchange(
-    std::string_view name, std::string_view type, bool passive, bool durable, bool auto_delete,
-    bool internal, const field_table& arguments) {
+std::optional<amqp_topology::error> amqp_topology::declare_exchange(std::string_view name,
+                                                                    std::string_view type,
+                                                                    bool passive, bool durable,
+                                                                    bool auto_delete, bool internal,
+                                                                    const field_table& arguments) {
     auto it = exchanges_.find(name);
     if (passive) {
         if (it == exchanges_.end()) return no_exchange(name);
@@ -376,9 +401,9 @@ std::optional<amqp_topology::error> amqp_topology::declare_exchange(
     }
     auto kind = parse_exchange_kind(type);
     if (!kind) {
-        amqp_error e = channel_error(reply_code::command_invalid,
-                                     "COMMAND_INVALID - invalid exchange type '" +
-                                         std::string(type) + "'");
+        amqp_error e =
+            channel_error(reply_code::command_invalid,
+                          "COMMAND_INVALID - invalid exchange type '" + std::string(type) + "'");
         e.connection_error = true;
         return e;
     }
@@ -490,9 +515,7 @@ amqp::amqp_result<amqp_topology::declared> amqp_topology::declare_queue(
                 return inequivalent("auto_delete", resource, bool_text(auto_delete),
                                     bool_text(q.auto_delete));
             }
-            auto text = [](const auto& v) {
-                return v ? std::to_string(*v) : std::string("none");
-            };
+            auto text = [](const auto& v) { return v ? std::to_string(*v) : std::string("none"); };
             if (args->max_priority != q.args.max_priority) {
                 return inequivalent("x-max-priority", resource, text(args->max_priority),
                                     text(q.args.max_priority));
@@ -670,15 +693,15 @@ bool amqp_topology::remove_bindings_if(exchange_entry& source, Pred pred) {
         auto k = source.by_key.find(b.key);
         if (k != source.by_key.end()) {
             auto& dests = k->second;
-            auto d = std::find(dests.begin(), dests.end(), destination{b.destination, b.to_exchange});
+            auto d =
+                std::find(dests.begin(), dests.end(), destination{b.destination, b.to_exchange});
             if (d != dests.end()) dests.erase(d);
             if (dests.empty()) source.by_key.erase(k);
         }
-        bool still_bound = std::any_of(source.bindings.begin(), source.bindings.end(),
-                                       [&](const amqp_binding& o) {
-                                           return o.to_exchange == b.to_exchange &&
-                                                  o.destination == b.destination;
-                                       });
+        bool still_bound =
+            std::any_of(source.bindings.begin(), source.bindings.end(), [&](const amqp_binding& o) {
+                return o.to_exchange == b.to_exchange && o.destination == b.destination;
+            });
         if (still_bound) continue;
         if (b.to_exchange) {
             if (auto x = exchanges_.find(b.destination); x != exchanges_.end()) {
@@ -715,16 +738,16 @@ std::optional<amqp_topology::error> amqp_topology::bind(const amqp_binding& b) {
         return default_exchange_refused();
     }
     auto s = exchanges_.find(b.source);
-    bool destination_found = b.to_exchange ? exchanges_.contains(b.destination)
-                                           : queues_.contains(b.destination);
+    bool destination_found =
+        b.to_exchange ? exchanges_.contains(b.destination) : queues_.contains(b.destination);
     if (auto e = missing_ends(s != exchanges_.end(), destination_found, b)) return e;
     exchange_entry& source = s->second;
     if (source.exchange.kind == exchange_kind::headers) {
         const field_value* m = b.arguments.find("x-match");
         if (!parse_match_mode(m)) {
             const auto* text = std::get_if<std::string>(&m->value);
-            std::string shown = text != nullptr ? "'" + *text + "'" : "of type " +
-                                                                          std::string(type_name(*m));
+            std::string shown =
+                text != nullptr ? "'" + *text + "'" : "of type " + std::string(type_name(*m));
             return channel_error(reply_code::precondition_failed,
                                  "PRECONDITION_FAILED - Invalid x-match field value " + shown +
                                      "; expected all, any, all-with-x, or any-with-x");
@@ -742,8 +765,8 @@ std::optional<amqp_topology::error> amqp_topology::unbind(const amqp_binding& b)
         return default_exchange_refused();
     }
     auto s = exchanges_.find(b.source);
-    bool destination_found = b.to_exchange ? exchanges_.contains(b.destination)
-                                           : queues_.contains(b.destination);
+    bool destination_found =
+        b.to_exchange ? exchanges_.contains(b.destination) : queues_.contains(b.destination);
     if (auto e = missing_ends(s != exchanges_.end(), destination_found, b)) return e;
     if (!is_bound(s->second, b)) return std::nullopt;
     bool first = true;  // one binding: bind made them unique
@@ -758,8 +781,9 @@ std::optional<amqp_topology::error> amqp_topology::unbind(const amqp_binding& b)
 
 // ---- routing ------------------------------------------------------------------------------------
 
-amqp::amqp_result<std::vector<std::string>> amqp_topology::route(
-    std::string_view exchange, std::string_view routing_key, const field_table* headers) const {
+amqp::amqp_result<std::vector<std::string>> amqp_topology::route(std::string_view exchange,
+                                                                 std::string_view routing_key,
+                                                                 const field_table* headers) const {
     auto it = exchanges_.find(exchange);
     if (it == exchanges_.end()) return no_exchange(exchange);
     std::vector<std::string> out;
@@ -808,24 +832,24 @@ amqp::amqp_result<std::vector<std::string>> amqp_topology::route(
     for (std::size_t i = 0; i < pending.size(); ++i) {
         const exchange_entry& x = *pending[i];
         switch (x.exchange.kind) {
-        case exchange_kind::direct:
-            if (auto k = x.by_key.find(routing_key); k != x.by_key.end()) {
-                for (const auto& d : k->second) deliver(d.name, d.to_exchange);
-            }
-            break;
-        case exchange_kind::fanout:
-            for (const auto& b : x.bindings) deliver(b.destination, b.to_exchange);
-            break;
-        case exchange_kind::topic:
-            for (const auto& b : x.bindings) {
-                if (topic_matches(b.key, routing_key)) deliver(b.destination, b.to_exchange);
-            }
-            break;
-        case exchange_kind::headers:
-            for (const auto& b : x.bindings) {
-                if (headers_match(b.arguments, headers)) deliver(b.destination, b.to_exchange);
-            }
-            break;
+            case exchange_kind::direct:
+                if (auto k = x.by_key.find(routing_key); k != x.by_key.end()) {
+                    for (const auto& d : k->second) deliver(d.name, d.to_exchange);
+                }
+                break;
+            case exchange_kind::fanout:
+                for (const auto& b : x.bindings) deliver(b.destination, b.to_exchange);
+                break;
+            case exchange_kind::topic:
+                for (const auto& b : x.bindings) {
+                    if (topic_matches(b.key, routing_key)) deliver(b.destination, b.to_exchange);
+                }
+                break;
+            case exchange_kind::headers:
+                for (const auto& b : x.bindings) {
+                    if (headers_match(b.arguments, headers)) deliver(b.destination, b.to_exchange);
+                }
+                break;
         }
     }
     out.reserve(hits.size());

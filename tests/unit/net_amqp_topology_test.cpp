@@ -32,12 +32,10 @@ void queue(amqp_topology& t, const std::string& name, bool durable = false,
     auto r = t.declare_queue(name, false, durable, exclusive, false, args, conn, now);
     ASSERT_TRUE(r) << r.error().text;
 }
-amqp_binding qb(std::string source, std::string q, std::string key = "",
-                field_table args = {}) {
+amqp_binding qb(std::string source, std::string q, std::string key = "", field_table args = {}) {
     return amqp_binding{std::move(source), std::move(q), false, std::move(key), std::move(args)};
 }
-amqp_binding xb(std::string source, std::string x, std::string key = "",
-                field_table args = {}) {
+amqp_binding xb(std::string source, std::string x, std::string key = "", field_table args = {}) {
     return amqp_binding{std::move(source), std::move(x), true, std::move(key), std::move(args)};
 }
 void bind(amqp_topology& t, const amqp_binding& b) {
@@ -180,11 +178,10 @@ TEST(amqp_topology, predeclares_the_standard_exchanges) {
         const char* name;
         exchange_kind kind;
     };
-    for (auto w : {want{"", exchange_kind::direct}, want{"amq.direct", exchange_kind::direct},
-                   want{"amq.fanout", exchange_kind::fanout},
-                   want{"amq.topic", exchange_kind::topic},
-                   want{"amq.headers", exchange_kind::headers},
-                   want{"amq.match", exchange_kind::headers}}) {
+    for (auto w :
+         {want{"", exchange_kind::direct}, want{"amq.direct", exchange_kind::direct},
+          want{"amq.fanout", exchange_kind::fanout}, want{"amq.topic", exchange_kind::topic},
+          want{"amq.headers", exchange_kind::headers}, want{"amq.match", exchange_kind::headers}}) {
         const amqp_exchange* x = t.find_exchange(w.name);
         ASSERT_NE(x, nullptr) << w.name;
         EXPECT_EQ(x->kind, w.kind);
@@ -200,8 +197,9 @@ TEST(amqp_topology, builtin_redeclare_equivalent_is_fine_else_406) {
     EXPECT_FALSE(t.declare_exchange("amq.topic", "", true, false, false, false, {}));
     auto e = t.declare_exchange("amq.topic", "direct", false, true, false, false, {});
     ASSERT_TRUE(e);
-    EXPECT_EQ(e->text, "PRECONDITION_FAILED - inequivalent arg 'type' for exchange 'amq.topic' "
-                       "in vhost '/': received 'direct' but current is 'topic'");
+    EXPECT_EQ(e->text,
+              "PRECONDITION_FAILED - inequivalent arg 'type' for exchange 'amq.topic' "
+              "in vhost '/': received 'direct' but current is 'topic'");
     // RabbitMQ refuses a non-passive declare of the default exchange; passive is fine.
     e = t.declare_exchange("", "direct", false, true, false, false, {});
     ASSERT_TRUE(e);
@@ -245,17 +243,21 @@ TEST(amqp_topology, exchange_redeclare_checks_each_flag_in_order) {
     auto e = t.declare_exchange("x", "fanout", false, false, true, true, {});
     ASSERT_TRUE(e);
     EXPECT_EQ(e->code, reply_code::precondition_failed);
-    EXPECT_EQ(e->text, "PRECONDITION_FAILED - inequivalent arg 'type' for exchange 'x' in vhost "
-                       "'/': received 'fanout' but current is 'direct'");
+    EXPECT_EQ(e->text,
+              "PRECONDITION_FAILED - inequivalent arg 'type' for exchange 'x' in vhost "
+              "'/': received 'fanout' but current is 'direct'");
     e = t.declare_exchange("x", "direct", false, false, true, true, {});
-    EXPECT_EQ(e->text, "PRECONDITION_FAILED - inequivalent arg 'durable' for exchange 'x' in "
-                       "vhost '/': received 'false' but current is 'true'");
+    EXPECT_EQ(e->text,
+              "PRECONDITION_FAILED - inequivalent arg 'durable' for exchange 'x' in "
+              "vhost '/': received 'false' but current is 'true'");
     e = t.declare_exchange("x", "direct", false, true, true, true, {});
-    EXPECT_EQ(e->text, "PRECONDITION_FAILED - inequivalent arg 'auto_delete' for exchange 'x' in "
-                       "vhost '/': received 'true' but current is 'false'");
+    EXPECT_EQ(e->text,
+              "PRECONDITION_FAILED - inequivalent arg 'auto_delete' for exchange 'x' in "
+              "vhost '/': received 'true' but current is 'false'");
     e = t.declare_exchange("x", "direct", false, true, false, true, {});
-    EXPECT_EQ(e->text, "PRECONDITION_FAILED - inequivalent arg 'internal' for exchange 'x' in "
-                       "vhost '/': received 'true' but current is 'false'");
+    EXPECT_EQ(e->text,
+              "PRECONDITION_FAILED - inequivalent arg 'internal' for exchange 'x' in "
+              "vhost '/': received 'true' but current is 'false'");
 }
 
 TEST(amqp_topology, deleting_builtins_is_403_and_missing_is_fine) {
@@ -372,14 +374,17 @@ TEST(amqp_topology, queue_redeclare_flags_are_checked_in_order) {
     auto r = t.declare_queue("q", false, true, true, true, {}, conn_a, 0);
     ASSERT_FALSE(r);
     EXPECT_EQ(r.error().code, reply_code::precondition_failed);
-    EXPECT_EQ(r.error().text, "PRECONDITION_FAILED - inequivalent arg 'durable' for queue 'q' in "
-                              "vhost '/': received 'true' but current is 'false'");
+    EXPECT_EQ(r.error().text,
+              "PRECONDITION_FAILED - inequivalent arg 'durable' for queue 'q' in "
+              "vhost '/': received 'true' but current is 'false'");
     r = t.declare_queue("q", false, false, true, true, {}, conn_a, 0);
-    EXPECT_EQ(r.error().text, "PRECONDITION_FAILED - inequivalent arg 'exclusive' for queue 'q' "
-                              "in vhost '/': received 'true' but current is 'false'");
+    EXPECT_EQ(r.error().text,
+              "PRECONDITION_FAILED - inequivalent arg 'exclusive' for queue 'q' "
+              "in vhost '/': received 'true' but current is 'false'");
     r = t.declare_queue("q", false, false, false, true, {}, conn_a, 0);
-    EXPECT_EQ(r.error().text, "PRECONDITION_FAILED - inequivalent arg 'auto_delete' for queue "
-                              "'q' in vhost '/': received 'true' but current is 'false'");
+    EXPECT_EQ(r.error().text,
+              "PRECONDITION_FAILED - inequivalent arg 'auto_delete' for queue "
+              "'q' in vhost '/': received 'true' but current is 'false'");
 }
 
 TEST(amqp_topology, queue_redeclare_compares_parsed_x_arguments) {
@@ -388,24 +393,27 @@ TEST(amqp_topology, queue_redeclare_compares_parsed_x_arguments) {
     // Same value under another integer tag, and unknown x-args ignored.
     EXPECT_TRUE(t.declare_queue("q", false, true, false, false,
                                 make_table({{"x-max-priority", std::int32_t{10}}}), conn_a, 0));
-    auto r = t.declare_queue("q", false, true, false, false,
-                             make_table({{"x-max-priority", std::int32_t{10}},
-                                         {"x-expires", std::int32_t{10000}}}),
-                             conn_a, 0);
+    auto r = t.declare_queue(
+        "q", false, true, false, false,
+        make_table({{"x-max-priority", std::int32_t{10}}, {"x-expires", std::int32_t{10000}}}),
+        conn_a, 0);
     ASSERT_FALSE(r);
-    EXPECT_EQ(r.error().text, "PRECONDITION_FAILED - inequivalent arg 'x-expires' for queue 'q' "
-                              "in vhost '/': received '10000' but current is 'none'");
+    EXPECT_EQ(r.error().text,
+              "PRECONDITION_FAILED - inequivalent arg 'x-expires' for queue 'q' "
+              "in vhost '/': received '10000' but current is 'none'");
     r = t.declare_queue("q", false, true, false, false, {}, conn_a, 0);
     ASSERT_FALSE(r);
-    EXPECT_EQ(r.error().text, "PRECONDITION_FAILED - inequivalent arg 'x-max-priority' for queue "
-                              "'q' in vhost '/': received 'none' but current is '10'");
-    r = t.declare_queue("q", false, true, false, false,
-                        make_table({{"x-max-priority", std::int32_t{10}},
-                                    {"x-message-ttl", std::int32_t{5}}}),
-                        conn_a, 0);
+    EXPECT_EQ(r.error().text,
+              "PRECONDITION_FAILED - inequivalent arg 'x-max-priority' for queue "
+              "'q' in vhost '/': received 'none' but current is '10'");
+    r = t.declare_queue(
+        "q", false, true, false, false,
+        make_table({{"x-max-priority", std::int32_t{10}}, {"x-message-ttl", std::int32_t{5}}}),
+        conn_a, 0);
     ASSERT_FALSE(r);
-    EXPECT_EQ(r.error().text, "PRECONDITION_FAILED - inequivalent arg 'x-message-ttl' for queue "
-                              "'q' in vhost '/': received '5' but current is 'none'");
+    EXPECT_EQ(r.error().text,
+              "PRECONDITION_FAILED - inequivalent arg 'x-message-ttl' for queue "
+              "'q' in vhost '/': received '5' but current is 'none'");
     // Invalid arguments are refused on redeclare too, and on creation nothing is created.
     r = t.declare_queue("q", false, true, false, false, make_table({{"x-expires", "x"}}), conn_a,
                         0);
@@ -490,8 +498,8 @@ TEST(amqp_topology, default_exchange_routes_by_queue_name_and_refuses_bindings) 
     queue(t, "q");
     EXPECT_EQ(route(t, "", "q"), names{"q"});
     EXPECT_TRUE(route(t, "", "missing").empty());
-    for (auto e : {t.bind(qb("", "q", "q")), t.unbind(qb("", "q", "q")), t.bind(xb("amq.direct", "")),
-                   t.bind(xb("", "amq.direct"))}) {
+    for (auto e : {t.bind(qb("", "q", "q")), t.unbind(qb("", "q", "q")),
+                   t.bind(xb("amq.direct", "")), t.bind(xb("", "amq.direct"))}) {
         ASSERT_TRUE(e);
         EXPECT_EQ(e->code, reply_code::access_refused);
         EXPECT_EQ(e->text, "ACCESS_REFUSED - operation not permitted on the default exchange");
@@ -519,7 +527,8 @@ TEST(amqp_topology, bind_with_missing_ends_is_404) {
     e = t.bind(xb("amq.direct", "nox"));
     EXPECT_EQ(e->text, "NOT_FOUND - no exchange 'nox' in vhost '/'");
     e = t.bind(qb("nox", "noq"));
-    EXPECT_EQ(e->text, "NOT_FOUND - no exchange 'nox' in vhost '/' and no queue 'noq' in vhost '/'");
+    EXPECT_EQ(e->text,
+              "NOT_FOUND - no exchange 'nox' in vhost '/' and no queue 'noq' in vhost '/'");
     e = t.unbind(qb("amq.direct", "noq"));
     ASSERT_TRUE(e);
     EXPECT_EQ(e->code, reply_code::not_found);
@@ -533,7 +542,7 @@ TEST(amqp_topology, direct_routes_exact_keys_once_each_in_bind_order) {
     queue(t, "q2");
     bind(t, qb("amq.direct", "q2", "k"));
     bind(t, qb("amq.direct", "q1", "k"));
-    bind(t, qb("amq.direct", "q1", "k"));  // twice: no-op
+    bind(t, qb("amq.direct", "q1", "k"));                                        // twice: no-op
     bind(t, qb("amq.direct", "q1", "k", make_table({{"a", std::int32_t{1}}})));  // distinct
     bind(t, qb("amq.direct", "q1", "other"));
     EXPECT_EQ(route(t, "amq.direct", "k"), (names{"q2", "q1"}));
@@ -590,10 +599,10 @@ TEST(amqp_topology, headers_all_any_and_presence) {
     queue(t, "any");
     queue(t, "present");
     queue(t, "empty");
-    bind(t, qb("amq.headers", "all",
-               "", make_table({{"x-match", "all"}, {"format", "pdf"}, {"type", "report"}})));
-    bind(t, qb("amq.headers", "any",
-               "", make_table({{"x-match", "any"}, {"format", "pdf"}, {"type", "report"}})));
+    bind(t, qb("amq.headers", "all", "",
+               make_table({{"x-match", "all"}, {"format", "pdf"}, {"type", "report"}})));
+    bind(t, qb("amq.headers", "any", "",
+               make_table({{"x-match", "any"}, {"format", "pdf"}, {"type", "report"}})));
     bind(t, qb("amq.headers", "present", "",
                make_table({{"flag", amqp::void_value{}}, {"x-ignored", "zzz"}})));
     bind(t, qb("amq.headers", "empty", ""));  // x-match all over nothing: everything
@@ -612,8 +621,7 @@ TEST(amqp_topology, headers_compare_integers_by_value_and_x_args_only_with_x) {
     queue(t, "n");
     queue(t, "withx");
     bind(t, qb("amq.headers", "n", "", make_table({{"n", std::int8_t{5}}})));
-    bind(t, qb("amq.headers", "withx", "",
-               make_table({{"x-match", "all-with-x"}, {"x-k", "v"}})));
+    bind(t, qb("amq.headers", "withx", "", make_table({{"x-match", "all-with-x"}, {"x-k", "v"}})));
     auto h = make_table({{"n", std::int64_t{5}}, {"x-k", "v"}});
     EXPECT_EQ(route(t, "amq.headers", "", &h), (names{"n", "withx"}));
     auto h2 = make_table({{"n", "5"}});
@@ -780,17 +788,18 @@ TEST(amqp_topology, load_of_garbage_changes_nothing) {
     amqp_topology t;
     queue(t, "keep", true);
     const std::string before = t.save();
-    for (const char* bad :
-         {"", "not json", "[]", "{}", R"({"version":2,"exchanges":[],"queues":[],"bindings":[]})",
-          R"({"version":1,"exchanges":{},"queues":[],"bindings":[]})",
-          R"({"version":1,"exchanges":[{"name":"x","type":"weird"}],"queues":[],"bindings":[]})",
-          R"({"version":1,"exchanges":[{"name":"x","type":"direct"}],"queues":[{"name":"q","arguments":"zz"}],"bindings":[]})",
-          R"({"version":1,"exchanges":[],"queues":[{"name":"q","arguments":"0000000100"}],"bindings":[]})",
-          R"({"version":1,"exchanges":[],"queues":[{"name":"q","arguments":"0000000f09782d657870697265734900000000"}],"bindings":[]})",
-          R"({"version":1,"exchanges":[],"queues":[{"name":"q2"}],"bindings":[{"source":"nox","destination":"q2","key":""}]})",
-          R"({"version":1,"exchanges":[],"queues":[{"name":"keep"}],"bindings":[]})",
-          R"({"version":1,"exchanges":[],"queues":[{"name":""}],"bindings":[]})",
-          R"({"version":1,"exchanges":[],"queues":[{"name":"q3","auto_delete":"yes"}],"bindings":[]})"}) {
+    for (
+        const char* bad :
+        {"", "not json", "[]", "{}", R"({"version":2,"exchanges":[],"queues":[],"bindings":[]})",
+         R"({"version":1,"exchanges":{},"queues":[],"bindings":[]})",
+         R"({"version":1,"exchanges":[{"name":"x","type":"weird"}],"queues":[],"bindings":[]})",
+         R"({"version":1,"exchanges":[{"name":"x","type":"direct"}],"queues":[{"name":"q","arguments":"zz"}],"bindings":[]})",
+         R"({"version":1,"exchanges":[],"queues":[{"name":"q","arguments":"0000000100"}],"bindings":[]})",
+         R"({"version":1,"exchanges":[],"queues":[{"name":"q","arguments":"0000000f09782d657870697265734900000000"}],"bindings":[]})",
+         R"({"version":1,"exchanges":[],"queues":[{"name":"q2"}],"bindings":[{"source":"nox","destination":"q2","key":""}]})",
+         R"({"version":1,"exchanges":[],"queues":[{"name":"keep"}],"bindings":[]})",
+         R"({"version":1,"exchanges":[],"queues":[{"name":""}],"bindings":[]})",
+         R"({"version":1,"exchanges":[],"queues":[{"name":"q3","auto_delete":"yes"}],"bindings":[]})"}) {
         auto err = t.load(bad, 0);
         EXPECT_TRUE(err) << bad;
         EXPECT_EQ(t.save(), before) << bad;
