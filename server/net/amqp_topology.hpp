@@ -20,10 +20,13 @@
 #include <conveyor/protocol/amqp_types.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 namespace conveyor::server {
@@ -174,9 +177,50 @@ public:
     std::size_t exchange_count() const noexcept { return exchanges_.size(); }
 
 private:
-    std::map<std::string, amqp_exchange, std::less<>> exchanges_;
-    std::map<std::string, amqp_queue, std::less<>> queues_;
-    std::vector<amqp_binding> bindings_;
+    struct string_hash {
+        using is_transparent = void;
+        std::size_t operator()(std::string_view s) const noexcept {
+            return std::hash<std::string_view>{}(s);
+        }
+    };
+    template <class T>
+    using name_map = std::unordered_map<std::string, T, string_hash, std::equal_to<>>;
+    using name_set = std::set<std::string, std::less<>>;
+
+    // Where a binding delivers, as kept in the direct-routing index.
+    struct destination {
+        std::string name;
+        bool to_exchange = false;
+        bool operator==(const destination&) const = default;
+    };
+    struct exchange_entry {
+        amqp_exchange exchange;
+        std::vector<amqp_binding> bindings;         // from this exchange, in bind order
+        name_map<std::vector<destination>> by_key;  // routing key -> destinations (direct)
+        name_set bound_from;                        // exchanges with a binding to this one
+    };
+    struct queue_entry {
+        amqp_queue queue;
+        name_set bound_from;  // exchanges with a binding to this queue
+    };
+
+    exchange_entry& add_exchange(std::string_view name, exchange_kind kind, bool durable,
+                                 bool auto_delete, bool internal, bool builtin,
+                                 const protocol::amqp::field_table& arguments);
+    bool is_durable(const amqp_binding& b) const;
+    bool is_bound(const exchange_entry& source, const amqp_binding& b) const;
+    void add_binding(exchange_entry& source, const amqp_binding& b);
+    // Removes the bindings of `source` that `pred` selects; true when any was removed.
+    template <class Pred>
+    bool remove_bindings_if(exchange_entry& source, Pred pred);
+    // Erases an exchange with its bindings from and to it; the sources that lost a binding
+    // are appended to `candidates` (auto-delete).
+    void erase_exchange(std::string_view name, std::vector<std::string>& candidates);
+    // Deletes the auto-delete exchanges among `candidates` left without bindings, cascading.
+    void auto_delete_exchanges(std::vector<std::string> candidates);
+
+    name_map<exchange_entry> exchanges_;
+    name_map<queue_entry> queues_;
     bool durable_changed_ = false;
 };
 
