@@ -108,8 +108,14 @@ class ConveyorServer:
     READY_TIMEOUT = 10.0
     BIND_RETRIES = 5
 
-    def __init__(self, extra_args=(), use_default_args=True, port=None, workdir=None):
+    def __init__(self, extra_args=(), use_default_args=True, port=None, workdir=None,
+                 amqp=False):
         self.extra_args = [str(a) for a in extra_args]
+        # AMQP (docs/amqp.md): amqp=True listens on a free port (`amqp_port`, chosen anew
+        # with the RESP port); amqp=False passes --amqp-port 0, so that parallel servers
+        # never collide on the default 5672.
+        self.amqp = amqp
+        self.amqp_port = None
         self.use_default_args = use_default_args
         self.fixed_port = port
         self.own_workdir = workdir is None
@@ -129,6 +135,8 @@ class ConveyorServer:
         cmd = [conveyor_bin(), "server"]
         if self.use_default_args:
             cmd += ["--port", str(port), "--bind", HOST, "--data-dir", self.data_dir]
+        if "--amqp-port" not in self.extra_args:
+            cmd += ["--amqp-port", str(self.amqp_port if self.amqp else 0)]
         return cmd + self.extra_args
 
     def start(self):
@@ -138,6 +146,7 @@ class ConveyorServer:
         attempts = 1 if self.fixed_port else self.BIND_RETRIES
         for attempt in range(attempts):
             port = self.fixed_port or free_port()
+            self.amqp_port = free_port() if self.amqp else None
             self._spawn(port)
             if self._wait_ready():
                 return self
@@ -170,12 +179,21 @@ class ConveyorServer:
                 with socket.create_connection((HOST, self.port), timeout=0.5) as s:
                     s.settimeout(1.0)
                     s.sendall(b"PING\r\n")
-                    if s.recv(64).startswith(b"+PONG"):
+                    if s.recv(64).startswith(b"+PONG") and self._amqp_ready():
                         return True
             except OSError:
                 pass
             time.sleep(0.02)
         return False
+
+    def _amqp_ready(self):
+        if not self.amqp:
+            return True
+        try:
+            socket.create_connection((HOST, self.amqp_port), timeout=0.5).close()
+            return True
+        except OSError:
+            return False
 
     def is_running(self):
         return self.proc is not None and self.proc.poll() is None
@@ -495,10 +513,11 @@ class ConveyorTestCase(unittest.TestCase):
             self._print_log(server)
         self._log_printed = True
 
-    def start_conveyor(self, *extra_args, use_default_args=True, port=None, workdir=None):
+    def start_conveyor(self, *extra_args, use_default_args=True, port=None, workdir=None,
+                       amqp=False):
         """Starts another server for this case; it is stopped on teardown, pass or fail."""
         server = ConveyorServer(extra_args, use_default_args=use_default_args, port=port,
-                                workdir=workdir)
+                                workdir=workdir, amqp=amqp)
         self._servers.append(server)
         self.addCleanup(server.kill_group)
         server.start()
