@@ -167,11 +167,12 @@ asio::awaitable<void> amqp_session::read_loop() {
             in_.clear();
             in_begin_ = 0;
         }
-        const auto old = in_.size();
-        in_.resize(old + read_chunk);
-        auto [ec, n] = co_await socket_.async_read_some(
-            asio::buffer(in_.data() + old, read_chunk), use_tuple);
-        in_.resize(old + n);
+        // Read into a buffer of its own: an AUTH verdict may resume the input (process_input)
+        // while this read is pending, and must see only bytes that arrived.
+        if (!read_buf_) read_buf_ = std::make_unique_for_overwrite<char[]>(read_chunk);
+        auto [ec, n] = co_await socket_.async_read_some(asio::buffer(read_buf_.get(), read_chunk),
+                                                        use_tuple);
+        in_.append(read_buf_.get(), n);
         if (ec || closing_) {
             if (ec && ec != asio::error::eof && ec != asio::error::operation_aborted &&
                 ec != asio::error::connection_reset) {
@@ -579,10 +580,18 @@ void amqp_session::on_tune_ok(const amqp::connection_tune_ok& m) {
     phase_ = phase::open;
 }
 
+// An error in the client's bytes (the codec's): its text gets RabbitMQ's form, the code's
+// name first ("FRAME_ERROR - unknown frame type 9").
 void amqp_session::connection_error(const amqp_error& e) {
     spdlog::info("amqp client {} ({}): connection error {}: {}", client_.id, client_.peer,
                  static_cast<int>(e.code), e.text);
-    close_connection(e.code, e.text, e.method);
+    std::string text(amqp::reply_code_name(e.code));
+    if (text.empty() || e.text.starts_with(text)) {
+        text = e.text;
+    } else {
+        text.append(" - ").append(e.text);
+    }
+    close_connection(e.code, std::move(text), e.method);
 }
 
 void amqp_session::close_connection(amqp::reply_code code, std::string text,

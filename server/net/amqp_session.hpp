@@ -226,6 +226,7 @@ private:
     client_state client_;
     protocol::amqp::connection_decoder decoder_;
     std::string in_;
+    std::unique_ptr<char[]> read_buf_;
     std::size_t in_begin_ = 0;
     std::string out_;
     std::string writing_;

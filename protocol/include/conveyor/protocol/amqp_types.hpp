@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <variant>
 
@@ -53,6 +54,10 @@ enum class reply_code : std::uint16_t {
     not_implemented = 540,
     internal_error = 541,
 };
+
+// The spec's name of a reply code ("NOT_FOUND", "FRAME_ERROR"); "" for a code it does not
+// list. RabbitMQ starts reply texts with it: "NOT_FOUND - no queue 'q' in vhost '/'".
+std::string_view reply_code_name(reply_code code) noexcept;
 
 // Class and method ids of a method; {0, 0} stands for "no method" in an error.
 struct method_key {
