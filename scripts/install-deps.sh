@@ -7,7 +7,7 @@ packages=(
   g++ make cmake ccache pkg-config
   libboost1.81-dev libboost-json1.81-dev libboost-program-options1.81-dev
   libssl-dev libspdlog-dev libgtest-dev
-  redis-tools redis-server python3 python3-redis
+  redis-tools redis-server python3 python3-redis amqp-tools python3-pika python3-celery
   # tests/fuzz (make fuzz, and the short pass in make test): clang-14 with libFuzzer and the
   # sanitizer runtimes (libclang-rt-14-dev), llvm-symbolizer for readable reports (llvm-14).
   clang-14 libclang-rt-14-dev llvm-14
