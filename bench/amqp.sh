@@ -100,7 +100,7 @@ brokers=(rabbitmq)
 # Its own epmd on a free port (ERL_EPMD_PORT), so that no epmd daemon outlives the run; its
 # own HOME, hence its own Erlang cookie for rabbitmqctl; config, plugins, env file, mnesia and
 # logs under $work/rabbit. Each runs in its own process group (setsid), killed on exit.
-rabbit_pid="" epmd_pid="" rabbit_node="" rabbit_env=()
+rabbit_pid="" epmd_pid="" rabbit_node="" rabbit_env=() tool_pid=""
 
 start_rabbitmq() {
     local dir="$work/rabbit"
@@ -161,6 +161,10 @@ stop_rabbitmq() {
 
 amqp_cleanup() {
     local status=$?
+    if [[ -n "$tool_pid" ]]; then
+        kill -TERM "$tool_pid" 2>/dev/null || true
+        wait "$tool_pid" 2>/dev/null || true
+    fi
     stop_rabbitmq
     bench_cleanup
     exit "$status"
@@ -197,13 +201,19 @@ run_tool() {
         celery) cmd=("$python" "$here/amqp_celery_tool.py" "$mode" --timeout "$case_timeout"
                      --pool "$celery_pool" --log "$work/$file.log") ;;
     esac
-    local out="$raw/$file.json"
-    if timeout $((case_timeout + 30)) "${client_cpus[@]}" "${cmd[@]}" --port "$port" "$@" \
-            >"$out.tmp" 2>"$raw/$file.err"; then
+    local out="$raw/$file.json" status=0
+    # In the background and waited for: `wait` returns at once on Ctrl-C or SIGTERM (a
+    # foreground child would delay the trap until it ended), and the clean-up stops the tool.
+    timeout --foreground $((case_timeout + 30)) "${client_cpus[@]}" "${cmd[@]}" --port "$port" \
+        "$@" >"$out.tmp" 2>"$raw/$file.err" &
+    tool_pid=$!
+    wait "$tool_pid" || status=$?
+    tool_pid=""
+    if [[ "$status" == 0 ]]; then
         tail -n 1 "$out.tmp" >"$out"
     else
         "$python" -c 'import json, sys; print(json.dumps({"failed": sys.argv[1]}))' \
-            "exit $?: $(tail -n 3 "$raw/$file.err" | tr '\n' ' ')" >"$out"
+            "exit $status: $(tail -n 3 "$raw/$file.err" | tr '\n' ' ')" >"$out"
     fi
     rm -f "$out.tmp"
     [[ "$mode" == delete ]] && { rm -f "$out"; return 0; }
