@@ -254,7 +254,7 @@ one_group() {
     echo "celery=$("$python" -c 'import celery, kombu, amqp; print(celery.__version__, "kombu", kombu.__version__, "py-amqp", amqp.__version__)')"
     echo "commit=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)"
     if [[ "$rabbitmq_only" == 0 ]]; then
-        echo "conveyor_binary=$(date -u -r "$conveyor_src" +%Y-%m-%dT%H:%M:%SZ) sha256 $(sha256sum "$conveyor_bin" | cut -c1-12), server --fsync $fsync"
+        echo "conveyor_binary=$conveyor_src, built $(date -u -r "$conveyor_src" +%Y-%m-%dT%H:%M:%SZ), sha256 $(sha256sum "$conveyor_bin" | cut -c1-12), server --fsync $fsync"
     else
         echo "conveyor_binary=not run (--rabbitmq-only)"
     fi

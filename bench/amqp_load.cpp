@@ -36,6 +36,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -316,6 +317,14 @@ private:
     std::uint64_t floor_ = 0, count_ = 0, nacks_ = 0;
 };
 
+// User + system CPU seconds of this process: near the wall time, the client was the limit.
+double cpu_seconds() {
+    rusage u{};
+    ::getrusage(RUSAGE_SELF, &u);
+    return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+           static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
 double seconds_since(steady::time_point t0) {
     return std::chrono::duration<double>(steady::now() - t0).count();
 }
@@ -328,14 +337,15 @@ amqp::queue_declare_ok declare(amqp_client& c, const std::string& queue, bool pa
     return c.call<amqp::queue_declare_ok>(d);
 }
 
-void print_result(const options& o, double secs, std::uint64_t nacks, const std::string& extra) {
+void print_result(const options& o, double secs, double cpu, std::uint64_t nacks,
+                  const std::string& extra) {
     std::printf("{\"tool\":\"amqp_load\",\"mode\":\"%s\",\"queue\":\"%s\",\"count\":%llu,"
                 "\"size\":%zu,\"confirm\":%s,\"window\":%llu,\"prefetch\":%u,\"seconds\":%.6f,"
-                "\"rate\":%.1f,\"nacks\":%llu%s}\n",
+                "\"rate\":%.1f,\"client_cpu\":%.3f,\"nacks\":%llu%s}\n",
                 o.mode.c_str(), o.queue.c_str(), static_cast<unsigned long long>(o.count), o.size,
                 o.confirm ? "true" : "false", static_cast<unsigned long long>(o.window),
                 o.prefetch, secs, secs > 0 ? static_cast<double>(o.count) / secs : 0.0,
-                static_cast<unsigned long long>(nacks), extra.c_str());
+                secs > 0 ? cpu / secs : 0.0, static_cast<unsigned long long>(nacks), extra.c_str());
 }
 
 void run_publish(amqp_client& c, const options& o) {
@@ -351,6 +361,7 @@ void run_publish(amqp_client& c, const options& o) {
     confirm_tracker confirms(o.confirm ? o.count : 0);
 
     const auto t0 = steady::now();
+    const double cpu0 = cpu_seconds();
     std::uint64_t published = 0;
     amqp::command cmd;
     for (;;) {
@@ -379,7 +390,7 @@ void run_publish(amqp_client& c, const options& o) {
         ::usleep(1000);
     }
     const double secs = seconds_since(t0);
-    print_result(o, secs, confirms.nacks(), ",\"queue_polls\":" + std::to_string(polls));
+    print_result(o, secs, cpu_seconds() - cpu0, confirms.nacks(), ",\"queue_polls\":" + std::to_string(polls));
 }
 
 void run_consume(amqp_client& c, options o) {
@@ -389,6 +400,7 @@ void run_consume(amqp_client& c, options o) {
     consume.queue = o.queue;
     consume.consumer_tag = "amqp_load";
     const auto t0 = steady::now();
+    const double cpu0 = cpu_seconds();
     c.send(consume);
     std::uint64_t received = 0;
     std::uint64_t bytes = 0;
@@ -412,7 +424,7 @@ void run_consume(amqp_client& c, options o) {
     c.call<amqp::basic_cancel_ok>(amqp::basic_cancel{"amqp_load", false});
     const double secs = seconds_since(t0);
     o.size = static_cast<std::size_t>(bytes / o.count);
-    print_result(o, secs, 0, "");
+    print_result(o, secs, cpu_seconds() - cpu0, 0, "");
 }
 
 void run_delete(amqp_client& c, const options& o) {
