@@ -6,6 +6,7 @@
 //   amqp_load consume --port P --queue Q --count N [--prefetch K]
 //   amqp_load delete  --port P --queue Q
 //   common: [--host H] [--user guest] [--password guest] [--vhost /] [--timeout SECONDS]
+//           [--batch-bytes B] (publish: bytes encoded per write batch, default 1 MiB)
 //
 // publish declares Q (durable) and publishes N persistent messages (delivery_mode 2) of BYTES
 // to the default exchange. Without --confirm it ends with a passive queue.declare round trip,
@@ -70,15 +71,16 @@ struct options {
     std::uint64_t window = 1000;
     std::uint16_t prefetch = 100;
     double timeout_s = 600;
+    // Publishing encodes a batch of up to this many bytes (at least one message) once the
+    // previous batch is all written: one send() per batch when the socket keeps up, memory flat
+    // at any --count.
+    std::size_t batch_bytes = 1024 * 1024;
 };
 
 [[noreturn]] void fail(const std::string& what) { throw std::runtime_error(what); }
 
 constexpr std::uint16_t channel = 1;
 constexpr std::size_t read_chunk = 256 * 1024;
-// Publishing stops encoding when this much output is pending: enough to fill the socket
-// buffers many times over, small enough to keep memory flat at any --count.
-constexpr std::size_t out_high_water = 4 * 1024 * 1024;
 
 // Bytes read and not yet decoded: [begin_, end_) of data_, compacted before each read.
 class input_buffer {
@@ -368,7 +370,8 @@ void run_publish(amqp_client& c, const options& o) {
         const bool done = o.confirm ? confirms.settled() == o.count
                                     : published == o.count && c.pending_out() == 0;
         if (done) break;
-        while (published < o.count && c.pending_out() < out_high_water &&
+        const bool refill = c.pending_out() == 0;
+        while (refill && published < o.count && c.pending_out() < o.batch_bytes &&
                (!o.confirm || published - confirms.settled() < o.window)) {
             amqp::encode_content_command(c.out(), channel, publish, raw_props, body, c.frame_max());
             ++published;
@@ -441,7 +444,7 @@ void run_delete(amqp_client& c, const options& o) {
         "       amqp_load consume --queue Q --count N [--prefetch K]\n"
         "       amqp_load delete  --queue Q\n"
         "common: [--host 127.0.0.1] [--port 5672] [--user guest] [--password guest]\n"
-        "        [--vhost /] [--timeout 600]\n",
+        "        [--vhost /] [--timeout 600] [--batch-bytes 1048576]\n",
         status == 0 ? stdout : stderr);
     std::exit(status);
 }
@@ -469,6 +472,7 @@ options parse(int argc, char** argv) {
         else if (a == "--window") o.window = std::stoull(value());
         else if (a == "--prefetch") o.prefetch = static_cast<std::uint16_t>(std::stoul(value()));
         else if (a == "--timeout") o.timeout_s = std::stod(value());
+        else if (a == "--batch-bytes") o.batch_bytes = std::stoull(value());
         else if (a == "--confirm") o.confirm = true;
         else if (a == "-h" || a == "--help") usage(0);
         else usage(2);
