@@ -15,7 +15,7 @@
 #   x {publish without confirms, publish with confirms, consume + ack}
 #   x {100 B, 64 KiB (--big-size)}
 # Durable queues, persistent messages (delivery_mode 2), default exchange, prefetch 100, one
-# ack per delivery. Counts: amqp_load 100 B --cpp-count (100000), 64 KiB --cpp-big-count
+# ack per delivery. Counts: amqp_load 100 B --cpp-count (200000), 64 KiB --cpp-big-count
 # (5000), window 1000 with confirms; pika --pika-count (20000) / --pika-big-count (2000),
 # and --pika-confirm-count (1000) with confirms (pika waits for each confirm: latency-bound).
 # Consume drains the queue the no-confirm publish filled. Then the Celery drain:
@@ -36,7 +36,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/.." && pwd)"
 rounds=3
 fsync=always
-cpp_count=100000
+cpp_count=200000
 cpp_big_count=5000
 pika_count=20000
 pika_big_count=2000
