@@ -298,6 +298,8 @@ public:
     explicit confirm_tracker(std::uint64_t n) : settled_(n + 1, 0) {}
     void settle(std::uint64_t tag, bool multiple, bool nack) {
         if (tag >= settled_.size()) fail("confirm for unknown delivery tag " + std::to_string(tag));
+        ++frames_;
+        if (multiple) ++multiple_frames_;
         if (multiple) {
             for (std::uint64_t t = floor_ + 1; t <= tag; ++t) mark(t, nack);
             floor_ = std::max(floor_, tag);
@@ -306,6 +308,9 @@ public:
         }
     }
     std::uint64_t settled() const { return count_; }
+    // basic.ack/basic.nack frames received, and how many of them had `multiple` set.
+    std::uint64_t frames() const { return frames_; }
+    std::uint64_t multiple_frames() const { return multiple_frames_; }
     std::uint64_t nacks() const { return nacks_; }
 
 private:
@@ -316,7 +321,7 @@ private:
         if (nack) ++nacks_;
     }
     std::vector<std::uint8_t> settled_;
-    std::uint64_t floor_ = 0, count_ = 0, nacks_ = 0;
+    std::uint64_t floor_ = 0, count_ = 0, nacks_ = 0, frames_ = 0, multiple_frames_ = 0;
 };
 
 // User + system CPU seconds of this process: near the wall time, the client was the limit.
@@ -393,7 +398,10 @@ void run_publish(amqp_client& c, const options& o) {
         ::usleep(1000);
     }
     const double secs = seconds_since(t0);
-    print_result(o, secs, cpu_seconds() - cpu0, confirms.nacks(), ",\"queue_polls\":" + std::to_string(polls));
+    print_result(o, secs, cpu_seconds() - cpu0, confirms.nacks(),
+                 ",\"queue_polls\":" + std::to_string(polls) + ",\"confirm_frames\":" +
+                     std::to_string(confirms.frames()) + ",\"multiple_confirms\":" +
+                     std::to_string(confirms.multiple_frames()));
 }
 
 void run_consume(amqp_client& c, options o) {
