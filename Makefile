@@ -5,7 +5,7 @@ JOBS ?= $(shell nproc)
 DATA_DIR ?= ./data
 CONFIG_ARGS ?=
 
-.PHONY: all deps configure build server run test unit integration soak bench bench-durable bench-worker clean format \
+.PHONY: all deps configure build server run test unit integration soak bench bench-durable bench-worker bench-amqp clean format \
 	fuzz fuzz-build test-asan
 
 all: build
@@ -87,6 +87,12 @@ bench-worker: build
 
 bench-durable: build
 	./bench/durable.sh $(DURABLE_ARGS)
+
+# conveyor's AMQP front-end next to a private rabbitmq-server (issue 5): amqp_load, pika,
+# Celery; installs rabbitmq-server, python3-pika and python3-celery first.
+bench-amqp: build
+	./scripts/install-deps.sh bench
+	./bench/amqp.sh $(AMQP_ARGS)
 
 format:
 	clang-format -i $$(git ls-files '*.cpp' '*.hpp')

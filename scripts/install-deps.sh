@@ -14,7 +14,7 @@ packages=(
 )
 # `scripts/install-deps.sh bench`: also the peers the benchmarks run beside conveyor.
 if [ "${1:-}" = bench ]; then
-  packages+=(python3-celery)
+  packages+=(python3-celery python3-pika rabbitmq-server)
 fi
 
 missing=()
