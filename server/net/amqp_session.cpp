@@ -91,15 +91,8 @@ amqp_session::amqp_session(tcp::socket socket, amqp_vhost& vhost, std::uint64_t 
       close_timer_(socket_.get_executor()) {
     client_.id = id;
     client_.name = "amqp";
+    describe_peer(socket_, client_);
     boost::system::error_code ec;
-    auto ep = socket_.remote_endpoint(ec);
-    if (!ec) {
-        client_.peer = ep.address().to_string() + ":" + std::to_string(ep.port());
-        auto a = ep.address();
-        if (a.is_v6() && a.to_v6().is_v4_mapped())
-            a = asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6());
-        client_.loopback = a.is_loopback();
-    }
     socket_.set_option(tcp::no_delay(true), ec);
     channel_max_ = static_cast<std::uint16_t>(service_.config().amqp_channel_max);
     last_read_us_ = last_write_us_ = service_.now().mono_us;

@@ -35,6 +35,17 @@ void log_exception(std::exception_ptr e, const char* what) {
 
 }  // namespace
 
+void describe_peer(const tcp::socket& socket, client_state& client) {
+    boost::system::error_code ec;
+    auto ep = socket.remote_endpoint(ec);
+    if (ec) return;
+    client.peer = ep.address().to_string() + ":" + std::to_string(ep.port());
+    auto a = ep.address();
+    if (a.is_v6() && a.to_v6().is_v4_mapped())
+        a = asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6());
+    client.loopback = a.is_loopback();
+}
+
 std::size_t raise_open_files_limit(std::size_t max_clients) {
     const rlim_t wanted = static_cast<rlim_t>(max_clients + reserved_fds);
     rlimit lim{};

@@ -78,6 +78,10 @@ private:
     bool stopped_ = false;
 };
 
+// Fills `client.peer` ("address:port") and `client.loopback` from the socket's remote end (an
+// IPv4-mapped IPv6 address counts as its IPv4 form), for sessions of either protocol.
+void describe_peer(const boost::asio::ip::tcp::socket& socket, client_state& client);
+
 // Raises RLIMIT_NOFILE's soft limit toward the hard limit so that `max_clients` connections
 // fit with 32 descriptors to spare (the log, listeners, stdio), as Redis does at start.
 // Returns how many clients fit: `max_clients`, or fewer (logged) when the limit cannot be

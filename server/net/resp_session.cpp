@@ -80,15 +80,8 @@ resp_session::resp_session(tcp::socket socket, broker_service& service, std::uin
       released_(socket_.get_executor()),
       last_request_us_(service.now().mono_us) {
     client_.id = id;
+    describe_peer(socket_, client_);
     boost::system::error_code ec;
-    auto ep = socket_.remote_endpoint(ec);
-    if (!ec) {
-        client_.peer = ep.address().to_string() + ":" + std::to_string(ep.port());
-        auto a = ep.address();
-        if (a.is_v6() && a.to_v6().is_v4_mapped())
-            a = asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6());
-        client_.loopback = a.is_loopback();
-    }
     socket_.set_option(tcp::no_delay(true), ec);
     // Synchronous reads and writes (read_available, hand_off_output) must never block the
     // broker's only thread.
