@@ -93,7 +93,11 @@ start_redis() {
 start_conveyor() {
     local name="$1"; shift
     mkdir -p "$work/$name-data"
-    start_server "$name" "$conveyor_bin" server --bind 127.0.0.1 --data-dir "$work/$name-data" "$@"
+    # No AMQP listener unless asked for (its default port 5672 may be taken).
+    local amqp=(--amqp-port 0)
+    case " $* " in *" --amqp-port "*) amqp=() ;; esac
+    start_server "$name" "$conveyor_bin" server --bind 127.0.0.1 --data-dir "$work/$name-data" \
+        "${amqp[@]}" "$@"
 }
 
 # stop_server <pid>: SIGTERM, wait (up to 120 s) for the exit; prints the seconds it took.

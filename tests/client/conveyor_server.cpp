@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -86,6 +87,11 @@ bool conveyor_server::start_on(std::uint16_t port, const std::vector<std::string
     std::vector<std::string> args{binary_path(), "server",       "--port",  std::to_string(port),
                                   "--data-dir",  dir_ + "/data", "--fsync", "no",
                                   "--log-level", "warn"};
+    // No AMQP listener unless asked for: its default port (5672) would be shared by every
+    // server the tests start in parallel.
+    if (std::find(extra_args.begin(), extra_args.end(), "--amqp-port") == extra_args.end()) {
+        args.insert(args.end(), {"--amqp-port", "0"});
+    }
     std::uint16_t tls_port = 0;
     if (tls_) {
         tls_port = free_port();
