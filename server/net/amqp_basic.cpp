@@ -619,7 +619,9 @@ void amqp_session::pump(amqp_consumer& c) {
     if (!auto_acks_.empty()) {
         auto acks = std::move(auto_acks_);
         auto_acks_.clear();
-        for (const auto& lease : acks) service_.core().ack(lease, std::nullopt, now);
+        for (const auto& lease : acks) {
+            service_.core().ack(lease, std::nullopt, now, core::broker::after_ack::forget);
+        }
     }
     service_.deadlines_changed();
     wake_writer();
@@ -725,7 +727,7 @@ std::optional<amqp_error> amqp_session::get(channel& ch, const amqp::basic_get& 
     deliver(ch, nullptr, t, left);
     if (m.no_ack) {
         ch.unacked.erase(ch.next_tag - 1);
-        service_.core().ack(lease, std::nullopt, now);
+        service_.core().ack(lease, std::nullopt, now, core::broker::after_ack::forget);
     }
     return std::nullopt;
 }
@@ -765,7 +767,7 @@ std::optional<amqp_error> amqp_session::settle(channel& ch, std::uint64_t tag, b
     for (const auto& [delivery, lease] : settled) {
         core::op_status st = core::op_status::ok;
         if (!requeue) {
-            st = core.ack(lease, std::nullopt, now);
+            st = core.ack(lease, std::nullopt, now, core::broker::after_ack::forget);
         } else if (*requeue) {
             st = core.release(lease, 0, now);
         } else {

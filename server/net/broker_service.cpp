@@ -195,9 +195,15 @@ std::optional<storage::liveness_answer> broker_service::ask_liveness(std::vector
 }
 
 void broker_service::before_sleep() {
-    if (!kick_due_ || !log_) return;
+    if (!log_) return;
+    // Under `always` the batch is synced when a reply waits for the log (a RESP reply, an AMQP
+    // confirm), or once a second (housekeeping); otherwise it is only written: nobody has
+    // been told it is durable, and the next sync covers it (durable_log.hpp).
+    const bool sync = sync_due_ || !release_waits_.empty();
+    if (!kick_due_ && !(sync && log_->unsynced())) return;
     kick_due_ = false;
-    log_->kick();
+    if (sync) sync_due_ = false;
+    log_->kick(sync);
     // Inline (no storage thread): the batch is already written and synced.
     if (log_->is_inline()) on_log_released();
 }
@@ -313,6 +319,7 @@ asio::awaitable<void> broker_service::run_housekeeping() {
             std::min<std::uint64_t>(broker_.stats().tasks_live * reserve_per_task,
                                     log_->options().segment_target_bytes / 2);
         log_->set_reserve(reserve);
+        if (log_->unsynced()) sync_due_ = true;  // written without a waiter: synced this round
         log_->retry_space();
         note_space();
     }

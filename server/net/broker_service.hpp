@@ -105,6 +105,11 @@ public:
     // the records of every client served in this round go to the log together (one write,
     // one fsync), as in Redis's beforeSleep.
     void before_sleep();
+    // A round ends early once this much is appended to the log (see server_main).
+    bool round_full() const noexcept {
+        return log_ && log_->pending_bytes() >= round_limit_bytes;
+    }
+    static constexpr std::size_t round_limit_bytes = 1 << 20;
     storage::durable_log* log() noexcept { return log_.get(); }
     const recovery_info& recovery() const noexcept { return recovery_; }
     // Replies produced now depend on every record appended so far.
@@ -172,6 +177,7 @@ private:
     std::function<void()> on_fatal_;
     bool log_failed_ = false;
     bool kick_due_ = false;
+    bool sync_due_ = false;  // the next before_sleep syncs, waiters or not
     storage::faulty_file_io* debug_io_ = nullptr;
 };
 

@@ -199,10 +199,13 @@ int server_main(const std::vector<std::string>& args) {
                  config.data_dir, config.fsync,
                  static_cast<long>(::getpid()));
     // io.run(), with a hook before each wait: run one handler (blocking), then everything
-    // that became ready meanwhile, then hand this round's records to the log.
+    // that became ready meanwhile, then hand this round's records to the log. A round also
+    // ends once it has appended round_limit_bytes: a client streaming large messages keeps
+    // handlers ready forever, and its records (and every reply behind them) would otherwise
+    // wait in one ever-growing batch.
     while (!io.stopped()) {
         io.run_one();
-        while (io.poll() > 0) {
+        while (!service.round_full() && io.poll_one() > 0) {
         }
         service.before_sleep();
     }

@@ -21,9 +21,9 @@ import pika
 from pika.exceptions import (AuthenticationError, ChannelClosedByBroker,
                              ProbableAuthenticationError, UnroutableError)
 
-from amqp_target import (ON_RABBITMQ, AmqpTestCase, RawAmqp, conveyor_only, method_frame,
-                         shortstr)
-from harness import conveyor_bin, lease_one, task_info, wait_until
+from amqp_target import (FRAME_BODY, FRAME_HEADER, ON_RABBITMQ, AmqpTestCase, RawAmqp,
+                         conveyor_only, frame, method_frame, shortstr)
+from harness import conveyor_bin, info_section, lease_one, task_info, wait_until
 
 
 class PikaCase(AmqpTestCase):
@@ -540,8 +540,75 @@ class CrossProtocolTest(PikaCase):
         self.assertEqual([b for _, _, b in got], [b"via-enqueue", b"via-lpush"])
         for m, _, _ in got:
             ch.basic_ack(m.delivery_tag)
-        wait_until(lambda: task_info(self.resp, tid)["state"] == "succeeded", 5,
-                   message="the AMQP ack to finish the task")
+        # An AMQP ack forgets the task at once (docs/amqp.md): no succeeded state to read.
+        wait_until(lambda: task_info(self.resp, tid) is None, 5,
+                   message="the AMQP ack to finish and forget the task")
+
+    def test_acknowledged_messages_are_forgotten_and_free_their_memory(self):
+        ch = self.channel()
+        ch.queue_declare("big")
+        ch.confirm_delivery()
+        for i in range(20):
+            ch.basic_publish("", "big", bytes([65 + i]) * 10000)
+        mem = info_section(self.server, "memory")
+        self.assertGreaterEqual(int(mem["payload_bytes"]), 200000)
+        for i in range(10):  # basic.get with an explicit ack, then auto-ack consumers
+            m, _, _ = ch.basic_get("big")
+            ch.basic_ack(m.delivery_tag)
+        conn = self.connect()
+        self.collect(conn, conn.channel(), "big", 10, auto_ack=True)
+        wait_until(lambda: info_section(self.server, "stats")["tasks_live"] == "0", 5,
+                   message="every acknowledged task to be forgotten")
+        self.assertEqual(info_section(self.server, "memory")["payload_bytes"], "0")
+        self.assertEqual(info_section(self.server, "stats")["tasks_succeeded"], "20")
+
+    def test_publishes_without_confirms_are_written_but_not_synced_one_by_one(self):
+        ch = self.channel()
+        ch.queue_declare("fire")
+        before = info_section(self.server, "persistence")
+        for i in range(300):
+            ch.basic_publish("", "fire", b"x" * 100,
+                             pika.BasicProperties(delivery_mode=2))
+        wait_until(lambda: ch.queue_declare("fire", passive=True).method.message_count == 300,
+                   5, message="300 messages in the queue")
+        after = info_section(self.server, "persistence")
+        # Nobody waited for them, so nothing synced them one round at a time: at most the
+        # once-a-second sync and the sync for these INFO replies.
+        self.assertLessEqual(int(after["log_fsyncs"]) - int(before["log_fsyncs"]), 5)
+        self.assertGreaterEqual(int(after["log_records_appended"]) -
+                                int(before["log_records_appended"]), 300)
+        # A reply that follows them waits for their sync: everything is released now.
+        final = info_section(self.server, "persistence")
+        self.assertEqual(final["log_records_released"], after["log_records_appended"])
+
+    def test_a_burst_of_large_publishes_is_committed_in_bounded_rounds(self):
+        # 24 MiB of 64 KiB publishes with confirms, sent in one go: the broker reads them
+        # back to back, and a round ends (write, fsync, confirms) about every MiB rather than
+        # holding every record and confirm until the socket runs dry.
+        raw = RawAmqp("127.0.0.1", self.port, timeout=30.0).handshake()
+        self.addCleanup(raw.close)
+        ch = raw.channel_open()
+        raw.send(method_frame(ch, 50, 10, struct.pack("!H", 0) + shortstr("burst") +
+                              b"\x02" + struct.pack("!I", 0)))  # queue.declare durable
+        raw.expect_method(50, 11)
+        raw.send(method_frame(ch, 85, 10, b"\x00"))  # confirm.select
+        raw.expect_method(85, 11)
+        body = b"b" * 65536
+        one = (method_frame(ch, 60, 40, struct.pack("!H", 0) + shortstr("") +
+                            shortstr("burst") + b"\x00") +
+               frame(FRAME_HEADER, ch, struct.pack("!HHQH", 60, 0, len(body), 0)) +
+               frame(FRAME_BODY, ch, body))
+        count = 384
+        before = int(info_section(self.server, "persistence")["log_fsyncs"])
+        raw.send(one * count)
+        acked = 0
+        while acked < count:
+            _, c, m, args = raw.read_method()
+            self.assertEqual((c, m), (60, 80), args)  # basic.ack only, no nack
+            acked = struct.unpack("!Q", args[:8])[0]
+        rounds = int(info_section(self.server, "persistence")["log_fsyncs"]) - before
+        self.assertGreaterEqual(rounds, 12, "24 MiB committed in too few rounds")
+        self.assertEqual(self.message_count("burst"), count)
 
     def test_nack_without_requeue_dead_letters(self):
         ch = self.channel()

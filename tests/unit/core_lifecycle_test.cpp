@@ -119,6 +119,24 @@ TEST_F(lifecycle_test, results_are_forgotten_after_retention) {
     EXPECT_TRUE(b.enqueue("q", "x", with_id(done), now).created);
 }
 
+TEST_F(lifecycle_test, ack_that_forgets_erases_the_task_at_once) {
+    const std::string id = enqueue("q", std::string(1000, 'x'));
+    EXPECT_FALSE(b.result(id, now, waiter_id{4}).has_value());
+    const std::string token = lease_one("q");
+    EXPECT_EQ(b.ack(token, std::nullopt, now, broker::after_ack::forget), op_status::ok);
+    // Result waiters still hear that it succeeded; then nothing is left of it.
+    ASSERT_EQ(events.got.size(), 1u);
+    EXPECT_EQ(events.got[0].what, delivered::kind::result);
+    EXPECT_EQ(events.got[0].state, task_state::succeeded);
+    EXPECT_FALSE(b.task(id, now).has_value());
+    EXPECT_EQ(b.stats().tasks_live, 0u);
+    EXPECT_EQ(b.stats().tasks_succeeded, 1u);
+    EXPECT_EQ(b.stats().payload_bytes, 0u);
+    EXPECT_FALSE(b.next_deadline().has_value());  // no retention to expire
+    EXPECT_EQ(b.ack(token, std::nullopt, now), op_status::lease_lost);
+    EXPECT_TRUE(b.enqueue("q", "again", with_id(id), now).created);
+}
+
 TEST_F(lifecycle_test, cancelled_token_is_lease_lost_once_forgotten) {
     const std::string id = enqueue("q", "x");
     const std::string token = lease_one("q");

@@ -122,6 +122,25 @@ TEST_F(replay_test, replayed_records_rebuild_the_same_state) {
     expect_same_state(replayed);
 }
 
+// AMQP's ack: an ack record, then a forget record at once; the replay forgets it too.
+TEST_F(replay_test, ack_that_forgets_logs_ack_then_forget_and_replays_to_the_same_state) {
+    const std::string kept = enqueue("q", "kept");
+    const std::string gone = enqueue("q", "gone");
+    ASSERT_EQ(b.ack(lease_one("q"), std::nullopt, now), op_status::ok);
+    const std::string token = lease_one("q");
+    const std::size_t before = log.size();
+    ASSERT_EQ(b.ack(token, std::nullopt, now, broker::after_ack::forget), op_status::ok);
+    ASSERT_EQ(log.size(), before + 2);
+    EXPECT_EQ(record_name(log[before]), "ack");
+    EXPECT_EQ(record_name(log[before + 1]), "forget");
+    EXPECT_TRUE(b.result(kept, now).has_value());
+    EXPECT_FALSE(b.task(gone, now).has_value());
+    broker replayed{test_config()};
+    for (const record& r : log) replayed.replay(r);
+    expect_same_state(replayed);
+    EXPECT_FALSE(replayed.task(gone, now).has_value());
+}
+
 TEST_F(replay_test, replayed_broker_continues_exactly_like_the_original) {
     run_scenario();
     broker replayed{test_config()};

@@ -95,6 +95,40 @@ TEST(durable_log, always_releases_a_kicked_batch_with_one_fsync) {
     for (int i = 0; i < 100; ++i) EXPECT_TRUE(storage_test::same_record(got[i], enqueue_record(i)));
 }
 
+// kick(false): nobody waits for the batch, so it is written (a kill -9 loses nothing) but not
+// synced, and released() does not move. The next kick(true), even with nothing pending,
+// syncs once and releases everything written before it.
+TEST(durable_log, always_kick_without_sync_writes_and_a_later_sync_releases_it) {
+    temp_dir d;
+    storage::posix_file_io io;
+    {
+        durable_log log(io, options(d, fsync_mode::always));
+        ASSERT_FALSE(log.recover([](const core::record&) {}).error);
+        ASSERT_FALSE(log.start({}));
+        for (int i = 0; i < 10; ++i) ASSERT_FALSE(log.append(enqueue_record(i)));
+        EXPECT_GT(log.pending_bytes(), 0u);
+        log.kick(false);
+        EXPECT_EQ(log.pending_bytes(), 0u);
+        EXPECT_EQ(log.released(), 0u);
+        EXPECT_TRUE(log.unsynced());
+        EXPECT_EQ(log.stats().fsyncs, 0u);
+        // Written: a second reader of the directory (recovery) already sees all ten.
+        EXPECT_EQ(recover_all(io, d).size(), 10u);
+
+        for (int i = 10; i < 15; ++i) ASSERT_FALSE(log.append(enqueue_record(i)));
+        log.kick(false);
+        EXPECT_EQ(log.released(), 0u);
+        log.kick(true);  // nothing pending: syncs what the two kicks wrote
+        EXPECT_EQ(log.released(), 15u);
+        EXPECT_FALSE(log.unsynced());
+        EXPECT_EQ(log.stats().fsyncs, 1u);
+        log.kick(true);  // nothing written since: no second fsync
+        EXPECT_EQ(log.stats().fsyncs, 1u);
+        log.stop();
+    }
+    EXPECT_EQ(recover_all(io, d).size(), 15u);
+}
+
 TEST(durable_log, everysec_and_no_release_once_written_by_the_storage_thread) {
     for (auto mode : {fsync_mode::everysec, fsync_mode::no}) {
         temp_dir d;

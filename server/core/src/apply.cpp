@@ -290,6 +290,7 @@ void broker::impl::erase_task(detail::task* t) {
         auto x = extras_.find(t);
         payload_bytes_ -= x->second.properties.size();
         extras_.erase(x);
+        t->set(detail::flag_has_extra, false);  // RESULT waiters may still view it this turn
     }
     // Purged or deleted before it ended: its RESULT waiters are answered now with the task as
     // it was (not finished, so nil), the same path a popped task takes, rather than left to

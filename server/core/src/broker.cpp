@@ -155,11 +155,14 @@ bool broker::lease_current(std::string_view lease) const {
     return impl_->current_lease(lease) != nullptr;
 }
 
-op_status broker::ack(std::string_view lease, std::optional<std::string_view> result, instant now) {
+op_status broker::ack(std::string_view lease, std::optional<std::string_view> result, instant now,
+                      after_ack then) {
     impl_->tick(now);
     detail::task* t = impl_->current_lease(lease);
     if (t == nullptr) return op_status::lease_lost;
-    impl_->emit(rec_ack{now, std::string(t->id()), std::string(result.value_or(""))});
+    std::string id(t->id());
+    impl_->emit(rec_ack{now, id, std::string(result.value_or(""))});
+    if (then == after_ack::forget) impl_->emit(rec_forget{now, std::move(id)});
     impl_->finish(now);
     return op_status::ok;
 }

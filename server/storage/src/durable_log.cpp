@@ -143,14 +143,15 @@ std::error_code durable_log::append(const core::record& r) {
     std::lock_guard lk(mu_);
     if (failed_.load(std::memory_order_relaxed)) return storage_errc::log_failed;
     if (std::error_code ec = append_record_frame(r, pending_, options_.max_frame_len)) return ec;
+    pending_bytes_.store(pending_.size(), std::memory_order_relaxed);
     ++pending_records_;
     ++appended_;
     return {};
 }
 
-void durable_log::kick() {
+void durable_log::kick(bool sync) {
     if (inline_) {
-        if (!failed()) process_batch(false);
+        if (!failed()) process_batch(false, sync);
         return;
     }
     {
@@ -185,12 +186,13 @@ void durable_log::run() {
 
 // Takes everything pending, writes it, syncs as the mode says, rotates when due, and
 // publishes the new released() position. False once the log has failed.
-bool durable_log::process_batch(bool stopping) {
+bool durable_log::process_batch(bool stopping, bool sync) {
     std::unique_lock lk(mu_);
     kicked_ = false;
     retry_space_ = false;
     batch_.swap(pending_);
     pending_.clear();
+    pending_bytes_.store(0, std::memory_order_relaxed);
     const std::size_t records = pending_records_;
     pending_records_ = 0;
     const std::uint64_t upto = appended_;
@@ -198,13 +200,12 @@ bool durable_log::process_batch(bool stopping) {
 
     std::error_code ec;
     if (!batch_.empty()) {
-        ec = writer_.append_frames(batch_, records);
-        if (!ec) ec = writer_.write();
+        ec = writer_.write_frames(batch_, records);
         batch_.clear();
     }
     std::int64_t sync_us = -1;
     const auto now = steady_clock::now();
-    const bool sync_due = options_.fsync == fsync_mode::always || stopping ||
+    const bool sync_due = (options_.fsync == fsync_mode::always && sync) || stopping ||
                           (options_.fsync == fsync_mode::everysec &&
                            now - last_sync_ >= std::chrono::seconds(1));
     if (!ec && sync_due && writer_.unsynced()) {
@@ -241,7 +242,11 @@ bool durable_log::process_batch(bool stopping) {
         stats_.current_sequence = writer_.sequence();
     }
     stats_.log_bytes = closed_segments_bytes_ + writer_.segment_bytes();
-    if (upto != released_.load(std::memory_order_relaxed)) {
+    written_.store(upto, std::memory_order_release);
+    // Under `always` only synced records are released; a rotation syncs the old segment, and
+    // an fdatasync covers every earlier write to the file.
+    const bool durable = !inline_ || !writer_.unsynced();
+    if (durable && upto != released_.load(std::memory_order_relaxed)) {
         released_.store(upto, std::memory_order_release);
         lk.unlock();
         if (on_released_) on_released_();

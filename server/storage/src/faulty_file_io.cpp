@@ -104,6 +104,22 @@ std::error_code faulty_file_io::write_at(file_handle f, std::uint64_t offset,
     return write(f, offset, bytes);
 }
 
+std::error_code faulty_file_io::allocate(file_handle f, std::uint64_t offset,
+                                         std::uint64_t length) {
+    std::unique_lock lk(mu_);
+    const bool faulted = ++writes_ == write_fault_.nth;
+    const fault armed = write_fault_;
+    const bool full = disk_full_;
+    lk.unlock();
+    if (faulted) return {armed.error, std::system_category()};
+    if (full && length > 0) {
+        const io_result<std::uint64_t> size = inner_.file_size(f);
+        if (size.error) return size.error;
+        if (offset + length > size.value) return {ENOSPC, std::system_category()};
+    }
+    return inner_.allocate(f, offset, length);  // zeros: nothing for the power-loss tracking
+}
+
 std::error_code faulty_file_io::write(file_handle f, std::optional<std::uint64_t> offset,
                                       std::string_view bytes) {
     auto pass = [&](std::string_view part) {

@@ -4,7 +4,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <cerrno>
+#include <algorithm>
 #include <cstdio>
+#include <string>
 
 namespace conveyor::storage {
 
@@ -69,6 +71,26 @@ std::error_code posix_file_io::write_at(file_handle f, std::uint64_t offset,
         p += n;
         at += n;
         left -= static_cast<std::size_t>(n);
+    }
+    return {};
+}
+
+std::error_code posix_file_io::allocate(file_handle f, std::uint64_t offset,
+                                        std::uint64_t length) {
+    if (length == 0) return {};
+    int rc;
+    do {
+        rc = ::fallocate(f.fd, 0, static_cast<off_t>(offset), static_cast<off_t>(length));
+    } while (rc < 0 && errno == EINTR);
+    if (rc == 0) return {};
+    if (errno != EOPNOTSUPP && errno != ENOSYS) return last_error();
+    // No fallocate here: zeros, a piece at a time.
+    const std::string zeros(std::min<std::uint64_t>(length, std::uint64_t{1} << 20), '\0');
+    for (std::uint64_t done = 0; done < length;) {
+        const std::uint64_t n = std::min<std::uint64_t>(zeros.size(), length - done);
+        if (std::error_code ec = write_at(f, offset + done, std::string_view(zeros).substr(0, n)))
+            return ec;
+        done += n;
     }
     return {};
 }

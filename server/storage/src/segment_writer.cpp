@@ -79,11 +79,10 @@ std::error_code segment_writer::reserve(std::uint64_t room, std::uint64_t max_fi
     if (!file_.valid()) return storage_errc::not_open;
     const std::uint64_t chunk = options_.preallocate_chunk;
     if (chunk == 0 || allocated_ >= segment_bytes_ + room) return {};
-    if (zeros_.empty()) zeros_.assign(chunk, '\0');
     // Whole chunks, from the end of what is allocated, until `room` fits.
     for (std::uint64_t filled = 0; allocated_ < segment_bytes_ + room && filled < max_fill;
          filled += chunk) {
-        const std::error_code ec = io_.write_at(file_, allocated_, zeros_);
+        const std::error_code ec = io_.allocate(file_, allocated_, chunk);
         if (is_no_space(ec)) return storage_errc::no_space;
         if (ec) return fail(ec);
         allocated_ += chunk;
@@ -125,14 +124,27 @@ std::error_code segment_writer::append_frames(std::string_view frames, std::size
     return {};
 }
 
-std::error_code segment_writer::write() {
+std::error_code segment_writer::write_frames(std::string_view frames, std::size_t records) {
+    if (!batch_.empty()) {
+        if (std::error_code ec = append_frames(frames, records)) return ec;
+        return write();
+    }
+    return write_out(frames);  // from the caller's buffer
+}
+
+std::error_code segment_writer::write_out(std::string_view bytes) {
     if (failure_) return storage_errc::log_failed;
     if (!file_.valid()) return storage_errc::not_open;
-    if (batch_.empty()) return {};
-    if (std::error_code ec = io_.write_at(file_, segment_bytes_, batch_)) return fail(ec);
-    segment_bytes_ += batch_.size();
+    if (bytes.empty()) return {};
+    if (std::error_code ec = io_.write_at(file_, segment_bytes_, bytes)) return fail(ec);
+    segment_bytes_ += bytes.size();
     allocated_ = std::max(allocated_, segment_bytes_);
     unsynced_ = true;
+    return {};
+}
+
+std::error_code segment_writer::write() {
+    if (std::error_code ec = write_out(batch_)) return ec;
     batch_.clear();
     batch_records_ = 0;
     return {};

@@ -100,7 +100,12 @@ public:
     std::vector<std::pair<std::string, std::string>> pop(
         const pop_request& req, instant now, std::optional<waiter_id> block_as = std::nullopt);
 
-    op_status ack(std::string_view lease, std::optional<std::string_view> result, instant now);
+    // keep: the task stays, succeeded, for --result-ttl-ms (RESULT/STATUS read it); forget:
+    // it is erased at once (AMQP: an acknowledged message is gone, as in RabbitMQ, and a
+    // queue drained by acks holds no memory afterwards).
+    enum class after_ack { keep, forget };
+    op_status ack(std::string_view lease, std::optional<std::string_view> result, instant now,
+                  after_ack then = after_ack::keep);
     fail_outcome fail(std::string_view lease, std::string_view error, fail_mode mode,
                       std::int64_t retry_ms, instant now);
     op_status release(std::string_view lease, std::int64_t delay_ms, instant now);

@@ -8,7 +8,11 @@
 // as Redis's `appendfsync always` does in beforeSleep.
 //   - `always`: kick() writes and syncs on the owner's thread and returns when the batch is
 //     durable (measured faster than a hand-off to a storage thread on 2 cores: no wake-ups,
-//     larger groups; bench/README.md).
+//     larger groups; bench/README.md). The owner may kick without a sync when no reply
+//     waits for the batch (kick(false): AMQP publishes without confirms, lease/ack records of
+//     AMQP consumers): the batch is written (a crash of the process loses nothing) and made
+//     durable by the next kick(true) or sync_unsynced(), since an fdatasync covers everything
+//     written before it. released() stays at the newest synced record meanwhile.
 //   - `everysec`, `no`: kick() wakes a storage thread, which writes the batch and syncs once a
 //     second (`everysec`) or only at segment rotation and stop (`no`).
 //
@@ -170,7 +174,17 @@ public:
     // call kick() once the owner has run whatever else is ready (the records of every client
     // served in this round then share one write and one fsync, as Redis's beforeSleep does).
     std::error_code append(const core::record& r);
-    void kick();
+    // `sync` (only read under `always`): false writes the batch without an fdatasync; see the
+    // top. A kick with nothing pending and `sync` still syncs what earlier kicks left unsynced.
+    void kick(bool sync = true);
+    // Bytes appended since the last kick: the owner ends a round early past a limit, so one
+    // client streaming large messages cannot grow a batch (and delay every reply) unbounded.
+    std::size_t pending_bytes() const noexcept {
+        return pending_bytes_.load(std::memory_order_relaxed);
+    }
+    // Under `always`: records written by kick(false) and not yet synced.
+    bool unsynced() const noexcept { return written_.load(std::memory_order_acquire) >
+                                            released_.load(std::memory_order_acquire); }
     bool is_inline() const noexcept { return inline_; }
     std::uint64_t appended() const noexcept { return appended_; }
     std::uint64_t released() const noexcept { return released_.load(std::memory_order_acquire); }
@@ -211,7 +225,7 @@ private:
                                     const std::string& bytes,
                                     const std::function<bool(const core::record&)>& keep,
                                     std::uint64_t& saved, std::uint64_t& dropped);
-    bool process_batch(bool stopping);
+    bool process_batch(bool stopping, bool sync = true);
     // After a batch: rotation when due and space ahead, at most once a second while the disk
     // is full. Errors other than no_space are failures.
     std::error_code keep_space(std::chrono::steady_clock::time_point now);
@@ -240,6 +254,8 @@ private:
     std::uint64_t next_sequence_ = 1;  // set by recover(), used by start()
     std::uint64_t appended_ = 0;  // written by the owner under mu_; appended() is owner-only
     std::atomic<std::uint64_t> released_{0};
+    std::atomic<std::uint64_t> written_{0};  // newest record written to the file
+    std::atomic<std::size_t> pending_bytes_{0};
     std::atomic<bool> failed_{false};
     std::atomic<bool> space_low_{false};
     std::atomic<std::uint64_t> room_{0};     // writer_.room() after the last batch

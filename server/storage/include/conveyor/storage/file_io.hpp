@@ -46,6 +46,12 @@ public:
     // cannot fail with ENOSPC.
     virtual std::error_code write_at(file_handle f, std::uint64_t offset,
                                      std::string_view bytes) = 0;
+    // Gives `f` disk blocks for [offset, offset + length), reading as zeros where nothing was
+    // written (fallocate, mode 0: the file grows when that passes its end). Later writes
+    // there need no new blocks, as after writing zeros, but the zeros are not written first.
+    // Where the file system has no fallocate, zeros are written.
+    virtual std::error_code allocate(file_handle f, std::uint64_t offset,
+                                     std::uint64_t length) = 0;
     // Makes everything written to `f` durable (fdatasync).
     virtual std::error_code sync(file_handle f) = 0;
     virtual io_result<std::uint64_t> file_size(file_handle f) = 0;
@@ -69,6 +75,7 @@ public:
     io_result<file_handle> open_append(const std::string& path) override;
     std::error_code write_all(file_handle f, std::string_view bytes) override;
     std::error_code write_at(file_handle f, std::uint64_t offset, std::string_view bytes) override;
+    std::error_code allocate(file_handle f, std::uint64_t offset, std::uint64_t length) override;
     std::error_code sync(file_handle f) override;
     io_result<std::uint64_t> file_size(file_handle f) override;
     std::error_code close(file_handle f) override;
@@ -86,9 +93,9 @@ class faulty_file_io final : public file_io {
 public:
     explicit faulty_file_io(file_io& inner) noexcept : inner_(inner) {}
 
-    // The nth write (write_all or write_at) fails with `error` after passing the first
-    // `partial_bytes` bytes (capped at the write's size) to the inner file_io: a short write,
-    // then the error.
+    // The nth write (write_all, write_at or allocate) fails with `error` after passing the
+    // first `partial_bytes` bytes (capped at the write's size; none for allocate) to the inner
+    // file_io: a short write, then the error.
     void fail_write(std::uint64_t nth, int error, std::size_t partial_bytes = 0) noexcept;
     // The nth sync fails with `error` (the inner sync is not called).
     void fail_sync(std::uint64_t nth, int error) noexcept;
@@ -102,7 +109,8 @@ public:
     void delay_syncs(std::chrono::milliseconds delay) noexcept;
     // A full disk while on: a write that would make a file longer writes only the part inside
     // the file's current size and fails with ENOSPC; overwrites inside it still work (a
-    // zero-filled, preallocated region), and so do creating and truncating files.
+    // zero-filled, preallocated region), and so do creating and truncating files. allocate()
+    // past the file's size fails with ENOSPC and allocates nothing.
     void set_disk_full(bool full) noexcept;
     bool disk_full() const noexcept;
 
@@ -122,6 +130,7 @@ public:
     io_result<file_handle> open_append(const std::string& path) override;
     std::error_code write_all(file_handle f, std::string_view bytes) override;
     std::error_code write_at(file_handle f, std::uint64_t offset, std::string_view bytes) override;
+    std::error_code allocate(file_handle f, std::uint64_t offset, std::uint64_t length) override;
     std::error_code sync(file_handle f) override;
     io_result<std::uint64_t> file_size(file_handle f) override;
     std::error_code close(file_handle f) override;

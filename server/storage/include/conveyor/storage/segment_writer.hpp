@@ -15,9 +15,9 @@
 // directory synced, before flush() returns. The closed segment is then cut to its records
 // (its zero-filled space ahead is given back).
 //
-// Space ahead (disk full). reserve(n) zero-fills the segment ahead of its records, in
-// preallocate_chunk steps, until n bytes past them are allocated. Records written into that
-// space overwrite zeros: they need no new disk blocks (so they cannot fail with ENOSPC) and
+// Space ahead (disk full). reserve(n) allocates the segment ahead of its records (fallocate:
+// reads as zeros, nothing written), in preallocate_chunk steps, until n bytes past them are
+// allocated. Records written into that space overwrite zeros: they need no new disk blocks (so they cannot fail with ENOSPC) and
 // their fdatasync has no file size to update. Running out of room is not a failure: reserve()
 // and rotate() return storage_errc::no_space and leave the writer as it was (the new segment,
 // if any, removed), so the owner can refuse new work while records already promised still fit
@@ -61,6 +61,8 @@ public:
 
     // Adds frames already encoded with append_record_frame (`records` of them).
     std::error_code append_frames(std::string_view frames, std::size_t records);
+    // append_frames() then write(), without copying the frames when the batch is empty.
+    std::error_code write_frames(std::string_view frames, std::size_t records);
 
     // Writes and syncs the batch (no-op when empty), then rotates if due.
     std::error_code flush();
@@ -70,6 +72,7 @@ public:
     // far durable, rotate() syncs the current segment and opens the next one.
     std::error_code write();
     std::error_code sync();
+
     std::error_code rotate();
     bool rotation_due() const noexcept { return segment_bytes_ >= options_.segment_target_bytes; }
     // Zero-fills ahead until `room` bytes past the records are allocated (a no-op when they
@@ -100,6 +103,7 @@ public:
 
 private:
     std::error_code fail(std::error_code ec);
+    std::error_code write_out(std::string_view bytes);
     // Creates segment `sequence` with its header, synced, directory synced. On no space the
     // file is removed again and storage_errc::no_space returned.
     io_result<file_handle> create_segment(std::uint64_t sequence);
@@ -110,7 +114,6 @@ private:
     std::uint64_t sequence_ = 0;
     std::uint64_t segment_bytes_ = 0;
     std::uint64_t allocated_ = 0;  // file size: records, then zeros
-    std::string zeros_;            // one preallocate_chunk of zeros, made on first use
     std::string batch_;
     std::size_t batch_records_ = 0;
     std::error_code failure_;
