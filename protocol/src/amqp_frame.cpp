@@ -189,11 +189,16 @@ void finish_frame(std::string& out, std::size_t begin) {
     detail::put_u8(out, frame_end);
 }
 
-void encode_frame(std::string& out, frame_type type, std::uint16_t channel,
-                  std::string_view payload) {
+void encode_frame_header(std::string& out, frame_type type, std::uint16_t channel,
+                         std::uint32_t payload_size) {
     detail::put_u8(out, static_cast<std::uint8_t>(type));
     detail::put_u16(out, channel);
-    detail::put_u32(out, static_cast<std::uint32_t>(payload.size()));
+    detail::put_u32(out, payload_size);
+}
+
+void encode_frame(std::string& out, frame_type type, std::uint16_t channel,
+                  std::string_view payload) {
+    encode_frame_header(out, type, channel, static_cast<std::uint32_t>(payload.size()));
     out.append(payload);
     detail::put_u8(out, frame_end);
 }

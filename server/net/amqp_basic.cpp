@@ -673,19 +673,19 @@ void amqp_session::deliver(channel& ch, amqp_consumer* c, const core::leased_tas
     // lease; the attempt count does not, since a RELEASE gives the attempt back).
     const auto hash = t.lease.rfind('#');
     const bool redelivered = hash != std::string::npos && t.lease.compare(hash + 1, 2, "1") != 0;
+    // Method and content header into out_; the body through output_body.
     if (get_count) {
-        amqp::encode_content_command(
-            out_, ch.number,
-            amqp::basic_get_ok{tag, redelivered, std::string(env.exchange),
-                               std::string(env.routing_key), *get_count},
-            env.raw_properties, t.payload, frame_max_);
+        amqp::encode_method_frame(out_, ch.number,
+                                  amqp::basic_get_ok{tag, redelivered, std::string(env.exchange),
+                                                     std::string(env.routing_key), *get_count});
     } else {
-        amqp::encode_content_command(
-            out_, ch.number,
-            amqp::basic_deliver{c->tag, tag, redelivered, std::string(env.exchange),
-                                std::string(env.routing_key)},
-            env.raw_properties, t.payload, frame_max_);
+        amqp::encode_method_frame(out_, ch.number,
+                                  amqp::basic_deliver{c->tag, tag, redelivered,
+                                                      std::string(env.exchange),
+                                                      std::string(env.routing_key)});
     }
+    amqp::encode_content_header(out_, ch.number, t.payload.size(), env.raw_properties);
+    output_body(ch.number, t.payload);
     const bool no_ack = c ? c->no_ack : false;
     if (no_ack) {
         auto_acks_.push_back(t.lease);

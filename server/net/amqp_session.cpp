@@ -94,6 +94,7 @@ amqp_session::amqp_session(tcp::socket socket, amqp_vhost& vhost, std::uint64_t 
     describe_peer(socket_, client_);
     boost::system::error_code ec;
     socket_.set_option(tcp::no_delay(true), ec);
+    socket_.non_blocking(true, ec);  // output_body's direct write; async operations unchanged
     channel_max_ = static_cast<std::uint16_t>(service_.config().amqp_channel_max);
     last_read_us_ = last_write_us_ = service_.now().mono_us;
 }
@@ -273,6 +274,54 @@ void amqp_session::after_batch() {
     if (confirms && !confirm_waiting_) confirm_wake_.cancel();
     service_.deadlines_changed();
     wake_writer();
+}
+
+// A body of at least this size goes straight from the task to the socket when no write is in
+// flight (one writev of the output so far, the frame headers and the body), sparing its copy
+// into out_: with 64 KiB messages that copy was a quarter of the broker's time per delivery.
+// Whatever the socket does not take is copied into out_ for the writer, in order.
+constexpr std::size_t direct_body_min = 16 * 1024;
+
+void amqp_session::output_body(std::uint16_t channel, std::string_view body) {
+    if (body.size() < direct_body_min || writer_busy_ || closing_ || ended_) {
+        amqp::encode_body_frames(out_, channel, body, frame_max_);
+        return;
+    }
+    // The buffers: out_, then per body frame its header, its chunk of the body and the end.
+    static constexpr char frame_end_octet = static_cast<char>(amqp::frame_end);
+    const std::size_t chunk = amqp::effective_frame_max(frame_max_) - amqp::frame_overhead;
+    const std::size_t frames = (body.size() + chunk - 1) / chunk;
+    std::string headers;
+    headers.reserve(frames * amqp::frame_header_size);
+    for (std::size_t f = 0; f < frames; ++f) {
+        const auto n = static_cast<std::uint32_t>(std::min(chunk, body.size() - f * chunk));
+        amqp::encode_frame_header(headers, amqp::frame_type::body, channel, n);
+    }
+    std::vector<std::string_view> pieces;
+    pieces.reserve(1 + 3 * frames);
+    pieces.emplace_back(out_);
+    for (std::size_t f = 0; f < frames; ++f) {
+        pieces.emplace_back(headers.data() + f * amqp::frame_header_size, amqp::frame_header_size);
+        pieces.push_back(body.substr(f * chunk, chunk));
+        pieces.emplace_back(&frame_end_octet, 1);
+    }
+    std::vector<asio::const_buffer> buffers;
+    buffers.reserve(pieces.size());
+    for (const auto& p : pieces) buffers.emplace_back(p.data(), p.size());
+    boost::system::error_code ec;
+    std::size_t written = socket_.write_some(buffers, ec);
+    if (ec) written = 0;  // would block, or the peer is gone: the writer finds out
+    if (written > 0) last_write_us_ = service_.now().mono_us;
+    std::string left;
+    for (const auto& p : pieces) {
+        if (written >= p.size()) {
+            written -= p.size();
+            continue;
+        }
+        left.append(p.substr(written));
+        written = 0;
+    }
+    out_.swap(left);
 }
 
 void amqp_session::wake_writer() {

@@ -216,6 +216,8 @@ private:
     std::size_t credit(const channel& ch, const amqp_consumer& c) const;
     void deliver(channel& ch, amqp_consumer* c, const core::leased_task& t,
                  std::optional<std::uint32_t> get_count);
+    // Appends `body` as body frames; see amqp_session.cpp for the direct write of large ones.
+    void output_body(std::uint16_t channel, std::string_view body);
     void release_unacked(channel& ch);
     void remove_consumer(channel& ch, amqp_consumer& c, bool may_auto_delete);
     channel* find_channel(std::uint16_t number);

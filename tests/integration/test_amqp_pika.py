@@ -457,6 +457,31 @@ class MessageTest(PikaCase):
             self.assertEqual([b for _, _, b in got], bodies, f"frame_max {frame_max}")
             conn.close()
 
+    def test_large_deliveries_to_a_client_that_reads_late_arrive_whole_and_in_order(self):
+        # More than the socket buffers hold, to a consumer that does not read for a while:
+        # the broker's writes of large bodies stop part-way (the rest waits in its output)
+        # and must go on exactly where they stopped. frame_max 4096 splits every body.
+        for frame_max in (131072, 4096):
+            name = self.qname(f"late{frame_max}")
+            pub = self.channel()
+            pub.queue_declare(name)
+            pub.confirm_delivery()
+            bodies = [bytes([i]) * 100 + os.urandom(300 * 1024) for i in range(40)]
+            for b in bodies:
+                pub.basic_publish("", name, b)
+            conn = self.connect(frame_max=frame_max)
+            ch = conn.channel()
+            got = []
+            ch.basic_consume(name, lambda c, m, p, b: got.append(b), auto_ack=False)
+            time.sleep(1.0)  # the broker fills the socket meanwhile; nobody reads
+            self.pump(conn, lambda: len(got) >= 10, 20, "the first deliveries")
+            time.sleep(0.5)
+            self.pump(conn, lambda: len(got) >= 40, 20, "every delivery")
+            self.assertEqual(len(got), 40)
+            for i, (want, have) in enumerate(zip(bodies, got)):
+                self.assertEqual(have, want, f"body {i} (frame_max {frame_max})")
+            conn.close()
+
     def test_100_messages_keep_their_order(self):
         conn = self.connect()
         ch = conn.channel()

@@ -119,6 +119,18 @@ TEST(amqp_frame_decoder, frames_of_every_type_decode_at_every_split_point) {
     EXPECT_EQ(out.frames[4], std::make_tuple(8, 0, ""s));
 }
 
+TEST(amqp_frame_encoder, a_frame_header_plus_payload_and_end_is_the_whole_frame) {
+    const std::string payload = "body bytes";
+    std::string whole;
+    encode_frame(whole, frame_type::body, 7, payload);
+    std::string gathered;
+    encode_frame_header(gathered, frame_type::body, 7, static_cast<std::uint32_t>(payload.size()));
+    EXPECT_EQ(gathered, from_hex("030007""0000000a"));
+    gathered += payload;
+    gathered += static_cast<char>(frame_end);
+    EXPECT_EQ(gathered, whole);
+}
+
 TEST(amqp_frame_decoder, heartbeat_encodes_as_rabbitmq_sends_it) {
     std::string out;
     encode_heartbeat(out);

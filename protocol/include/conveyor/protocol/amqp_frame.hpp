@@ -94,6 +94,10 @@ std::uint32_t effective_frame_max(std::uint32_t proposed) noexcept;
 void encode_frame(std::string& out, frame_type type, std::uint16_t channel,
                   std::string_view payload);
 void encode_heartbeat(std::string& out);
+// Appends only the 7-octet header of a frame whose `payload_size` octets and frame-end octet
+// the caller sends itself (a gathered write of a body kept elsewhere).
+void encode_frame_header(std::string& out, frame_type type, std::uint16_t channel,
+                         std::uint32_t payload_size);
 
 // Starts a frame whose payload the caller appends next; finish_frame() writes its size and
 // the frame-end octet. Returns the offset to hand to finish_frame().
