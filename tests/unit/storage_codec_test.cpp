@@ -27,6 +27,21 @@ TEST(storage_codec, every_record_type_round_trips_exactly) {
     EXPECT_EQ(types.size(), std::variant_size_v<core::record>);
 }
 
+// The compactor reads ids with task_id_of() instead of decoding: it must agree with the
+// decoded record's id for every record kind (with and without properties).
+TEST(storage_codec, task_id_of_agrees_with_the_decoded_record_for_every_kind) {
+    std::set<std::size_t> types;
+    for (const auto& r : sample_records()) {
+        const std::string bytes = encoded(r);
+        ASSERT_EQ(validate(bytes), decode_error::none) << record_name(r);
+        EXPECT_EQ(task_id_of(bytes), core::record_task_id(r)) << record_name(r);
+        types.insert(r.index());
+    }
+    EXPECT_EQ(types.size(), std::variant_size_v<core::record>);
+    core::rec_ack long_id{{-5, 1'700'000'000'000}, std::string(300, 'i'), "result"};
+    EXPECT_EQ(task_id_of(encoded(long_id)), long_id.id);  // a two-byte length varint
+}
+
 TEST(storage_codec, fields_survive_with_edge_values) {
     const std::string binary("x\0y\xff", 4);
     const core::record in =

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <random>
 #include <string>
+#include <vector>
 
 namespace {
 
@@ -44,6 +45,35 @@ TEST(storage_crc32c, software_and_hardware_agree_on_every_length_and_alignment) 
             ASSERT_EQ(crc32c_software(0, part), crc32c_hardware(0, part))
                 << "offset " << offset << " len " << len;
             ASSERT_EQ(crc32c_software(0x12345678, part), crc32c_hardware(0x12345678, part));
+        }
+    }
+}
+
+// The hardware path runs three streams over blocks of 3 x 4096 and 3 x 256 bytes and joins
+// them: lengths around every block boundary, and records of real sizes.
+TEST(storage_crc32c, software_and_hardware_agree_across_the_three_stream_blocks) {
+    if (!crc32c_hardware_available()) GTEST_SKIP() << "no SSE4.2 on this CPU";
+    std::mt19937 rng(7);
+    std::string data(200 * 1024 + 16, '\0');
+    for (auto& c : data) c = static_cast<char>(rng());
+    const std::string_view view(data);
+    std::vector<std::size_t> lengths;
+    for (std::size_t block : {768u, 12288u}) {
+        for (std::size_t k = 1; k <= 5; ++k) {
+            for (std::size_t d = 0; d < 20; ++d) {
+                lengths.push_back(k * block + d);
+                lengths.push_back(k * block - d - 1);
+            }
+        }
+    }
+    for (std::size_t len : {65536u, 65536u + 61u, 100000u, 200u * 1024u}) lengths.push_back(len);
+    for (std::size_t offset : {0u, 3u, 8u}) {
+        for (std::size_t len : lengths) {
+            const auto part = view.substr(offset, len);
+            ASSERT_EQ(crc32c_software(0, part), crc32c_hardware(0, part))
+                << "offset " << offset << " len " << len;
+            ASSERT_EQ(crc32c_software(0xdeadbeef, part), crc32c_hardware(0xdeadbeef, part))
+                << "offset " << offset << " len " << len;
         }
     }
 }

@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <chrono>
 #include <filesystem>
+#include <set>
 #include <fstream>
 #include <thread>
 
@@ -303,6 +304,56 @@ TEST(durable_log, compaction_keeps_exactly_the_live_state) {
     // The runs must have dropped history and whole segments, or they would prove little.
     EXPECT_GT(dropped, 1000u);
     EXPECT_GT(removed, 10u);
+}
+
+// Oldest segments whose records are all dead are removed without writing a header-only copy
+// first; a segment after a kept one is rewritten. Then recovery sees exactly the live task.
+TEST(durable_log, compaction_removes_a_dead_prefix_without_rewriting_it) {
+    temp_dir d;
+    storage::posix_file_io posix;
+    storage::faulty_file_io io(posix);  // counts the files created (a rewrite creates one)
+    durable_log log(io, options(d, fsync_mode::always, 4096));
+    ASSERT_FALSE(log.recover([](const core::record&) {}).error);
+    ASSERT_FALSE(log.start({}));
+    const std::string big(1000, 'p');
+    auto enqueue = [&](const std::string& id) {
+        core::rec_enqueue e;
+        e.at = {1, 1};
+        e.id = id;
+        e.queue = "q";
+        e.payload = big;
+        ASSERT_FALSE(log.append(e));
+        log.kick();
+    };
+    for (int i = 0; i < 20; ++i) enqueue("dead" + std::to_string(i));  // ~5 segments
+    for (int i = 0; i < 20; ++i) {
+        ASSERT_FALSE(log.append(core::rec_pop{{2, 2}, "dead" + std::to_string(i)}));
+        log.kick();
+    }
+    enqueue("live");
+    for (int i = 0; i < 8; ++i) enqueue("filler" + std::to_string(i));  // close live's segment
+    const std::uint64_t segments_before = log.stats().segments;
+    const std::uint64_t creates_before = io.creates();
+    auto live = [&](std::vector<std::string> ids) {
+        storage::liveness_answer a;
+        for (const auto& id : ids) a.live.push_back(id.rfind("dead", 0) == 0 ? 0 : 1);
+        a.position = log.appended();
+        return std::optional<storage::liveness_answer>(std::move(a));
+    };
+    ASSERT_FALSE(log.compact(live));
+    const auto c = log.compaction();
+    EXPECT_GE(c.segments_removed, 4u);
+    EXPECT_EQ(log.stats().segments, segments_before - c.segments_removed);
+    // Only segments holding both dead and kept records were rewritten (a temp file each).
+    EXPECT_EQ(io.creates() - creates_before, c.segments_rewritten);
+    EXPECT_LE(c.segments_rewritten, 2u);
+    log.stop();
+    std::set<std::string> ids;
+    for (const auto& r : recover_all(posix, d)) {
+        if (auto* e = std::get_if<core::rec_enqueue>(&r)) ids.insert(e->id);
+    }
+    EXPECT_TRUE(ids.contains("live"));
+    for (const auto& id : ids) EXPECT_NE(id.rfind("dead", 0), 0u) << id;
 }
 
 // Properties reach the disk (as tag-14 enqueue records) and come back at recovery, also after

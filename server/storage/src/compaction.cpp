@@ -2,6 +2,10 @@
 #include "conveyor/storage/durable_log.hpp"
 #include "conveyor/storage/segment_scanner.hpp"
 
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <thread>
@@ -25,30 +29,37 @@ compaction_stats durable_log::compaction() const {
 
 std::error_code durable_log::rewrite_segment(
     const std::string& path, std::uint64_t sequence, const std::string& bytes,
-    const std::function<bool(const core::record&)>& keep, std::uint64_t& saved,
-    std::uint64_t& dropped) {
-    saved = 0;
-    dropped = 0;
+    const std::function<bool(std::string_view id)>& keep, bool removable,
+    rewrite_outcome& outcome) {
+    outcome = {};
     segment_scanner scanner(bytes, read_options());
     std::string out;
-    out.reserve(bytes.size());
     append_segment_header(sequence, out);
-    core::record r;
+    std::string_view payload;
     while (true) {
         // valid_end() is 0 until the header has been read.
         const std::size_t start = std::max(scanner.valid_end(), segment_header_size);
-        const scan_status st = scanner.next(r);
+        const scan_status st = scanner.next_payload(payload);
         if (st != scan_status::record) {
             if (st != scan_status::clean_end) return std::make_error_code(std::errc::io_error);
             break;
         }
-        if (keep(r)) {
+        if (keep(task_id_of(payload))) {
+            if (out.capacity() < bytes.size()) out.reserve(bytes.size());
             out.append(bytes, start, scanner.valid_end() - start);
         } else {
-            ++dropped;
+            ++outcome.dropped;
         }
     }
-    if (dropped == 0) return {};
+    if (outcome.dropped == 0) return {};
+    if (removable && out.size() == segment_header_size) {
+        // Nothing left and nothing older: the oldest segment goes (no rewrite, no fsync of
+        // a header-only copy). The directory is synced by the next rename or by compact().
+        if (std::error_code ec = io_.remove(path)) return ec;
+        outcome.saved = bytes.size();
+        outcome.removed = true;
+        return {};
+    }
     const std::string temp = path + ".compact";
     io_.remove(temp);  // a leftover of an interrupted pass
     auto created = io_.create_exclusive(temp);
@@ -63,7 +74,7 @@ std::error_code durable_log::rewrite_segment(
         io_.remove(temp);
         return ec;
     }
-    saved = bytes.size() - out.size();
+    outcome.saved = bytes.size() - out.size();
     return {};
 }
 
@@ -91,10 +102,10 @@ std::error_code durable_log::compact(const liveness_fn& live) {
         if (ids.size() >= max_ids_per_pass) break;
         if (std::error_code ec = io_.read_all(closed[prefix].second, bytes)) return ec;
         segment_scanner scanner(bytes, read_options());
-        core::record r;
+        std::string_view payload;
         scan_status st;
-        while ((st = scanner.next(r)) == scan_status::record) {
-            const std::string_view id = core::record_task_id(r);
+        while ((st = scanner.next_payload(payload)) == scan_status::record) {
+            const std::string_view id = task_id_of(payload);
             if (!id.empty()) ids.try_emplace(std::string(id), 0);
         }
         if (st != scan_status::clean_end) {
@@ -133,8 +144,7 @@ std::error_code durable_log::compact(const liveness_fn& live) {
 
     // 3. Rewrite, oldest first.
     bool kept_any = false;  // a record before this point of the log was kept
-    auto keep = [&](const core::record& r) {
-        const std::string_view id = core::record_task_id(r);
+    auto keep = [&](std::string_view id) {
         bool k;
         if (id.empty()) {
             k = kept_any;  // QPURGE/DEL with nothing kept before it changes nothing
@@ -148,33 +158,44 @@ std::error_code durable_log::compact(const liveness_fn& live) {
     std::uint64_t saved_total = 0;
     std::uint64_t dropped_total = 0;
     std::uint64_t rewritten = 0;
+    std::uint64_t removed = 0;
     std::vector<std::uint64_t> sizes(prefix, 0);
+    std::size_t gone = 0;  // segments [0, gone) of the pass are removed
+    auto forget_segment = [&](std::uint64_t bytes_left) {
+        std::lock_guard lk(mu_);
+        closed_segments_bytes_ -= std::min<std::uint64_t>(closed_segments_bytes_, bytes_left);
+        stats_.log_bytes -= std::min<std::uint64_t>(stats_.log_bytes, bytes_left);
+        if (stats_.segments > 0) --stats_.segments;
+    };
     for (std::size_t i = 0; i < prefix; ++i) {
         if (std::error_code ec = io_.read_all(closed[i].second, bytes)) return ec;
-        std::uint64_t saved = 0, dropped = 0;
-        if (std::error_code ec =
-                rewrite_segment(closed[i].second, closed[i].first, bytes, keep, saved, dropped)) {
+        rewrite_outcome o;
+        if (std::error_code ec = rewrite_segment(closed[i].second, closed[i].first, bytes, keep,
+                                                 gone == i, o)) {
+            if (removed > 0) io_.sync_directory(options_.directory);
             return ec;
         }
-        sizes[i] = bytes.size() - saved;
-        if (dropped > 0) ++rewritten;
-        saved_total += saved;
-        dropped_total += dropped;
+        sizes[i] = bytes.size() - o.saved;
+        saved_total += o.saved;
+        dropped_total += o.dropped;
+        if (o.removed) {
+            ++removed;
+            ++gone;
+            forget_segment(bytes.size());
+            continue;
+        }
+        if (o.dropped > 0) ++rewritten;
         std::lock_guard lk(mu_);
-        closed_segments_bytes_ -= std::min(closed_segments_bytes_, saved);
-        stats_.log_bytes -= std::min(stats_.log_bytes, saved);
+        closed_segments_bytes_ -= std::min(closed_segments_bytes_, o.saved);
+        stats_.log_bytes -= std::min(stats_.log_bytes, o.saved);
     }
 
     // 4. Remove the oldest segments that hold nothing (never one in the middle: the log's
-    // sequence numbers stay contiguous).
-    std::uint64_t removed = 0;
-    for (std::size_t i = 0; i < prefix && sizes[i] <= segment_header_size; ++i) {
+    // sequence numbers stay contiguous): those emptied above by an earlier pass's rewrite.
+    for (std::size_t i = gone; i < prefix && sizes[i] <= segment_header_size; ++i) {
         if (std::error_code ec = io_.remove(closed[i].second)) return ec;
         ++removed;
-        std::lock_guard lk(mu_);
-        closed_segments_bytes_ -= std::min<std::uint64_t>(closed_segments_bytes_, sizes[i]);
-        stats_.log_bytes -= std::min<std::uint64_t>(stats_.log_bytes, sizes[i]);
-        if (stats_.segments > 0) --stats_.segments;
+        forget_segment(sizes[i]);
     }
     if (removed > 0) {
         if (std::error_code ec = io_.sync_directory(options_.directory)) return ec;
@@ -202,6 +223,9 @@ void durable_log::start_compactor(liveness_fn live) {
 }
 
 void durable_log::run_compactor(liveness_fn live) {
+    // Background work: a nice of 10 for this thread only (Linux), so a pass takes the CPU the
+    // core thread and the machine's other work leave. A failure changes nothing else.
+    ::setpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)), 10);
     std::unique_lock lk(mu_);
     while (!stop_compactor_.load(std::memory_order_acquire)) {
         compactor_cv_.wait_for(lk, std::chrono::seconds(1));

@@ -150,18 +150,26 @@ std::error_code posix_file_io::read_all(const std::string& path, std::string& ou
     out.clear();
     const io_result<file_handle> f = open_file(path, O_RDONLY);
     if (f.error) return f.error;
+    // Sized once from fstat and read in place (out's capacity is reused from call to call:
+    // the compactor reads segment after segment); a file that grows meanwhile is read on.
+    struct stat st {};
+    const std::size_t expected = ::fstat(f.value.fd, &st) == 0 && st.st_size > 0
+                                     ? static_cast<std::size_t>(st.st_size)
+                                     : 0;
     std::error_code ec;
-    char chunk[64 * 1024];
+    std::size_t have = 0;
     for (;;) {
-        const ssize_t n = ::read(f.value.fd, chunk, sizeof chunk);
+        if (have == out.size()) out.resize(std::max(expected, have + 64 * 1024));
+        const ssize_t n = ::read(f.value.fd, out.data() + have, out.size() - have);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0) {
             ec = last_error();
             break;
         }
         if (n == 0) break;
-        out.append(chunk, static_cast<std::size_t>(n));
+        have += static_cast<std::size_t>(n);
     }
+    out.resize(have);
     const std::error_code closed = close(f.value);
     return ec ? ec : closed;
 }

@@ -334,6 +334,28 @@ decode_error validate(std::string_view input) {
     return decode_tagged<false>(static_cast<std::uint8_t>(input[0]), input, alternatives).error;
 }
 
+// Every record but purge and delete_queue lists the task id right after the instant
+// (for_each_field); the codec test checks this against core::record_task_id for each kind.
+std::string_view task_id_of(std::string_view input) noexcept {
+    if (input.empty()) return {};
+    const auto tag = static_cast<std::uint8_t>(input[0]);
+    if (tag == tag_of<rec_purge> || tag == tag_of<rec_delete_queue>) return {};
+    std::size_t pos = 1;
+    auto varint = [&](std::uint64_t& v) {
+        v = 0;
+        for (int shift = 0; pos < input.size() && shift < 64; shift += 7) {
+            const auto byte = static_cast<unsigned char>(input[pos++]);
+            v |= static_cast<std::uint64_t>(byte & 0x7F) << shift;
+            if ((byte & 0x80) == 0) return true;
+        }
+        return false;
+    };
+    std::uint64_t skipped = 0, length = 0;
+    if (!varint(skipped) || !varint(skipped) || !varint(length)) return {};  // mono, wall, len
+    if (length > input.size() - pos) return {};
+    return input.substr(pos, static_cast<std::size_t>(length));
+}
+
 std::string_view to_string(decode_error e) noexcept {
     switch (e) {
         case decode_error::none:

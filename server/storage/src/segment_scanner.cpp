@@ -53,6 +53,13 @@ segment_scanner::segment_scanner(std::string_view file, scan_options options) no
     : file_(file), options_(options) {}
 
 scan_status segment_scanner::next(core::record& out) {
+    std::string_view payload;
+    const scan_status s = next_payload(payload);
+    if (s == scan_status::record) out = decode(payload).record;  // validated: it decodes
+    return s;
+}
+
+scan_status segment_scanner::next_payload(std::string_view& payload) {
     if (ended_) return end_;
     if (!header_read_) {
         const scan_status s = read_header();
@@ -73,12 +80,11 @@ scan_status segment_scanner::next(core::record& out) {
         }
         return stop(frame.error, true);
     }
-    decode_result decoded = decode(frame.payload);
-    if (!decoded.ok()) {
-        record_error_ = decoded.error;
+    if (const decode_error e = validate(frame.payload); e != decode_error::none) {
+        record_error_ = e;
         return stop(scan_error::bad_record, false);
     }
-    out = std::move(decoded.record);
+    payload = frame.payload;
     pos_ += frame_header_size + frame.payload.size();
     ++records_;
     return scan_status::record;

@@ -221,10 +221,17 @@ private:
     void run();
     std::error_code sync_file(const std::string& path);
     void run_compactor(liveness_fn live);
+    // `keep` gets each record's task id (empty for purge and delete_queue). With `removable`
+    // (every older segment is gone) a segment that keeps nothing is removed, not rewritten.
+    struct rewrite_outcome {
+        std::uint64_t saved = 0;    // bytes the segment lost
+        std::uint64_t dropped = 0;  // records dropped
+        bool removed = false;
+    };
     std::error_code rewrite_segment(const std::string& path, std::uint64_t sequence,
                                     const std::string& bytes,
-                                    const std::function<bool(const core::record&)>& keep,
-                                    std::uint64_t& saved, std::uint64_t& dropped);
+                                    const std::function<bool(std::string_view id)>& keep,
+                                    bool removable, rewrite_outcome& outcome);
     bool process_batch(bool stopping, bool sync = true);
     // After a batch: rotation when due and space ahead, at most once a second while the disk
     // is full. Errors other than no_space are failures.

@@ -59,6 +59,11 @@ decode_result decode(std::string_view input);
 // grows with the number of fields, not the bytes (used to resynchronise on damaged logs).
 decode_error validate(std::string_view input);
 
+// The task id of an encoded record that validate() accepted, without decoding the rest (a view
+// into `input`); empty for the records that name a queue (purge, delete_queue). Equal to
+// core::record_task_id(decode(input).record).
+std::string_view task_id_of(std::string_view input) noexcept;
+
 // Stable on-disk tag of a record (1..14; 14 = an enqueue with properties), 0 for a valueless
 // variant.
 std::uint8_t record_tag(const core::record& r) noexcept;

@@ -64,6 +64,9 @@ public:
     // Reads the next record into `out` and returns `record`, or returns how the segment ends.
     // Once an end is returned, every later call returns it again.
     scan_status next(core::record& out);
+    // The same, without decoding: `payload` is the record's bytes (a view into the file),
+    // checked with validate() so the end is classified exactly as next() would.
+    scan_status next_payload(std::string_view& payload);
 
     std::uint64_t sequence() const noexcept { return sequence_; }  // from the header
     // Offset just past the last good frame (24 after a good header, 0 before).
