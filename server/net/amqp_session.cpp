@@ -13,6 +13,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <cstring>
+
 namespace asio = boost::asio;
 using asio::ip::tcp;
 namespace amqp = conveyor::protocol::amqp;
@@ -20,7 +22,7 @@ namespace amqp = conveyor::protocol::amqp;
 namespace conveyor::server {
 namespace {
 
-constexpr std::size_t read_chunk = 64 * 1024;
+constexpr std::size_t read_chunk = 64 * 1024;  // room made in in_ before each read
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 // How long the broker waits for Close-Ok after sending Connection.Close before it drops the
 // connection anyway.
@@ -157,16 +159,21 @@ void amqp_session::end_session() {
 
 asio::awaitable<void> amqp_session::read_loop() {
     while (!reader_done_ && !closing_) {
-        if (in_begin_ > 0 && in_begin_ == in_.size()) {
-            in_.clear();
-            in_begin_ = 0;
+        // Reads go straight into in_, past in_end_ (the bytes that arrived). An AUTH verdict
+        // may resume the input (process_input) while this read is pending: it sees only
+        // [in_begin_, in_end_), and nothing here moves the buffer until the read is done.
+        if (in_begin_ == in_end_) in_begin_ = in_end_ = 0;
+        if (in_.size() - in_end_ < read_chunk) {
+            if (in_begin_ > 0) {  // keep the unconsumed part (a frame's start) at the front
+                std::memmove(in_.data(), in_.data() + in_begin_, in_end_ - in_begin_);
+                in_end_ -= in_begin_;
+                in_begin_ = 0;
+            }
+            if (in_.size() - in_end_ < read_chunk) in_.resize(in_end_ + read_chunk);
         }
-        // Read into a buffer of its own: an AUTH verdict may resume the input (process_input)
-        // while this read is pending, and must see only bytes that arrived.
-        if (!read_buf_) read_buf_ = std::make_unique_for_overwrite<char[]>(read_chunk);
-        auto [ec, n] = co_await socket_.async_read_some(asio::buffer(read_buf_.get(), read_chunk),
-                                                        use_tuple);
-        in_.append(read_buf_.get(), n);
+        auto [ec, n] = co_await socket_.async_read_some(
+            asio::buffer(in_.data() + in_end_, in_.size() - in_end_), use_tuple);
+        in_end_ += n;
         if (ec || closing_) {
             if (ec && ec != asio::error::eof && ec != asio::error::operation_aborted &&
                 ec != asio::error::connection_reset) {
@@ -181,10 +188,6 @@ asio::awaitable<void> amqp_session::read_loop() {
         last_read_us_ = service_.now().mono_us;
         process_input();
         after_batch();
-        if (in_begin_ > 0 && in_begin_ * 2 > in_.size()) {
-            in_.erase(0, in_begin_);
-            in_begin_ = 0;
-        }
     }
     reader_done_ = true;
     wake_writer();
@@ -195,7 +198,7 @@ asio::awaitable<void> amqp_session::read_loop() {
 
 void amqp_session::process_input() {
     while (!reader_done_ && !closing_) {
-        std::string_view pending(in_.data() + in_begin_, in_.size() - in_begin_);
+        std::string_view pending(in_.data() + in_begin_, in_end_ - in_begin_);
         if (pending.empty()) return;
         if (phase_ == phase::header) {
             auto h = amqp::check_protocol_header(pending);
@@ -213,7 +216,7 @@ void amqp_session::process_input() {
             continue;
         }
         if (phase_ == phase::closed) {  // after a framing error: nothing more is read
-            in_begin_ = in_.size();
+            in_begin_ = in_end_;
             return;
         }
         if (phase_ == phase::authenticating) return;  // the verdict resumes the input

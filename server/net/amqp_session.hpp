@@ -227,9 +227,9 @@ private:
     broker_service& service_;
     client_state client_;
     protocol::amqp::connection_decoder decoder_;
-    std::string in_;
-    std::unique_ptr<char[]> read_buf_;
+    std::string in_;             // input buffer: [in_begin_, in_end_) arrived, not yet decoded
     std::size_t in_begin_ = 0;
+    std::size_t in_end_ = 0;
     std::string out_;
     std::string writing_;
     phase phase_ = phase::header;

@@ -1,6 +1,8 @@
 #include "conveyor/storage/crc32c.hpp"
 
 #include <array>
+#include <bit>
+#include <cstring>
 #include <cstddef>
 
 #if defined(__x86_64__)
@@ -36,11 +38,12 @@ constexpr crc_tables make_tables() {
 
 constexpr crc_tables tables = make_tables();
 
+// One unaligned 8-byte load (memcpy; the byte-by-byte form was not merged into one by g++ 12,
+// which made the crc32 loop run at a third of its speed).
 std::uint64_t load_le64(const unsigned char* p) noexcept {
     std::uint64_t v = 0;
-    for (int i = 7; i >= 0; --i) {
-        v = (v << 8) | p[i];
-    }
+    std::memcpy(&v, p, sizeof v);
+    if constexpr (std::endian::native == std::endian::big) v = __builtin_bswap64(v);
     return v;
 }
 
