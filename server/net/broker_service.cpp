@@ -322,7 +322,23 @@ asio::awaitable<void> broker_service::run_housekeeping() {
         if (log_->unsynced()) sync_due_ = true;  // written without a waiter: synced this round
         log_->retry_space();
         note_space();
+        trim_when_quiet();
     }
+}
+
+// Once a second: after quiet_seconds_for_trim seconds without a change to the log, the memory
+// malloc kept for reuse (server_main.cpp, tune_allocator) goes back to the system, once.
+void broker_service::trim_when_quiet() {
+    const std::uint64_t appended = log_->appended();
+    if (appended != appended_at_last_check_) {
+        appended_at_last_check_ = appended;
+        quiet_seconds_ = 0;
+        return;
+    }
+    if (++quiet_seconds_ != quiet_seconds_for_trim) return;
+#if defined(__GLIBC__)
+    ::malloc_trim(0);
+#endif
 }
 
 // Logs when the disk fills up and when space returns (core thread: after each batch and

@@ -178,6 +178,10 @@ private:
     bool log_failed_ = false;
     bool kick_due_ = false;
     bool sync_due_ = false;  // the next before_sleep syncs, waiters or not
+    void trim_when_quiet();
+    static constexpr int quiet_seconds_for_trim = 5;
+    std::uint64_t appended_at_last_check_ = 0;
+    int quiet_seconds_ = 0;
     storage::faulty_file_io* debug_io_ = nullptr;
 };
 
