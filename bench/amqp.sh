@@ -14,6 +14,8 @@
 #   {amqp_load (C++, build/bench/amqp_load), pika 1.2 BlockingConnection}
 #   x {publish without confirms, publish with confirms, consume + ack}
 #   x {100 B, 64 KiB (--big-size)}
+# Before each measurement: `sync`, then a wait until the machine is quiet (settle()), so no
+# case pays for the background work the case before it left (on the other broker).
 # Durable queues, persistent messages (delivery_mode 2), default exchange, prefetch 100, one
 # ack per delivery. Counts: amqp_load 100 B --cpp-count (200000), 64 KiB --cpp-big-count
 # (5000), window 1000 with confirms; pika --pika-count (20000) / --pika-big-count (2000),
@@ -54,7 +56,7 @@ rabbit_bin="${RABBITMQ_BIN_DIR:-/usr/lib/rabbitmq/bin}"
 python="${PYTHON:-/usr/bin/python3}"
 case_timeout=600
 
-usage() { sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//'; }
 while [[ $# -gt 0 ]]; do
     case "$1" in
         -r) rounds="$2"; shift 2 ;;
@@ -189,6 +191,25 @@ amqp_port() {  # broker
 }
 
 # --- measurements -----------------------------------------------------------------------------
+# settle: before a measurement, `sync` writes back what earlier cases left dirty in the page
+# cache, then wait (at most 30 s) until the machine is quiet: under 10 % of all CPUs busy over
+# 0.3 s. A broker keeps working after a case's clock stops (RabbitMQ moves messages to its
+# store, collects garbage and writes unconfirmed messages for seconds after a 64 KiB burst;
+# conveyor compacts its log), and that work must not land on the next case, which is the
+# other broker's.
+cpu_busy_idle() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $5 + $6 }' /proc/stat; }
+settle() {
+    sync
+    local waited=0 b0 i0 b1 i1
+    while (( waited < 100 )); do
+        read -r b0 i0 < <(cpu_busy_idle)
+        sleep 0.3
+        read -r b1 i1 < <(cpu_busy_idle)
+        (( (b1 - b0) * 10 < (b1 - b0) + (i1 - i0) )) && return 0
+        waited=$((waited + 1))
+    done
+    echo "  (the machine did not settle within 30 s; measuring anyway)" >&2
+}
 # run_tool <file> <broker> <tool> <mode> [args...]: one measurement, JSON in raw/<file>.json;
 # a failure is recorded there ({"failed": ...}) and the run goes on.
 run_tool() {
@@ -202,6 +223,7 @@ run_tool() {
                      --pool "$celery_pool" --log "$work/$file.log") ;;
     esac
     local out="$raw/$file.json" status=0
+    [[ "$mode" != delete ]] && settle
     # In the background and waited for: `wait` returns at once on Ctrl-C or SIGTERM (a
     # foreground child would delay the trap until it ended), and the clean-up stops the tool.
     timeout --foreground $((case_timeout + 30)) "${client_cpus[@]}" "${cmd[@]}" --port "$port" \

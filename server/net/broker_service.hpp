@@ -179,7 +179,7 @@ private:
     bool kick_due_ = false;
     bool sync_due_ = false;  // the next before_sleep syncs, waiters or not
     void trim_when_quiet();
-    static constexpr int quiet_seconds_for_trim = 5;
+    static constexpr int quiet_seconds_for_trim = 10;  // jemalloc's default decay is 10 s
     std::uint64_t appended_at_last_check_ = 0;
     int quiet_seconds_ = 0;
     storage::faulty_file_io* debug_io_ = nullptr;

@@ -607,7 +607,7 @@ class CrossProtocolTest(PikaCase):
         self.assertGreater(rss_kib(), 60 * 1024)
         conn = self.connect()
         self.collect(conn, conn.channel(), "burst", 240, auto_ack=True)
-        wait_until(lambda: rss_kib() < 30 * 1024, 15, 0.5,
+        wait_until(lambda: rss_kib() < 30 * 1024, 25, 0.5,
                    message="RSS to fall below 30 MiB once the broker is quiet")
 
     def test_publishes_without_confirms_are_written_but_not_synced_one_by_one(self):
