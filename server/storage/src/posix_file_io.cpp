@@ -156,10 +156,11 @@ std::error_code posix_file_io::read_all(const std::string& path, std::string& ou
     const std::size_t expected = ::fstat(f.value.fd, &st) == 0 && st.st_size > 0
                                      ? static_cast<std::size_t>(st.st_size)
                                      : 0;
+    out.resize(expected + 1);  // one byte more, so the read that meets the end needs no growth
     std::error_code ec;
     std::size_t have = 0;
     for (;;) {
-        if (have == out.size()) out.resize(std::max(expected, have + 64 * 1024));
+        if (have == out.size()) out.resize(have + 64 * 1024);
         const ssize_t n = ::read(f.value.fd, out.data() + have, out.size() - have);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0) {
