@@ -104,6 +104,11 @@ std::error_code faulty_file_io::write_at(file_handle f, std::uint64_t offset,
     return write(f, offset, bytes);
 }
 
+void faulty_file_io::start_writeback(file_handle f, std::uint64_t offset,
+                                     std::uint64_t length) {
+    inner_.start_writeback(f, offset, length);  // not a sync: nothing for the tracking
+}
+
 std::error_code faulty_file_io::allocate(file_handle f, std::uint64_t offset,
                                          std::uint64_t length) {
     std::unique_lock lk(mu_);

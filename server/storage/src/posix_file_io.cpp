@@ -95,6 +95,13 @@ std::error_code posix_file_io::allocate(file_handle f, std::uint64_t offset,
     return {};
 }
 
+void posix_file_io::start_writeback(file_handle f, std::uint64_t offset, std::uint64_t length) {
+    if (length == 0) return;
+    // Advisory: an error (e.g. a file system without it) only means the sync does it all.
+    ::sync_file_range(f.fd, static_cast<off64_t>(offset), static_cast<off64_t>(length),
+                      SYNC_FILE_RANGE_WRITE);
+}
+
 // EINTR means the sync did not happen, so it is retried; any other error is returned and
 // never retried here (see file_io.hpp).
 std::error_code posix_file_io::sync(file_handle f) {

@@ -69,6 +69,7 @@ std::error_code segment_writer::open(std::uint64_t sequence) {
     file_ = created.value;
     sequence_ = sequence;
     segment_bytes_ = segment_header_size;
+    writeback_from_ = 0;
     allocated_ = segment_header_size;
     unsynced_ = false;
     return {};
@@ -150,12 +151,22 @@ std::error_code segment_writer::write() {
     return {};
 }
 
+void segment_writer::start_writeback() {
+    if (failure_ || !file_.valid()) return;
+    writeback_from_ = std::max(writeback_from_, segment_header_size);
+    if (segment_bytes_ > writeback_from_) {
+        io_.start_writeback(file_, writeback_from_, segment_bytes_ - writeback_from_);
+        writeback_from_ = segment_bytes_;
+    }
+}
+
 std::error_code segment_writer::sync() {
     if (failure_) return storage_errc::log_failed;
     if (!file_.valid()) return storage_errc::not_open;
     if (!unsynced_) return {};
     if (std::error_code ec = io_.sync(file_)) return fail(ec);
     unsynced_ = false;
+    writeback_from_ = segment_bytes_;
     return {};
 }
 
@@ -172,6 +183,7 @@ std::error_code segment_writer::rotate() {
     file_ = next.value;
     ++sequence_;
     segment_bytes_ = segment_header_size;
+    writeback_from_ = 0;
     allocated_ = segment_header_size;
     if (std::error_code ec = io_.close(old)) return fail(ec);
     // Give the unused zeros back. Not needed for correctness (readers stop at the zeros), so

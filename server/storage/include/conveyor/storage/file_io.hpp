@@ -54,6 +54,9 @@ public:
                                      std::uint64_t length) = 0;
     // Makes everything written to `f` durable (fdatasync).
     virtual std::error_code sync(file_handle f) = 0;
+    // Starts writing [offset, offset + length) back to the disk without waiting for it
+    // (sync_file_range WRITE): no durability promise, only less for the next sync to do.
+    virtual void start_writeback(file_handle f, std::uint64_t offset, std::uint64_t length) = 0;
     virtual io_result<std::uint64_t> file_size(file_handle f) = 0;
     virtual std::error_code close(file_handle f) = 0;
     // Cuts `path` to `size` bytes and makes that durable (recovery of a torn tail).
@@ -77,6 +80,7 @@ public:
     std::error_code write_at(file_handle f, std::uint64_t offset, std::string_view bytes) override;
     std::error_code allocate(file_handle f, std::uint64_t offset, std::uint64_t length) override;
     std::error_code sync(file_handle f) override;
+    void start_writeback(file_handle f, std::uint64_t offset, std::uint64_t length) override;
     io_result<std::uint64_t> file_size(file_handle f) override;
     std::error_code close(file_handle f) override;
     std::error_code truncate(const std::string& path, std::uint64_t size) override;
@@ -132,6 +136,7 @@ public:
     std::error_code write_at(file_handle f, std::uint64_t offset, std::string_view bytes) override;
     std::error_code allocate(file_handle f, std::uint64_t offset, std::uint64_t length) override;
     std::error_code sync(file_handle f) override;
+    void start_writeback(file_handle f, std::uint64_t offset, std::uint64_t length) override;
     io_result<std::uint64_t> file_size(file_handle f) override;
     std::error_code close(file_handle f) override;
     std::error_code truncate(const std::string& path, std::uint64_t size) override;

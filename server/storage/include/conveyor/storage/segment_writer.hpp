@@ -72,6 +72,9 @@ public:
     // far durable, rotate() syncs the current segment and opens the next one.
     std::error_code write();
     std::error_code sync();
+    // Starts the disk writing what was written since the last sync or call, without waiting
+    // (file_io::start_writeback), so the next sync has less to wait for.
+    void start_writeback();
 
     std::error_code rotate();
     bool rotation_due() const noexcept { return segment_bytes_ >= options_.segment_target_bytes; }
@@ -115,6 +118,7 @@ private:
     std::uint64_t segment_bytes_ = 0;
     std::uint64_t allocated_ = 0;  // file size: records, then zeros
     std::string batch_;
+    std::uint64_t writeback_from_ = 0;  // start of what start_writeback() has not covered
     std::size_t batch_records_ = 0;
     std::error_code failure_;
     bool unsynced_ = false;
