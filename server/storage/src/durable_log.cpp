@@ -213,9 +213,10 @@ bool durable_log::process_batch(bool stopping, bool sync) {
         const auto after = steady_clock::now();
         sync_us = std::chrono::duration_cast<std::chrono::microseconds>(after - now).count();
         last_sync_ = after;
-    } else if (!ec && writer_.unsynced()) {
-        // Written, not synced: the disk starts on it now, so the sync that comes (the next
-        // round with a waiter, or within a second) is not one long stall for all of it.
+    } else if (!ec && inline_ && writer_.unsynced()) {
+        // `always`, written without a sync (nobody waited): the disk starts on it now, so the
+        // sync that comes (the next round with a waiter, or within a second) is not one long
+        // stall for all of it. (everysec and no keep their own pace.)
         writer_.start_writeback();
     }
     const std::uint64_t sequence_before = writer_.sequence();
