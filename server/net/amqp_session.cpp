@@ -300,28 +300,27 @@ void amqp_session::output_body(std::uint16_t channel, std::string_view body) {
         const auto n = static_cast<std::uint32_t>(std::min(chunk, body.size() - f * chunk));
         amqp::encode_frame_header(headers, amqp::frame_type::body, channel, n);
     }
-    std::vector<std::string_view> pieces;
-    pieces.reserve(1 + 3 * frames);
-    pieces.emplace_back(out_);
-    for (std::size_t f = 0; f < frames; ++f) {
-        pieces.emplace_back(headers.data() + f * amqp::frame_header_size, amqp::frame_header_size);
-        pieces.push_back(body.substr(f * chunk, chunk));
-        pieces.emplace_back(&frame_end_octet, 1);
-    }
     std::vector<asio::const_buffer> buffers;
-    buffers.reserve(pieces.size());
-    for (const auto& p : pieces) buffers.emplace_back(p.data(), p.size());
+    buffers.reserve(1 + 3 * frames);
+    buffers.emplace_back(out_.data(), out_.size());
+    for (std::size_t f = 0; f < frames; ++f) {
+        const std::string_view part = body.substr(f * chunk, chunk);
+        buffers.emplace_back(headers.data() + f * amqp::frame_header_size,
+                             amqp::frame_header_size);
+        buffers.emplace_back(part.data(), part.size());
+        buffers.emplace_back(&frame_end_octet, 1);
+    }
     boost::system::error_code ec;
     std::size_t written = socket_.write_some(buffers, ec);
     if (ec) written = 0;  // would block, or the peer is gone: the writer finds out
     if (written > 0) last_write_us_ = service_.now().mono_us;
     std::string left;
-    for (const auto& p : pieces) {
-        if (written >= p.size()) {
-            written -= p.size();
+    for (const auto& b : buffers) {
+        if (written >= b.size()) {
+            written -= b.size();
             continue;
         }
-        left.append(p.substr(written));
+        left.append(static_cast<const char*>(b.data()) + written, b.size() - written);
         written = 0;
     }
     out_.swap(left);

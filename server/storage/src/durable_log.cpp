@@ -247,7 +247,6 @@ bool durable_log::process_batch(bool stopping, bool sync) {
         stats_.current_sequence = writer_.sequence();
     }
     stats_.log_bytes = closed_segments_bytes_ + writer_.segment_bytes();
-    written_.store(upto, std::memory_order_release);
     // Under `always` only synced records are released; a rotation syncs the old segment, and
     // an fdatasync covers every earlier write to the file.
     const bool durable = !inline_ || !writer_.unsynced();

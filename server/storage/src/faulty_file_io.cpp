@@ -104,6 +104,13 @@ std::error_code faulty_file_io::write_at(file_handle f, std::uint64_t offset,
     return write(f, offset, bytes);
 }
 
+// One more write (write_all, write_at, allocate): whether it is the one to fail, the fault
+// armed and the disk-full state, read under the lock (the core thread may re-arm them).
+faulty_file_io::write_check faulty_file_io::count_write() {
+    std::lock_guard lk(mu_);
+    return {++writes_ == write_fault_.nth, write_fault_, disk_full_};
+}
+
 void faulty_file_io::start_writeback(file_handle f, std::uint64_t offset,
                                      std::uint64_t length) {
     inner_.start_writeback(f, offset, length);  // not a sync: nothing for the tracking
@@ -111,11 +118,7 @@ void faulty_file_io::start_writeback(file_handle f, std::uint64_t offset,
 
 std::error_code faulty_file_io::allocate(file_handle f, std::uint64_t offset,
                                          std::uint64_t length) {
-    std::unique_lock lk(mu_);
-    const bool faulted = ++writes_ == write_fault_.nth;
-    const fault armed = write_fault_;
-    const bool full = disk_full_;
-    lk.unlock();
+    const auto [faulted, armed, full] = count_write();
     if (faulted) return {armed.error, std::system_category()};
     if (full && length > 0) {
         const io_result<std::uint64_t> size = inner_.file_size(f);
@@ -130,11 +133,7 @@ std::error_code faulty_file_io::write(file_handle f, std::optional<std::uint64_t
     auto pass = [&](std::string_view part) {
         return offset ? inner_.write_at(f, *offset, part) : inner_.write_all(f, part);
     };
-    std::unique_lock lk(mu_);
-    const bool faulted = ++writes_ == write_fault_.nth;
-    const fault armed = write_fault_;  // read under the lock: the core thread may re-arm it
-    const bool full = disk_full_;
-    lk.unlock();
+    const auto [faulted, armed, full] = count_write();
     if (faulted) {
         const std::size_t partial = std::min(armed.partial_bytes, bytes.size());
         if (partial > 0) {

@@ -11,8 +11,9 @@
 //     larger groups; bench/README.md). The owner may kick without a sync when no reply
 //     waits for the batch (kick(false): AMQP publishes without confirms, lease/ack records of
 //     AMQP consumers): the batch is written (a crash of the process loses nothing) and made
-//     durable by the next kick(true) or sync_unsynced(), since an fdatasync covers everything
-//     written before it. released() stays at the newest synced record meanwhile.
+//     durable by the next kick(true) (a waiter, or the owner's once-a-second sync), since an
+//     fdatasync covers everything written before it; meanwhile its writeback is started
+//     (sync_file_range). released() stays at the newest synced record until then.
 //   - `everysec`, `no`: kick() wakes a storage thread, which writes the batch and syncs once a
 //     second (`everysec`) or only at segment rotation and stop (`no`).
 //
@@ -182,9 +183,9 @@ public:
     std::size_t pending_bytes() const noexcept {
         return pending_bytes_.load(std::memory_order_relaxed);
     }
-    // Under `always`: records written by kick(false) and not yet synced.
-    bool unsynced() const noexcept { return written_.load(std::memory_order_acquire) >
-                                            released_.load(std::memory_order_acquire); }
+    // Owner thread, under `always`: records written by kick(false) and not yet synced (the
+    // writer is the owner's there; in the other modes released() follows every write).
+    bool unsynced() const noexcept { return inline_ && writer_.unsynced(); }
     bool is_inline() const noexcept { return inline_; }
     std::uint64_t appended() const noexcept { return appended_; }
     std::uint64_t released() const noexcept { return released_.load(std::memory_order_acquire); }
@@ -261,7 +262,6 @@ private:
     std::uint64_t next_sequence_ = 1;  // set by recover(), used by start()
     std::uint64_t appended_ = 0;  // written by the owner under mu_; appended() is owner-only
     std::atomic<std::uint64_t> released_{0};
-    std::atomic<std::uint64_t> written_{0};  // newest record written to the file
     std::atomic<std::size_t> pending_bytes_{0};
     std::atomic<bool> failed_{false};
     std::atomic<bool> space_low_{false};

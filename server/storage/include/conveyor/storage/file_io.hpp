@@ -156,6 +156,12 @@ private:
         int error = 0;
         std::size_t partial_bytes = 0;
     };
+    struct write_check {
+        bool faulted = false;
+        fault armed;
+        bool disk_full = false;
+    };
+    write_check count_write();
 
     file_io& inner_;
     mutable std::mutex mu_;  // the server's storage thread and core thread share one
