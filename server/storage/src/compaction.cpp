@@ -10,6 +10,7 @@
 #include <chrono>
 #include <thread>
 #include <unordered_map>
+#include <vector>
 #include <utility>
 
 namespace conveyor::storage {
@@ -19,6 +20,10 @@ namespace {
 // (the rest waits for the next pass).
 constexpr std::size_t max_ids_per_pass = 4'000'000;
 constexpr std::size_t ids_per_question = 65'536;
+// Step 1 also notes, per segment, which id each record names (8 bytes a record), up to this
+// many records a pass: step 3 then removes an all-dead oldest segment without reading it
+// again. Segments of large records (where a second read costs most) are the ones that fit.
+constexpr std::size_t max_listed_records = 1'000'000;
 
 }  // namespace
 
@@ -95,19 +100,36 @@ std::error_code durable_log::compact(const liveness_fn& live) {
     if (closed.empty()) return {};
 
     // 1. The ids the closed segments mention (a prefix of them, if there are very many).
-    std::unordered_map<std::string, char> ids;
+    using id_map = std::unordered_map<std::string, char>;
+    id_map ids;
+    // What step 1 saw of each segment: its size and, while under max_listed_records, the id
+    // entry of each record in order (nullptr for a record without id). Nodes of an
+    // unordered_map keep their address when it rehashes.
+    struct seen_segment {
+        std::uint64_t size = 0;
+        bool listed = false;
+        std::vector<const id_map::value_type*> records;
+    };
+    std::vector<seen_segment> seen;
+    std::size_t listed_records = 0;
     std::size_t prefix = 0;
     std::string bytes;
     for (; prefix < closed.size(); ++prefix) {
         if (ids.size() >= max_ids_per_pass) break;
         if (std::error_code ec = io_.read_all(closed[prefix].second, bytes)) return ec;
+        seen_segment& seg = seen.emplace_back();
+        seg.size = bytes.size();
+        seg.listed = listed_records < max_listed_records;
         segment_scanner scanner(bytes, read_options());
         std::string_view payload;
         scan_status st;
         while ((st = scanner.next_payload(payload)) == scan_status::record) {
             const std::string_view id = task_id_of(payload);
-            if (!id.empty()) ids.try_emplace(std::string(id), 0);
+            const id_map::value_type* entry = nullptr;
+            if (!id.empty()) entry = &*ids.try_emplace(std::string(id), 0).first;
+            if (seg.listed) seg.records.push_back(entry);
         }
+        if (seg.listed) listed_records += seg.records.size();
         if (st != scan_status::clean_end) {
             return std::make_error_code(std::errc::io_error);  // damage: leave it to recovery
         }
@@ -167,7 +189,44 @@ std::error_code durable_log::compact(const liveness_fn& live) {
         stats_.log_bytes -= std::min<std::uint64_t>(stats_.log_bytes, bytes_left);
         if (stats_.segments > 0) --stats_.segments;
     };
+    // For a listed segment, what keep() would do to its records, without reading it again:
+    // nothing dropped, it stays as it is; nothing kept while it is the oldest, it goes (as
+    // rewrite_segment() would decide from the bytes).
+    struct forecast {
+        std::size_t kept = 0, dropped = 0;
+        bool kept_any = false;
+    };
+    auto predict = [&](const seen_segment& seg) {
+        forecast f;
+        f.kept_any = kept_any;
+        for (const id_map::value_type* e : seg.records) {
+            const bool k = e ? e->second != 0 : f.kept_any;
+            f.kept_any = f.kept_any || k;
+            ++(k ? f.kept : f.dropped);
+        }
+        return f;
+    };
     for (std::size_t i = 0; i < prefix; ++i) {
+        if (seen[i].listed) {
+            const forecast f = predict(seen[i]);
+            if (f.dropped == 0) {
+                kept_any = f.kept_any;
+                sizes[i] = seen[i].size;
+                continue;
+            }
+            if (f.kept == 0 && gone == i) {
+                if (std::error_code ec = io_.remove(closed[i].second)) {
+                    if (removed > 0) io_.sync_directory(options_.directory);
+                    return ec;
+                }
+                saved_total += seen[i].size;
+                dropped_total += f.dropped;
+                ++removed;
+                ++gone;
+                forget_segment(seen[i].size);
+                continue;
+            }
+        }
         if (std::error_code ec = io_.read_all(closed[i].second, bytes)) return ec;
         rewrite_outcome o;
         if (std::error_code ec = rewrite_segment(closed[i].second, closed[i].first, bytes, keep,

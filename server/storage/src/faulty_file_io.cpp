@@ -207,6 +207,11 @@ std::uint64_t faulty_file_io::creates() const noexcept {
     return creates_;
 }
 
+std::uint64_t faulty_file_io::reads() const noexcept {
+    std::lock_guard lk(mu_);
+    return reads_;
+}
+
 io_result<std::uint64_t> faulty_file_io::file_size(file_handle f) {
     return inner_.file_size(f);
 }
@@ -236,6 +241,10 @@ std::error_code faulty_file_io::sync_directory(const std::string& dir) {
 }
 
 std::error_code faulty_file_io::read_all(const std::string& path, std::string& out) {
+    {
+        std::lock_guard lk(mu_);
+        ++reads_;
+    }
     return inner_.read_all(path, out);
 }
 

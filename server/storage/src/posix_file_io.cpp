@@ -154,16 +154,21 @@ std::error_code posix_file_io::sync_directory(const std::string& dir) {
 }
 
 std::error_code posix_file_io::read_all(const std::string& path, std::string& out) {
-    out.clear();
     const io_result<file_handle> f = open_file(path, O_RDONLY);
-    if (f.error) return f.error;
-    // Sized once from fstat and read in place (out's capacity is reused from call to call:
-    // the compactor reads segment after segment); a file that grows meanwhile is read on.
+    if (f.error) {
+        out.clear();
+        return f.error;
+    }
+    // Sized once from fstat and read in place; a file that grows meanwhile is read on. What
+    // `out` held is overwritten, not cleared first: resizing from empty would zero-fill every
+    // byte before the read overwrites it, and the compactor reads segment after segment of
+    // about the same size into one string.
     struct stat st {};
     const std::size_t expected = ::fstat(f.value.fd, &st) == 0 && st.st_size > 0
                                      ? static_cast<std::size_t>(st.st_size)
                                      : 0;
-    out.resize(expected + 1);  // one byte more, so the read that meets the end needs no growth
+    // One byte more, so the read that meets the end needs no growth.
+    if (out.size() < expected + 1) out.resize(expected + 1);
     std::error_code ec;
     std::size_t have = 0;
     for (;;) {

@@ -129,6 +129,7 @@ public:
     std::uint64_t writes() const noexcept;
     std::uint64_t syncs() const noexcept;
     std::uint64_t creates() const noexcept;
+    std::uint64_t reads() const noexcept;  // read_all calls
 
     io_result<file_handle> create_exclusive(const std::string& path) override;
     io_result<file_handle> open_append(const std::string& path) override;
@@ -189,6 +190,7 @@ private:
     std::uint64_t writes_ = 0;
     std::uint64_t syncs_ = 0;
     std::uint64_t creates_ = 0;
+    std::uint64_t reads_ = 0;
 };
 
 }  // namespace conveyor::storage
