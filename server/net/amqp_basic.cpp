@@ -8,6 +8,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <charconv>
 #include <filesystem>
 #include <fstream>
@@ -605,7 +606,7 @@ void amqp_session::pump(amqp_consumer& c) {
     req.lease_ms = service_.config().amqp_consumer_timeout_ms;
     while (true) {
         const auto n = credit(*ch, c);
-        if (n == 0 || out_.size() >= output_high_water) break;
+        if (n == 0 || socket_full_ || pending_out() >= output_high_water) break;
         req.count = n;
         const auto w = service_.add_waiter(c);
         auto tasks = service_.core().lease(req, now, w);
@@ -615,6 +616,7 @@ void amqp_session::pump(amqp_consumer& c) {
         }
         service_.forget_waiter(w);
         for (const auto& t : tasks) deliver(*ch, &c, t, std::nullopt);
+        flush_direct();  // before the next call into the core ends the tasks' views
     }
     if (!auto_acks_.empty()) {
         auto acks = std::move(auto_acks_);
@@ -644,6 +646,7 @@ void amqp_session::consumer_leased(amqp_consumer& c, std::span<const core::lease
     auto* ch = find_channel(c.channel);
     if (!ch || ended_) return;  // cannot happen: a removed consumer's waiter is forgotten
     for (const auto& t : tasks) deliver(*ch, &c, t, std::nullopt);
+    flush_direct();
     wake_writer();
     to_pump_.push_back(&c);
     if (pump_posted_) return;
@@ -725,6 +728,7 @@ std::optional<amqp_error> amqp_session::get(channel& ch, const amqp::basic_get& 
     t.name = {};
     const auto left = static_cast<std::uint32_t>(service_.core().ready_count(m.queue, now));
     deliver(ch, nullptr, t, left);
+    flush_direct();  // the body is a view of `payload`, above
     if (m.no_ack) {
         ch.unacked.erase(ch.next_tag - 1);
         service_.core().ack(lease, std::nullopt, now, core::broker::after_ack::forget);
@@ -784,8 +788,14 @@ std::optional<amqp_error> amqp_session::settle(channel& ch, std::uint64_t tag, b
                          service_.config().amqp_consumer_timeout_ms);
         }
     }
-    pump_channel(ch);
+    pump_after_batch(ch.number);
     return std::nullopt;
+}
+
+void amqp_session::pump_after_batch(std::uint16_t channel) {
+    if (std::find(pump_after_batch_.begin(), pump_after_batch_.end(), channel) ==
+        pump_after_batch_.end())
+        pump_after_batch_.push_back(channel);
 }
 
 void amqp_session::recover(channel& ch) {

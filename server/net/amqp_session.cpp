@@ -13,7 +13,11 @@
 
 #include <spdlog/spdlog.h>
 
+#include <cerrno>
 #include <cstring>
+
+#include <sys/socket.h>
+#include <sys/uio.h>
 
 namespace asio = boost::asio;
 using asio::ip::tcp;
@@ -96,7 +100,7 @@ amqp_session::amqp_session(tcp::socket socket, amqp_vhost& vhost, std::uint64_t 
     describe_peer(socket_, client_);
     boost::system::error_code ec;
     socket_.set_option(tcp::no_delay(true), ec);
-    socket_.non_blocking(true, ec);  // output_body's direct write; async operations unchanged
+    socket_.non_blocking(true, ec);  // writes are made directly (write_now, flush_direct)
     channel_max_ = static_cast<std::uint16_t>(service_.config().amqp_channel_max);
     last_read_us_ = last_write_us_ = service_.now().mono_us;
 }
@@ -266,6 +270,13 @@ void amqp_session::process_input() {
 // re-arm, output to send.
 void amqp_session::after_batch() {
     if (ended_) return;
+    if (!pump_after_batch_.empty()) {
+        auto numbers = std::move(pump_after_batch_);
+        pump_after_batch_.clear();
+        for (const auto n : numbers) {
+            if (auto* ch = find_channel(n); ch && !ch->closing) pump_channel(*ch);
+        }
+    }
     if (!auto_acks_.empty()) {
         const auto now = service_.now();
         auto acks = std::move(auto_acks_);
@@ -279,80 +290,203 @@ void amqp_session::after_batch() {
     wake_writer();
 }
 
-// A body of at least this size goes straight from the task to the socket when no write is in
-// flight (one writev of the output so far, the frame headers and the body), sparing its copy
-// into out_: with 64 KiB messages that copy was a quarter of the broker's time per delivery.
-// Whatever the socket does not take is copied into out_ for the writer, in order.
+// Output. out_[out_sent_, end) is what is due and not yet written. Writes are non-blocking and
+// made where the output arises: at the end of a turn (wake_writer) and for large bodies
+// (flush_direct). Only when the socket is full does the writer coroutine take over: it waits
+// until the socket is writable, writes on, and once everything is out lets the consumers that
+// were held back (pump) go on.
+//
+// A body of at least direct_body_min goes straight from the task to the socket, sparing its
+// copy into out_ (with 64 KiB messages that copy was a quarter of the broker's time per
+// delivery). The bodies of one turn's deliveries are gathered and written together with the
+// output around them, one sendmsg per direct_flush_bytes (fewer, fuller TCP segments than one
+// write per message). What the socket does not take is copied into out_, in order, and the
+// consumers wait (pump) until the socket has taken it: a full socket does not turn every later
+// body into a copy.
 constexpr std::size_t direct_body_min = 16 * 1024;
+constexpr std::size_t direct_flush_bytes = 1024 * 1024;
+constexpr std::size_t direct_max_iov = 1024;  // IOV_MAX on Linux
+// The most out_ keeps allocated once drained (a burst's megabytes go back to the allocator).
+constexpr std::size_t out_keep_capacity = 256 * 1024;
 
 void amqp_session::output_body(std::uint16_t channel, std::string_view body) {
-    if (body.size() < direct_body_min || writer_busy_ || closing_ || ended_) {
+    if (body.size() < direct_body_min || socket_full_ || write_failed_ || closing_ || ended_) {
         amqp::encode_body_frames(out_, channel, body, frame_max_);
         return;
     }
-    // The buffers: out_, then per body frame its header, its chunk of the body and the end.
+    direct_.push_back({out_.size(), body, channel});
+    direct_bytes_ += body.size();
+    const std::size_t chunk = amqp::effective_frame_max(frame_max_) - amqp::frame_overhead;
+    // Up to 1 + 3 per frame buffers a body, and the tail of out_.
+    if (direct_bytes_ >= direct_flush_bytes ||
+        (direct_.size() + 1) * (1 + 3 * ((body.size() + chunk - 1) / chunk)) + 1 >
+            direct_max_iov)
+        flush_direct();
+}
+
+void amqp_session::flush_direct() {
+    if (direct_.empty()) return;
+    if (socket_full_ || write_failed_ || closing_ || ended_) {
+        // Nothing can be written now: the bodies go into out_ in order, as any other output.
+        std::string merged;
+        merged.reserve(pending_out() + direct_bytes_ + direct_bytes_ / 1024 + 64);
+        std::size_t from = out_sent_;
+        for (const auto& d : direct_) {
+            merged.append(out_, from, d.out_end - from);
+            amqp::encode_body_frames(merged, d.channel, d.body, frame_max_);
+            from = d.out_end;
+        }
+        merged.append(out_, from, std::string::npos);
+        out_.swap(merged);
+        out_sent_ = 0;
+        direct_.clear();
+        direct_bytes_ = 0;
+        return;
+    }
+    // The buffers: per body, the output before it, then per body frame its header, its chunk
+    // of the body and the end octet; last, the rest of out_.
     static constexpr char frame_end_octet = static_cast<char>(amqp::frame_end);
     const std::size_t chunk = amqp::effective_frame_max(frame_max_) - amqp::frame_overhead;
-    const std::size_t frames = (body.size() + chunk - 1) / chunk;
+    std::size_t frames_total = 0;
+    for (const auto& d : direct_) frames_total += (d.body.size() + chunk - 1) / chunk;
     std::string headers;
-    headers.reserve(frames * amqp::frame_header_size);
-    for (std::size_t f = 0; f < frames; ++f) {
-        const auto n = static_cast<std::uint32_t>(std::min(chunk, body.size() - f * chunk));
-        amqp::encode_frame_header(headers, amqp::frame_type::body, channel, n);
+    headers.reserve(frames_total * amqp::frame_header_size);
+    for (const auto& d : direct_) {
+        for (std::size_t at = 0; at < d.body.size(); at += chunk) {
+            const auto n = static_cast<std::uint32_t>(std::min(chunk, d.body.size() - at));
+            amqp::encode_frame_header(headers, amqp::frame_type::body, d.channel, n);
+        }
     }
-    std::vector<asio::const_buffer> buffers;
-    buffers.reserve(1 + 3 * frames);
-    buffers.emplace_back(out_.data(), out_.size());
-    for (std::size_t f = 0; f < frames; ++f) {
-        const std::string_view part = body.substr(f * chunk, chunk);
-        buffers.emplace_back(headers.data() + f * amqp::frame_header_size,
-                             amqp::frame_header_size);
-        buffers.emplace_back(part.data(), part.size());
-        buffers.emplace_back(&frame_end_octet, 1);
+    std::vector<iovec> iov;
+    iov.reserve(direct_.size() + 3 * frames_total + 1);
+    auto add = [&](const char* p, std::size_t n) {
+        if (n > 0) iov.push_back({const_cast<char*>(p), n});
+    };
+    std::size_t from = out_sent_;
+    const char* header = headers.data();
+    for (const auto& d : direct_) {
+        add(out_.data() + from, d.out_end - from);
+        from = d.out_end;
+        for (std::size_t at = 0; at < d.body.size(); at += chunk) {
+            add(header, amqp::frame_header_size);
+            header += amqp::frame_header_size;
+            add(d.body.data() + at, std::min(chunk, d.body.size() - at));
+            add(&frame_end_octet, 1);
+        }
     }
-    boost::system::error_code ec;
-    std::size_t written = socket_.write_some(buffers, ec);
-    if (ec) written = 0;  // would block, or the peer is gone: the writer finds out
+    add(out_.data() + from, out_.size() - from);
+    direct_.clear();
+    direct_bytes_ = 0;
+    std::size_t written = 0;
+    for (std::size_t at = 0; at < iov.size();) {
+        msghdr msg{};
+        msg.msg_iov = iov.data() + at;
+        msg.msg_iovlen = std::min(iov.size() - at, direct_max_iov);
+        const ssize_t n = ::sendmsg(socket_.native_handle(), &msg, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            note_write_error(errno);
+            break;
+        }
+        written += static_cast<std::size_t>(n);
+        std::size_t step = static_cast<std::size_t>(n);
+        while (at < iov.size() && step >= iov[at].iov_len) step -= iov[at++].iov_len;
+        if (step > 0) {  // a short write: the socket is full
+            socket_full_ = true;
+            break;
+        }
+    }
     if (written > 0) last_write_us_ = service_.now().mono_us;
     std::string left;
-    for (const auto& b : buffers) {
-        if (written >= b.size()) {
-            written -= b.size();
+    for (const auto& b : iov) {
+        if (written >= b.iov_len) {
+            written -= b.iov_len;
             continue;
         }
-        left.append(static_cast<const char*>(b.data()) + written, b.size() - written);
+        left.append(static_cast<const char*>(b.iov_base) + written, b.iov_len - written);
         written = 0;
     }
     out_.swap(left);
+    out_sent_ = 0;
+}
+
+void amqp_session::write_now() {
+    while (out_sent_ < out_.size() && !socket_full_ && !write_failed_) {
+        const ssize_t n = ::send(socket_.native_handle(), out_.data() + out_sent_,
+                                 out_.size() - out_sent_, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            note_write_error(errno);
+            break;
+        }
+        out_sent_ += static_cast<std::size_t>(n);
+        last_write_us_ = service_.now().mono_us;
+        if (out_sent_ < out_.size()) socket_full_ = true;  // a short write
+    }
+    if (out_sent_ == out_.size()) {
+        drained_output();
+    } else if (out_sent_ >= out_keep_capacity && out_sent_ >= out_.size() / 2) {
+        out_.erase(0, out_sent_);  // what was written goes (amortised: at least half of it)
+        out_sent_ = 0;
+    }
+}
+
+void amqp_session::note_write_error(int error) {
+    if (error == EAGAIN || error == EWOULDBLOCK) {
+        socket_full_ = true;
+        return;
+    }
+    // The peer is gone, or the socket failed: the writer closes the session.
+    if (!write_failed_) {
+        write_failed_ = true;
+        write_error_ = boost::system::error_code(error, boost::system::system_category());
+    }
+}
+
+void amqp_session::drained_output() {
+    if (out_sent_ != out_.size()) return;
+    out_.clear();
+    out_sent_ = 0;
+    if (out_.capacity() > out_keep_capacity) std::string().swap(out_);
 }
 
 void amqp_session::wake_writer() {
-    if (!out_.empty() || reader_done_) writer_wake_.cancel();
+    flush_direct();  // (every delivering path has flushed already; this keeps it so)
+    if (!socket_full_) write_now();
+    if (pending_out() > 0 || write_failed_ || reader_done_ || close_after_flush_)
+        writer_wake_.cancel();
 }
 
 asio::awaitable<void> amqp_session::write_loop() {
     while (!closing_) {
-        if (out_.empty()) {
+        if (write_failed_) {
+            if (write_error_ != asio::error::connection_reset &&
+                write_error_ != asio::error::broken_pipe)
+                spdlog::debug("amqp client {} ({}): write failed: {}", client_.id, client_.peer,
+                              write_error_.message());
+            close();
+            break;
+        }
+        if (pending_out() == 0) {
             if (reader_done_ || close_after_flush_) break;
             writer_wake_.expires_at(std::chrono::steady_clock::time_point::max());
             co_await writer_wake_.async_wait(use_tuple);
             continue;
         }
-        writing_.clear();
-        writing_.swap(out_);
-        writer_busy_ = true;
-        auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(writing_), use_tuple);
-        writer_busy_ = false;
-        if (ec) {
-            if (ec != asio::error::operation_aborted)
-                spdlog::debug("amqp client {} ({}): write failed: {}", client_.id, client_.peer,
-                              ec.message());
-            close();
-            break;
+        if (socket_full_) {
+            auto [ec] = co_await socket_.async_wait(tcp::socket::wait_write, use_tuple);
+            if (ec) {
+                if (ec != asio::error::operation_aborted)
+                    spdlog::debug("amqp client {} ({}): write failed: {}", client_.id,
+                                  client_.peer, ec.message());
+                close();
+                break;
+            }
+            socket_full_ = false;
         }
-        last_write_us_ = service_.now().mono_us;
-        // Consumers held back while the output was large go on now.
-        if (out_.empty() && !ended_) pump_all();
+        write_now();
+        // Consumers held back while the socket was full go on now.
+        if (pending_out() == 0 && !socket_full_ && !write_failed_ && !ended_) pump_all();
     }
     if (close_after_flush_ && !closing_) {
         // Let the peer read what was sent before the socket goes (no RST over unread data).
@@ -400,7 +534,7 @@ asio::awaitable<void> amqp_session::heartbeat_loop() {
             close();
             break;
         }
-        if (now - last_write_us_ >= interval_us / 2 && out_.empty() && !writer_busy_) {
+        if (now - last_write_us_ >= interval_us / 2 && pending_out() == 0) {
             amqp::encode_heartbeat(out_);
             wake_writer();
         }

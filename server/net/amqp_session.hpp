@@ -218,6 +218,17 @@ private:
                  std::optional<std::uint32_t> get_count);
     // Appends `body` as body frames; see amqp_session.cpp for the direct write of large ones.
     void output_body(std::uint16_t channel, std::string_view body);
+    // Writes the direct bodies noted so far (one writev with the output around them). Every
+    // path that delivers calls it before the tasks' views can end (the next call into the
+    // core, or the end of the turn).
+    void flush_direct();
+    // Writes out_ as far as the socket takes it now (non-blocking).
+    void write_now();
+    void note_write_error(int error);
+    void drained_output();  // out_ all written: cleared, a burst's capacity let go
+    // settle() leaves the channel's consumers to be topped up once the whole input batch is
+    // handled (one lease and one write for all the acks a read brought in).
+    void pump_after_batch(std::uint16_t channel);
     void release_unacked(channel& ch);
     void remove_consumer(channel& ch, amqp_consumer& c, bool may_auto_delete);
     channel* find_channel(std::uint16_t number);
@@ -230,8 +241,22 @@ private:
     std::string in_;             // input buffer: [in_begin_, in_end_) arrived, not yet decoded
     std::size_t in_begin_ = 0;
     std::size_t in_end_ = 0;
-    std::string out_;
-    std::string writing_;
+    std::string out_;            // output: [out_sent_, end) is due, not yet written
+    std::size_t out_sent_ = 0;
+    std::size_t pending_out() const noexcept { return out_.size() - out_sent_; }
+    bool socket_full_ = false;   // a write stopped short: the writer waits until writable
+    bool write_failed_ = false;  // the writer closes the session
+    boost::system::error_code write_error_;
+    // Bodies going straight from their tasks to the socket at the next flush_direct(): each
+    // goes after out_[end of the one before, out_end).
+    struct direct_body {
+        std::size_t out_end = 0;
+        std::string_view body;
+        std::uint16_t channel = 0;
+    };
+    std::vector<direct_body> direct_;
+    std::size_t direct_bytes_ = 0;
+    std::vector<std::uint16_t> pump_after_batch_;
     phase phase_ = phase::header;
     std::string mechanism_;
     std::uint32_t frame_max_ = protocol::amqp::default_frame_max;
@@ -248,7 +273,6 @@ private:
     boost::asio::steady_timer close_timer_;  // the wait for Close-Ok
     std::int64_t last_read_us_ = 0;
     std::int64_t last_write_us_ = 0;
-    bool writer_busy_ = false;
     bool reader_done_ = false;
     bool closing_ = false;  // close(): abort
     bool close_after_flush_ = false;

@@ -482,6 +482,75 @@ class MessageTest(PikaCase):
                 self.assertEqual(have, want, f"body {i} (frame_max {frame_max})")
             conn.close()
 
+    def test_mixed_sizes_on_two_channels_with_acks_arrive_whole_and_in_order(self):
+        # Large bodies of one turn's deliveries go out together, straight from the tasks and
+        # between the method and header frames (and small bodies) around them; acks top the
+        # consumers up once per batch of input. Two channels, bodies below and above the
+        # direct-write size, properties on each, both frame sizes.
+        sizes = [10, 20 * 1024, 70 * 1024, 300, 130 * 1024, 0, 17 * 1024]
+        for frame_max in (131072, 4096):
+            conn = self.connect(frame_max=frame_max)
+            pub = conn.channel()
+            pub.confirm_delivery()
+            sent = {}
+            for q in ("a", "b"):
+                name = self.qname(f"mixed{q}{frame_max}")
+                pub.queue_declare(name)
+                sent[name] = []
+                for i in range(120):
+                    body = os.urandom(sizes[i % len(sizes)])
+                    props = pika.BasicProperties(message_id=f"{q}{i}", headers={"n": i})
+                    pub.basic_publish("", name, body, props)
+                    sent[name].append((f"{q}{i}", body))
+            got = {name: [] for name in sent}
+            for name in sent:
+                ch = conn.channel()
+                ch.basic_qos(prefetch_count=40)
+
+                def on_message(c, m, p, b, name=name):
+                    got[name].append((p.message_id, b))
+                    c.basic_ack(m.delivery_tag)
+                ch.basic_consume(name, on_message)
+            self.pump(conn, lambda: all(len(got[n]) == 120 for n in sent), 30,
+                      "every delivery on both channels")
+            for name in sent:
+                self.assertEqual(len(got[name]), 120)
+                for i, (want, have) in enumerate(zip(sent[name], got[name])):
+                    self.assertEqual(have, want, f"{name} message {i} (frame_max {frame_max})")
+            wait_until(lambda: info_section(self.server, "stats")["tasks_live"] == "0", 5,
+                       message="every acknowledged message to be forgotten")
+            conn.close()
+
+    @conveyor_only("the top-up after a whole read of acks is Conveyor's choice (docs/amqp.md)")
+    def test_ack_and_cancel_in_one_write_get_no_delivery_in_between(self):
+        # The acks of one read are all handled before the consumers are topped up: the
+        # cancel that came with the ack is handled first, so the freed credit is not used.
+        conn = self.connect()
+        ch = conn.channel()
+        name = self.qname()
+        ch.queue_declare(name)
+        ch.confirm_delivery()
+        for body in (b"first", b"second"):
+            ch.basic_publish("", name, body)
+        raw = RawAmqp(self.host, self.port, timeout=5)
+        self.addCleanup(raw.close)
+        raw.handshake()
+        raw.channel_open(1)
+        raw.send(method_frame(1, 60, 10, struct.pack("!IHB", 0, 1, 0)))  # basic.qos 1
+        raw.expect_method(60, 11)
+        raw.send(method_frame(1, 60, 20, struct.pack("!H", 0) + shortstr(name) +
+                              shortstr("c1") + b"\x00" + struct.pack("!I", 0)))
+        raw.expect_method(60, 21)  # consume-ok
+        _, args = raw.expect_method(60, 60)  # basic.deliver: consumer tag, delivery tag
+        tag = struct.unpack("!Q", args[3:11])[0]
+        self.assertEqual(raw.read_frame()[0], FRAME_HEADER)
+        self.assertEqual(raw.read_frame()[2], b"first")
+        # basic.ack (tag, multiple=0) and basic.cancel (c1, no-wait=0) in one write.
+        raw.send(method_frame(1, 60, 80, struct.pack("!QB", tag, 0)) +
+                 method_frame(1, 60, 30, shortstr("c1") + b"\x00"))
+        raw.expect_method(60, 31)  # cancel-ok, and no basic.deliver before it
+        self.assertEqual(self.get(ch, name)[2], b"second")
+
     def test_100_messages_keep_their_order(self):
         conn = self.connect()
         ch = conn.channel()
