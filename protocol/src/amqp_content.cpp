@@ -198,9 +198,13 @@ void encode_content_header(std::string& out, std::uint16_t channel, std::uint64_
     finish_frame(out, begin);
 }
 
+std::size_t body_chunk_size(std::uint32_t frame_max) noexcept {
+    return effective_frame_max(frame_max) - frame_overhead;
+}
+
 void encode_body_frames(std::string& out, std::uint16_t channel, std::string_view body,
                         std::uint32_t frame_max) {
-    const std::size_t chunk = effective_frame_max(frame_max) - frame_overhead;
+    const std::size_t chunk = body_chunk_size(frame_max);
     while (!body.empty()) {
         const std::size_t n = std::min(chunk, body.size());
         encode_frame(out, frame_type::body, channel, body.substr(0, n));

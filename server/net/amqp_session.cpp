@@ -316,10 +316,9 @@ void amqp_session::output_body(std::uint16_t channel, std::string_view body) {
     }
     direct_.push_back({out_.size(), body, channel});
     direct_bytes_ += body.size();
-    const std::size_t chunk = amqp::effective_frame_max(frame_max_) - amqp::frame_overhead;
     // Up to 1 + 3 per frame buffers a body, and the tail of out_.
     if (direct_bytes_ >= direct_flush_bytes ||
-        (direct_.size() + 1) * (1 + 3 * ((body.size() + chunk - 1) / chunk)) + 1 >
+        (direct_.size() + 1) * (1 + 3 * amqp::body_frame_count(body.size(), frame_max_)) + 1 >
             direct_max_iov)
         flush_direct();
 }
@@ -346,9 +345,9 @@ void amqp_session::flush_direct() {
     // The buffers: per body, the output before it, then per body frame its header, its chunk
     // of the body and the end octet; last, the rest of out_.
     static constexpr char frame_end_octet = static_cast<char>(amqp::frame_end);
-    const std::size_t chunk = amqp::effective_frame_max(frame_max_) - amqp::frame_overhead;
+    const std::size_t chunk = amqp::body_chunk_size(frame_max_);
     std::size_t frames_total = 0;
-    for (const auto& d : direct_) frames_total += (d.body.size() + chunk - 1) / chunk;
+    for (const auto& d : direct_) frames_total += amqp::body_frame_count(d.body.size(), frame_max_);
     std::string headers;
     headers.reserve(frames_total * amqp::frame_header_size);
     for (const auto& d : direct_) {

@@ -1,5 +1,6 @@
 // The protocol header check and the frame decoder: valid frames at every split point, and each
 // framing error with its reply code.
+#include "conveyor/protocol/amqp_content.hpp"
 #include "conveyor/protocol/amqp_frame.hpp"
 
 #include "protocol_amqp_fixture.hpp"
@@ -129,6 +130,33 @@ TEST(amqp_frame_encoder, a_frame_header_plus_payload_and_end_is_the_whole_frame)
     gathered += payload;
     gathered += static_cast<char>(frame_end);
     EXPECT_EQ(gathered, whole);
+}
+
+// The gather form of encode_body_frames (the broker writes large bodies from the task): for
+// each of body_frame_count() frames a header, the next body_chunk_size() bytes, the end octet.
+TEST(amqp_frame_encoder, body_frames_gathered_by_count_and_chunk_are_the_encoded_ones) {
+    for (const std::uint32_t frame_max : {4096u, 131072u, 0u}) {
+        for (const std::size_t size : {std::size_t{1}, std::size_t{4088}, std::size_t{4089},
+                                       std::size_t{65536}, std::size_t{300000}}) {
+            std::string body(size, 'x');
+            for (std::size_t i = 0; i < size; ++i) body[i] = static_cast<char>('a' + i % 23);
+            std::string whole;
+            encode_body_frames(whole, 3, body, frame_max);
+            const std::size_t chunk = body_chunk_size(frame_max);
+            const std::size_t frames = body_frame_count(size, frame_max);
+            std::string gathered;
+            for (std::size_t f = 0; f < frames; ++f) {
+                const std::string_view part = std::string_view(body).substr(f * chunk, chunk);
+                encode_frame_header(gathered, frame_type::body, 3,
+                                    static_cast<std::uint32_t>(part.size()));
+                gathered += part;
+                gathered += static_cast<char>(frame_end);
+            }
+            EXPECT_EQ(gathered, whole) << "frame_max " << frame_max << ", body " << size;
+        }
+    }
+    EXPECT_EQ(body_chunk_size(4096), 4088u);
+    EXPECT_EQ(body_frame_count(0, 4096), 0u);
 }
 
 TEST(amqp_frame_decoder, heartbeat_encodes_as_rabbitmq_sends_it) {

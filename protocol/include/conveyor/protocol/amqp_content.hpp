@@ -71,6 +71,15 @@ void encode_content_header(std::string& out, std::uint16_t channel, std::uint64_
                            std::string_view raw_properties,
                            std::uint16_t class_id = basic_class_id);
 
+// The most body bytes one body frame carries under `frame_max` (frame_max - 8), and how many
+// body frames a body of `size` bytes takes: the layout encode_body_frames() writes, for
+// callers that write the frames' headers and the body's bytes from separate buffers.
+std::size_t body_chunk_size(std::uint32_t frame_max) noexcept;
+inline std::size_t body_frame_count(std::size_t size, std::uint32_t frame_max) noexcept {
+    const std::size_t chunk = body_chunk_size(frame_max);
+    return (size + chunk - 1) / chunk;
+}
+
 // Appends the body as body frames of at most frame_max - 8 payload bytes each; nothing for an
 // empty body (the header's body size 0 says it all).
 void encode_body_frames(std::string& out, std::uint16_t channel, std::string_view body,
