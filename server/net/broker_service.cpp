@@ -28,6 +28,8 @@ extern "C" std::size_t __sanitizer_get_current_allocated_bytes();
 #endif
 
 #include <algorithm>
+#include <cstdlib>
+#include <thread>
 #include <future>
 #include <random>
 
@@ -98,6 +100,13 @@ std::optional<std::string> broker_service::open_log(storage::file_io& io,
         std::clamp<std::uint64_t>(options.segment_target_bytes / 4, 4096, std::uint64_t{1} << 20);
     options.space_floor = std::min<std::uint64_t>(64 * 1024, options.preallocate_chunk / 4);
     options.space_retry = milliseconds(500);
+    // Power-loss tests of the sync thread (--enable-debug-command yes only): the batch size
+    // from which a synced `always` batch is handed to it (test_amqp_crash.py uses 1: all).
+    if (debug_io_ != nullptr) {
+        if (const char* v = std::getenv("CONVEYOR_DEBUG_HANDOFF_BYTES")) {
+            options.handoff_bytes = static_cast<std::size_t>(std::strtoull(v, nullptr, 10));
+        }
+    }
     log_ = std::make_unique<storage::durable_log>(io, options);
     on_fatal_ = std::move(on_fatal);
 
@@ -145,10 +154,12 @@ std::optional<std::string> broker_service::open_log(storage::file_io& io,
                      result.segments, result.bytes, recovery_.duration_ms);
     }
 
-    auto ec = log_->start([this] {
-        // Storage thread: hand the news to the core thread. (Inline, before_sleep calls
-        // on_log_released itself.)
-        if (!log_->is_inline()) asio::post(executor_, [this] { on_log_released(); });
+    const auto core_thread = std::this_thread::get_id();
+    auto ec = log_->start([this, core_thread] {
+        // Storage or sync thread: hand the news to the core thread. (Inline, before_sleep
+        // calls on_log_released itself.)
+        if (std::this_thread::get_id() != core_thread)
+            asio::post(executor_, [this] { on_log_released(); });
     });
     if (ec) {
         return "cannot create a log segment in '" + config_.data_dir + "': " + ec.message();

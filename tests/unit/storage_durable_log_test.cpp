@@ -130,6 +130,79 @@ TEST(durable_log, always_kick_without_sync_writes_and_a_later_sync_releases_it) 
     EXPECT_EQ(recover_all(io, d).size(), 15u);
 }
 
+// `always`, a synced kick with at least handoff_bytes pending: the sync thread writes and
+// syncs it while the owner goes on (kick returns at once, nothing released yet); kicks meanwhile
+// leave their batches to that thread, which syncs them too; released() moves only after each
+// sync, told from the sync thread. A small batch afterwards is written inline again.
+TEST(durable_log, always_hands_a_large_batch_to_the_sync_thread_and_releases_after_its_sync) {
+    temp_dir d;
+    storage::posix_file_io posix;
+    storage::faulty_file_io io(posix);
+    const std::string big(2000, 'b');
+    auto big_record = [&](int i) {
+        core::rec_enqueue e;
+        e.at = {1'000'000 + i, 1'700'000'000'000 + i};
+        e.id = "big" + std::to_string(i);
+        e.queue = "q";
+        e.payload = big;
+        return core::record(e);
+    };
+    {
+        auto o = options(d, fsync_mode::always);
+        o.handoff_bytes = 16 * 1024;
+        durable_log log(io, o);
+        ASSERT_FALSE(log.recover([](const core::record&) {}).error);
+        std::atomic<int> told_elsewhere{0};
+        const auto owner = std::this_thread::get_id();
+        ASSERT_FALSE(log.start([&] {
+            if (std::this_thread::get_id() != owner) ++told_elsewhere;
+        }));
+        const std::uint64_t syncs_before = io.syncs();
+        io.delay_syncs(std::chrono::milliseconds(200));
+        for (int i = 0; i < 20; ++i) ASSERT_FALSE(log.append(big_record(i)));  // ~40 KB
+        log.kick(true);
+        EXPECT_EQ(log.released(), 0u);  // the sync thread is in its (slow) fdatasync
+        EXPECT_FALSE(log.unsynced());   // it holds the writer, and syncs all it writes
+        for (int i = 0; i < 2000 && log.pending_bytes() > 0; ++i)  // until it took the batch
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        for (int i = 20; i < 25; ++i) ASSERT_FALSE(log.append(big_record(i)));
+        log.kick(false);  // left to the sync thread, which syncs it as well
+        EXPECT_EQ(log.released(), 0u);
+        wait_released(log, 25);
+        EXPECT_EQ(log.released(), 25u);
+        EXPECT_EQ(io.syncs() - syncs_before, 2u);  // one per batch it took
+        EXPECT_GE(told_elsewhere.load(), 1);
+        io.delay_syncs(std::chrono::milliseconds(0));
+        // Below handoff_bytes: inline, durable when kick() returns.
+        for (int i = 0; i < 3; ++i) ASSERT_FALSE(log.append(enqueue_record(i)));
+        log.kick(true);
+        EXPECT_EQ(log.released(), 28u);
+        EXPECT_EQ(io.syncs() - syncs_before, 3u);
+        log.stop();
+    }
+    EXPECT_EQ(recover_all(posix, d).size(), 28u);
+}
+
+TEST(durable_log, a_failed_fsync_on_the_sync_thread_is_never_released) {
+    temp_dir d;
+    storage::posix_file_io posix;
+    storage::faulty_file_io io(posix);
+    auto o = options(d, fsync_mode::always);
+    o.handoff_bytes = 1;
+    durable_log log(io, o);
+    ASSERT_FALSE(log.recover([](const core::record&) {}).error);
+    std::atomic<bool> told{false};
+    ASSERT_FALSE(log.start([&] { told = true; }));
+    io.fail_sync(io.syncs() + 1, EIO);
+    ASSERT_FALSE(log.append(enqueue_record(1)));
+    log.kick(true);
+    wait_released(log, 1);  // returns once the log failed
+    EXPECT_TRUE(log.failed());
+    EXPECT_TRUE(told.load());
+    EXPECT_EQ(log.released(), 0u);
+    EXPECT_EQ(log.append(enqueue_record(2)), storage::storage_errc::log_failed);
+}
+
 TEST(durable_log, everysec_and_no_release_once_written_by_the_storage_thread) {
     for (auto mode : {fsync_mode::everysec, fsync_mode::no}) {
         temp_dir d;

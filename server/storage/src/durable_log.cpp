@@ -135,8 +135,18 @@ std::error_code durable_log::start(std::function<void()> on_released) {
     }
     // `always` writes and syncs on the owner's thread (see the header); the others on a thread.
     inline_ = options_.fsync == fsync_mode::always;
-    if (!inline_) thread_ = std::thread([this] { run(); });
+    if (!inline_) {
+        thread_ = std::thread([this] { run(); });
+    } else if (options_.handoff_bytes > 0) {
+        thread_ = std::thread([this] { run_handoff(); });
+    }
     return {};
+}
+
+bool durable_log::unsynced() const {
+    if (!inline_) return false;
+    std::lock_guard lk(mu_);
+    return !handoff_ && writer_.unsynced();
 }
 
 std::error_code durable_log::append(const core::record& r) {
@@ -151,7 +161,20 @@ std::error_code durable_log::append(const core::record& r) {
 
 void durable_log::kick(bool sync) {
     if (inline_) {
-        if (!failed()) process_batch(false, sync);
+        if (failed()) return;
+        {
+            std::lock_guard lk(mu_);
+            if (handoff_) {
+                kicked_ = true;  // the sync thread takes this batch after its own
+                return;
+            }
+            if (sync && thread_.joinable() && pending_.size() >= options_.handoff_bytes) {
+                handoff_ = true;
+                cv_.notify_one();
+                return;
+            }
+        }
+        process_batch(false, sync);
         return;
     }
     {
@@ -181,6 +204,23 @@ void durable_log::run() {
             std::lock_guard lk(mu_);
             if (pending_.empty()) return;
         }
+    }
+}
+
+// `always`: writes and syncs the batches handed over, one after another while the owner keeps
+// kicking, then gives the writer back (handoff_ = false) and waits for the next hand-off.
+void durable_log::run_handoff() {
+    std::unique_lock lk(mu_);
+    while (true) {
+        cv_.wait(lk, [&] { return stopping_ || handoff_; });
+        if (!handoff_) return;  // stopping; stop() writes what is left
+        lk.unlock();
+        const bool ok = process_batch(false, true);
+        lk.lock();
+        // process_batch() cleared kicked_: set again, the owner kicked meanwhile.
+        if (ok && kicked_ && !pending_.empty() && !stopping_) continue;
+        handoff_ = false;
+        if (!ok) return;
     }
 }
 
@@ -291,6 +331,10 @@ std::error_code durable_log::admit(change_kind kind, std::size_t bytes) const {
 void durable_log::retry_space() {
     if (!space_low() || failed()) return;
     if (inline_) {
+        {
+            std::lock_guard lk(mu_);
+            if (handoff_) return;  // the sync thread's batch tries again for space
+        }
         process_batch(false);
         return;
     }
@@ -310,11 +354,8 @@ void durable_log::stop() {
     compactor_cv_.notify_one();
     if (compactor_.joinable()) compactor_.join();
     cv_.notify_one();
-    if (thread_.joinable()) {
-        thread_.join();
-    } else if (inline_ && writer_.is_open() && !failed()) {
-        process_batch(true);
-    }
+    if (thread_.joinable()) thread_.join();
+    if (inline_ && writer_.is_open() && !failed()) process_batch(true);
     if (!failed()) writer_.trim();
     writer_.close();
 }

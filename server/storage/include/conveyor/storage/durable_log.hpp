@@ -14,6 +14,13 @@
 //     durable by the next kick(true) (a waiter, or the owner's once-a-second sync), since an
 //     fdatasync covers everything written before it; meanwhile its writeback is started
 //     (sync_file_range). released() stays at the newest synced record until then.
+//     A large batch with a waiter (at least log_options::handoff_bytes, e.g. a round of
+//     64 KiB AMQP publishes with confirms) is handed to a sync thread instead, so the owner
+//     goes on reading and appending while the disk takes the batch: kick() returns at once,
+//     released() moves on the sync thread (on_released is called there), and every kick
+//     until that thread is done leaves its batch to it (it writes and syncs them in turn).
+//     Then the owner writes inline again. The writer has one user at a time: the owner, or
+//     the sync thread while it holds the hand-off (handoff_, under the mutex).
 //   - `everysec`, `no`: kick() wakes a storage thread, which writes the batch and syncs once a
 //     second (`everysec`) or only at segment rotation and stop (`no`).
 //
@@ -77,6 +84,9 @@ struct log_options {
     // space is tried again.
     std::uint64_t space_floor = 64 * 1024;
     std::chrono::milliseconds space_retry{1000};
+    // `always`: a synced kick with at least this many bytes pending goes to the sync thread
+    // (see the top). 0: never (every batch inline).
+    std::size_t handoff_bytes = 256 * 1024;
 };
 
 // What a change is, for admit() while the disk is full.
@@ -188,7 +198,8 @@ public:
     }
     // Owner thread, under `always`: records written by kick(false) and not yet synced (the
     // writer is the owner's there; in the other modes released() follows every write).
-    bool unsynced() const noexcept { return inline_ && writer_.unsynced(); }
+    // False while the sync thread holds a hand-off (it syncs everything it writes).
+    bool unsynced() const;
     bool is_inline() const noexcept { return inline_; }
     std::uint64_t appended() const noexcept { return appended_; }
     std::uint64_t released() const noexcept { return released_.load(std::memory_order_acquire); }
@@ -223,6 +234,7 @@ public:
 
 private:
     void run();
+    void run_handoff();  // the sync thread under `always`
     std::error_code sync_file(const std::string& path);
     void run_compactor(liveness_fn live);
     // `keep` gets each record's task id (empty for purge and delete_queue). With `removable`
@@ -258,6 +270,7 @@ private:
     bool kicked_ = false;
     bool retry_space_ = false;
     bool inline_ = false;
+    bool handoff_ = false;  // `always`: the sync thread holds the writer
     std::string batch_;  // the batch being written (storage thread, or owner when inline)
     std::chrono::steady_clock::time_point last_sync_ = std::chrono::steady_clock::now();
     log_stats stats_;  // guarded by mu_ (the thread updates it after each batch)
