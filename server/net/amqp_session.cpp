@@ -348,28 +348,24 @@ void amqp_session::flush_direct() {
     const std::size_t chunk = amqp::body_chunk_size(frame_max_);
     std::size_t frames_total = 0;
     for (const auto& d : direct_) frames_total += amqp::body_frame_count(d.body.size(), frame_max_);
-    std::string headers;
+    std::string headers;  // reserved whole: the buffers point into it as it is filled
     headers.reserve(frames_total * amqp::frame_header_size);
-    for (const auto& d : direct_) {
-        for (std::size_t at = 0; at < d.body.size(); at += chunk) {
-            const auto n = static_cast<std::uint32_t>(std::min(chunk, d.body.size() - at));
-            amqp::encode_frame_header(headers, amqp::frame_type::body, d.channel, n);
-        }
-    }
     std::vector<iovec> iov;
     iov.reserve(direct_.size() + 3 * frames_total + 1);
     auto add = [&](const char* p, std::size_t n) {
         if (n > 0) iov.push_back({const_cast<char*>(p), n});
     };
     std::size_t from = out_sent_;
-    const char* header = headers.data();
     for (const auto& d : direct_) {
         add(out_.data() + from, d.out_end - from);
         from = d.out_end;
         for (std::size_t at = 0; at < d.body.size(); at += chunk) {
-            add(header, amqp::frame_header_size);
-            header += amqp::frame_header_size;
-            add(d.body.data() + at, std::min(chunk, d.body.size() - at));
+            const std::size_t n = std::min(chunk, d.body.size() - at);
+            const std::size_t header_at = headers.size();
+            amqp::encode_frame_header(headers, amqp::frame_type::body, d.channel,
+                                      static_cast<std::uint32_t>(n));
+            add(headers.data() + header_at, amqp::frame_header_size);
+            add(d.body.data() + at, n);
             add(&frame_end_octet, 1);
         }
     }
@@ -423,7 +419,9 @@ void amqp_session::write_now() {
         if (out_sent_ < out_.size()) socket_full_ = true;  // a short write
     }
     if (out_sent_ == out_.size()) {
-        drained_output();
+        out_.clear();
+        out_sent_ = 0;
+        if (out_.capacity() > out_keep_capacity) std::string().swap(out_);  // a burst's
     } else if (out_sent_ >= out_keep_capacity && out_sent_ >= out_.size() / 2) {
         out_.erase(0, out_sent_);  // what was written goes (amortised: at least half of it)
         out_sent_ = 0;
@@ -440,13 +438,6 @@ void amqp_session::note_write_error(int error) {
         write_failed_ = true;
         write_error_ = boost::system::error_code(error, boost::system::system_category());
     }
-}
-
-void amqp_session::drained_output() {
-    if (out_sent_ != out_.size()) return;
-    out_.clear();
-    out_sent_ = 0;
-    if (out_.capacity() > out_keep_capacity) std::string().swap(out_);
 }
 
 void amqp_session::wake_writer() {

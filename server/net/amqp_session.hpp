@@ -222,10 +222,10 @@ private:
     // path that delivers calls it before the tasks' views can end (the next call into the
     // core, or the end of the turn).
     void flush_direct();
-    // Writes out_ as far as the socket takes it now (non-blocking).
+    // Writes out_ as far as the socket takes it now (non-blocking); once all is written, out_
+    // is cleared and a burst's capacity let go.
     void write_now();
     void note_write_error(int error);
-    void drained_output();  // out_ all written: cleared, a burst's capacity let go
     // settle() leaves the channel's consumers to be topped up once the whole input batch is
     // handled (one lease and one write for all the acks a read brought in).
     void pump_after_batch(std::uint16_t channel);
