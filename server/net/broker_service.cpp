@@ -29,9 +29,9 @@ extern "C" std::size_t __sanitizer_get_current_allocated_bytes();
 
 #include <algorithm>
 #include <cstdlib>
-#include <thread>
 #include <future>
 #include <random>
+#include <thread>
 
 namespace asio = boost::asio;
 

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -207,43 +208,39 @@ std::error_code durable_log::compact(const liveness_fn& live) {
         return f;
     };
     for (std::size_t i = 0; i < prefix; ++i) {
-        if (seen[i].listed) {
-            const forecast f = predict(seen[i]);
-            if (f.dropped == 0) {
-                kept_any = f.kept_any;
-                sizes[i] = seen[i].size;
-                continue;
-            }
-            if (f.kept == 0 && gone == i) {
-                if (std::error_code ec = io_.remove(closed[i].second)) {
-                    if (removed > 0) io_.sync_directory(options_.directory);
-                    return ec;
-                }
-                saved_total += seen[i].size;
-                dropped_total += f.dropped;
-                ++removed;
-                ++gone;
-                forget_segment(seen[i].size);
-                continue;
-            }
-        }
-        if (std::error_code ec = io_.read_all(closed[i].second, bytes)) return ec;
+        // The segment's size and what became of it: from step 1's notes where they decide
+        // (nothing dropped: left unread; nothing kept while oldest: removed unread), else
+        // from reading and rewriting it.
+        std::uint64_t size = seen[i].size;
         rewrite_outcome o;
-        if (std::error_code ec = rewrite_segment(closed[i].second, closed[i].first, bytes, keep,
-                                                 gone == i, o)) {
+        std::error_code ec;
+        const std::optional<forecast> f =
+            seen[i].listed ? std::optional<forecast>(predict(seen[i])) : std::nullopt;
+        if (f && f->dropped == 0) {
+            kept_any = f->kept_any;
+        } else if (f && f->kept == 0 && gone == i) {
+            ec = io_.remove(closed[i].second);
+            o = {size, f->dropped, true};
+        } else {
+            if ((ec = io_.read_all(closed[i].second, bytes))) return ec;
+            size = bytes.size();
+            ec = rewrite_segment(closed[i].second, closed[i].first, bytes, keep, gone == i, o);
+        }
+        if (ec) {
             if (removed > 0) io_.sync_directory(options_.directory);
             return ec;
         }
-        sizes[i] = bytes.size() - o.saved;
+        sizes[i] = size - o.saved;
         saved_total += o.saved;
         dropped_total += o.dropped;
         if (o.removed) {
             ++removed;
             ++gone;
-            forget_segment(bytes.size());
+            forget_segment(size);
             continue;
         }
-        if (o.dropped > 0) ++rewritten;
+        if (o.dropped == 0) continue;
+        ++rewritten;
         std::lock_guard lk(mu_);
         closed_segments_bytes_ -= std::min(closed_segments_bytes_, o.saved);
         stats_.log_bytes -= std::min(stats_.log_bytes, o.saved);

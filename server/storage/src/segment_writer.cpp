@@ -69,7 +69,7 @@ std::error_code segment_writer::open(std::uint64_t sequence) {
     file_ = created.value;
     sequence_ = sequence;
     segment_bytes_ = segment_header_size;
-    writeback_from_ = 0;
+    writeback_from_ = segment_header_size;
     allocated_ = segment_header_size;
     unsynced_ = false;
     return {};
@@ -153,7 +153,6 @@ std::error_code segment_writer::write() {
 
 void segment_writer::start_writeback() {
     if (failure_ || !file_.valid()) return;
-    writeback_from_ = std::max(writeback_from_, segment_header_size);
     if (segment_bytes_ > writeback_from_) {
         io_.start_writeback(file_, writeback_from_, segment_bytes_ - writeback_from_);
         writeback_from_ = segment_bytes_;
@@ -183,7 +182,7 @@ std::error_code segment_writer::rotate() {
     file_ = next.value;
     ++sequence_;
     segment_bytes_ = segment_header_size;
-    writeback_from_ = 0;
+    writeback_from_ = segment_header_size;
     allocated_ = segment_header_size;
     if (std::error_code ec = io_.close(old)) return fail(ec);
     // Give the unused zeros back. Not needed for correctness (readers stop at the zeros), so

@@ -118,7 +118,8 @@ private:
     std::uint64_t segment_bytes_ = 0;
     std::uint64_t allocated_ = 0;  // file size: records, then zeros
     std::string batch_;
-    std::uint64_t writeback_from_ = 0;  // start of what start_writeback() has not covered
+    // Start of what start_writeback() has not covered yet.
+    std::uint64_t writeback_from_ = segment_header_size;
     std::size_t batch_records_ = 0;
     std::error_code failure_;
     bool unsynced_ = false;
