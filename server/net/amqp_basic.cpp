@@ -478,6 +478,7 @@ std::optional<amqp_error> amqp_session::publish(channel& ch, amqp::command& cmd)
     const auto expiration = parse_expiration(props.expiration);
     for (const auto& name : queues) {
         const auto* q = topo.find_queue(name);
+        mark_envelope_exclusive(opts.properties, q != nullptr && q->exclusive);
         opts.priority = conveyor_priority(q, props);
         std::optional<std::int64_t> ttl = expiration;
         if (q && q->args.message_ttl_ms)
