@@ -478,6 +478,7 @@ std::optional<amqp_error> amqp_session::publish(channel& ch, amqp::command& cmd)
     const auto expiration = parse_expiration(props.expiration);
     for (const auto& name : queues) {
         const auto* q = topo.find_queue(name);
+        mark_envelope_exclusive(opts.properties, q != nullptr && q->exclusive);
         opts.priority = conveyor_priority(q, props);
         std::optional<std::int64_t> ttl = expiration;
         if (q && q->args.message_ttl_ms)
@@ -604,6 +605,7 @@ void amqp_session::pump(amqp_consumer& c) {
     core::lease_request req;
     req.queues.push_back(c.queue);
     req.lease_ms = service_.config().amqp_consumer_timeout_ms;
+    req.session_bound = true;  // only this channel can settle it (release_session_leases)
     while (true) {
         const auto n = credit(*ch, c);
         if (n == 0 || socket_full_ || pending_out() >= output_high_water) break;
@@ -710,6 +712,7 @@ std::optional<amqp_error> amqp_session::get(channel& ch, const amqp::basic_get& 
     req.queues.push_back(m.queue);
     req.count = 1;
     req.lease_ms = service_.config().amqp_consumer_timeout_ms;
+    req.session_bound = true;
     auto tasks = service_.core().lease(req, now);
     if (tasks.empty()) {
         send(ch.number, amqp::basic_get_empty{});

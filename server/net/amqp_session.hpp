@@ -66,6 +66,10 @@ struct amqp_envelope {
 std::string encode_envelope(std::string_view exchange, std::string_view routing_key,
                             std::string_view raw_properties);
 amqp_envelope decode_envelope(std::string_view bytes, std::string_view queue);
+// The envelope of a message routed to an exclusive queue carries a mark (its version byte), so
+// that a restart, which no exclusive queue survives, can find their tasks (amqp_restart.cpp).
+void mark_envelope_exclusive(std::string& envelope, bool exclusive);
+bool envelope_marks_exclusive(std::string_view bytes) noexcept;
 
 class amqp_vhost {
 public:
@@ -77,6 +81,11 @@ public:
     // Reads <data-dir>/amqp-topology.json (durable exchanges, queues, bindings). A message when
     // the file exists but cannot be used.
     std::optional<std::string> load();
+    // At start, after load(): deletes in the core the queues that were exclusive (their tasks
+    // carry the envelope's exclusive mark) and that the topology does not declare as durable.
+    // Their connections are gone, and RabbitMQ drops exclusive queues at restart too. Returns
+    // how many it deleted (amqp_restart.cpp).
+    std::size_t drop_exclusive_queues();
     // Writes the file again when durable state changed (after each method that may change it).
     void save_if_changed();
 

@@ -528,6 +528,10 @@ amqp::amqp_result<amqp_topology::declared> amqp_topology::declare_queue(
                 return inequivalent("x-expires", resource, text(args->expires_ms),
                                     text(q.args.expires_ms));
             }
+            if (q.adopted) {  // declared now: saved from here on
+                q.adopted = false;
+                durable_changed_ = true;
+            }
         }
         q.last_used_us = now_us;
         return declared{&q, false};
@@ -558,8 +562,8 @@ amqp_queue& amqp_topology::adopt_queue(std::string_view name, std::int64_t now_u
     queue_entry entry;
     entry.queue.name = std::string(name);
     entry.queue.durable = true;
+    entry.queue.adopted = true;
     entry.queue.last_used_us = now_us;
-    durable_changed_ = true;
     return queues_.emplace(std::string(name), std::move(entry)).first->second.queue;
 }
 
@@ -893,8 +897,16 @@ std::string amqp_topology::save() const {
     }
     json::array queues;
     for (auto name : sorted_names(queues_)) {
-        const amqp_queue& q = queues_.find(name)->second.queue;
+        const queue_entry& entry = queues_.find(name)->second;
+        const amqp_queue& q = entry.queue;
         if (!q.durable || q.exclusive) continue;
+        if (q.adopted && std::none_of(entry.bound_from.begin(), entry.bound_from.end(),
+                                      [&](const std::string& source) {
+                                          const auto* x = find_exchange(source);
+                                          return x != nullptr && x->durable && !source.empty();
+                                      })) {
+            continue;
+        }
         json::object o;
         put_bytes(o, "name", name);
         o["auto_delete"] = q.auto_delete;

@@ -47,6 +47,9 @@ struct amqp_queue {
     bool durable = false;
     bool exclusive = false;
     bool auto_delete = false;
+    // Registered by adopt_queue (a core queue used over AMQP), not declared: saved only while a
+    // durable binding needs it, so that using a queue (a passive declare) writes nothing.
+    bool adopted = false;
     std::uint64_t owner = 0;  // connection id of an exclusive queue's declarer, else 0
     protocol::amqp::field_table arguments;  // as declared (equivalence checks, persistence)
     queue_args args;
@@ -123,7 +126,8 @@ public:
         const protocol::amqp::field_table& arguments, std::uint64_t connection,
         std::int64_t now_us);
     // Registers a plain queue (durable, no arguments) that exists in the core (created over
-    // RESP) so that AMQP may use it; no-op if it is declared already.
+    // RESP) so that AMQP may use it; no-op if it is declared already. Not a durable change: the
+    // queue is saved once declared (not passive) or bound from a durable exchange.
     amqp_queue& adopt_queue(std::string_view name, std::int64_t now_us);
     amqp_queue* find_queue(std::string_view name);
     const amqp_queue* find_queue(std::string_view name) const;
@@ -164,8 +168,9 @@ public:
         const protocol::amqp::field_table* headers) const;
 
     // ---- persistence ----------------------------------------------------------------------
-    // Durable, non-builtin exchanges, durable non-exclusive queues, and the bindings between
-    // durable entities, as a JSON document (written to the data directory by the caller).
+    // Durable, non-builtin exchanges, durable non-exclusive queues (adopted ones only while a
+    // durable binding leads to them), and the bindings between durable entities, as a JSON
+    // document (written to the data directory by the caller).
     std::string save() const;
     // Loads what save() wrote into a fresh topology. On a parse error returns a message and
     // leaves the topology as it was.

@@ -176,7 +176,11 @@ std::optional<std::string> broker_service::open_log(storage::file_io& io,
             asio::post(executor_, [this] { on_log_released(); });
         }
     });
-    broker_.tick(now());
+    // AMQP deliveries died with their connections: their tasks are ready again at once.
+    if (const auto released = broker_.release_session_leases(now()); released > 0) {
+        spdlog::info("released {} AMQP deliveries left unacknowledged when the broker stopped",
+                     released);
+    }
     log_->start_compactor([this](std::vector<std::string> ids) {
         return ask_liveness(std::move(ids));
     });

@@ -141,6 +141,7 @@ int server_main(const std::vector<std::string>& args) {
         spdlog::critical("{}", *error);
         return 1;
     }
+    amqp.drop_exclusive_queues();
     std::unique_ptr<resp_listener> resp;
     std::uint16_t binding = config.port;
     try {

@@ -26,7 +26,7 @@ import pika
 from pika.exceptions import AMQPError
 
 from amqp_target import ON_RABBITMQ
-from harness import ConveyorTestCase, lease
+from harness import ConveyorTestCase, info_section, lease, lease_one, wait_until
 import test_crash_recovery  # its power-loss cut (not its cases: no class imported here)
 
 QUEUE = "power"
@@ -147,6 +147,153 @@ class AmqpPowerLossTest(ConveyorTestCase):
                          f"{dropped} unsynced bytes cut\n")
         self.assertEqual(lost, set(), f"seed {seed}: confirmed publishes lost")
         self.assertEqual(unexpected, set(), f"seed {seed}: messages nobody sent")
+
+
+@unittest.skipIf(ON_RABBITMQ, "kills Conveyor and reads its data directory")
+class AmqpRestartTest(ConveyorTestCase):
+    """What a kill -9 leaves of AMQP state that belonged to connections (docs/amqp.md, "After a
+    crash or restart"): unacked deliveries are ready at once, exclusive queues are gone."""
+
+    start_server = False
+    case_timeout = 60.0
+
+    def setUp(self):
+        super().setUp()
+        # The default --amqp-consumer-timeout (30 min): a delivery that waited for its lease
+        # to end would never come back within this test.
+        self.server = self.start_conveyor(amqp=True)
+
+    def connect(self):
+        conn = pika.BlockingConnection(pika.ConnectionParameters(
+            "127.0.0.1", self.server.amqp_port, connection_attempts=3, socket_timeout=5,
+            blocked_connection_timeout=10, stack_timeout=10))
+        self.addCleanup(self.close_quietly, conn)
+        return conn
+
+    @staticmethod
+    def close_quietly(conn):
+        try:
+            if conn.is_open:
+                conn.close()
+        except AMQPError:
+            pass  # a connection to the server before its restart
+
+    def queues(self):
+        return info_section(self.server, "queues")
+
+    def topology_text(self):
+        path = os.path.join(self.server.data_dir, "amqp-topology.json")
+        if not os.path.exists(path):
+            return ""
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+
+    def sync_log(self):
+        """An ENQUEUE's reply waits for the log to be synced up to it, so every record logged
+        before it (the leases of the deliveries above) is on disk once it returns."""
+        self.assertTrue(self.server.client().execute_command("ENQUEUE", "sync", "x"))
+
+    def test_unacked_deliveries_are_ready_at_once_after_kill9(self):
+        ch = self.connect().channel()
+        ch.queue_declare("jobs", durable=True)
+        ch.queue_declare("feed", durable=True)
+        ch.confirm_delivery()
+        for i in range(5):
+            ch.basic_publish("", "jobs", f"m{i}".encode(), pika.BasicProperties(delivery_mode=2))
+        for i in range(2):
+            ch.basic_publish("", "feed", f"f{i}".encode(), pika.BasicProperties(delivery_mode=2))
+        got = [ch.basic_get("jobs", auto_ack=False) for _ in range(2)]
+        self.assertEqual([body for _, _, body in got], [b"m0", b"m1"])
+        consumer = self.connect().channel()
+        consumer.basic_qos(prefetch_count=1)
+        delivered = []
+        consumer.basic_consume("feed", lambda c, m, p, body: delivered.append(body))
+        wait_until(lambda: consumer.connection.process_data_events(0.05) or delivered, 10,
+                   message="a delivery to the consumer")
+        # A RESP lease is no session's: its worker may still ACK it after the restart.
+        r = self.server.client()
+        resp_task = lease(r, "feed")[0]
+        self.sync_log()
+        self.assertEqual(self.queues()["jobs"], "ready=3,delayed=0,leased=2,dead=0")
+        self.assertEqual(self.queues()["feed"], "ready=0,delayed=0,leased=2,dead=0")
+
+        self.server.kill9()
+        self.server.restart()
+        # At once: no wait for --amqp-consumer-timeout.
+        self.assertEqual(self.queues()["jobs"], "ready=5,delayed=0,leased=0,dead=0")
+        self.assertEqual(self.queues()["feed"], "ready=1,delayed=0,leased=1,dead=0")
+        self.assertIn("released 3 AMQP deliveries", self.server.log_text())
+        r = self.server.client()
+        self.assertEqual(r.execute_command("ACK", resp_task["lease"]), 1)
+
+        ch = self.connect().channel()
+        again = {}
+        for _ in range(5):
+            method, _, body = ch.basic_get("jobs", auto_ack=True)
+            self.assertIsNotNone(method)
+            again[body] = method.redelivered
+        self.assertEqual(again, {b"m0": True, b"m1": True, b"m2": False, b"m3": False,
+                                 b"m4": False})
+        method, _, body = ch.basic_get("feed", auto_ack=True)
+        self.assertEqual((body, method.redelivered), (delivered[0], True))
+
+    def test_exclusive_queue_is_gone_after_kill9(self):
+        conn = self.connect()
+        ch = conn.channel()
+        name = ch.queue_declare("", exclusive=True).method.queue
+        ch.queue_declare("kept", durable=True)
+        ch.exchange_declare("events", "fanout", durable=True)
+        ch.queue_bind(name, "events")
+        ch.queue_bind("kept", "events")
+        ch.confirm_delivery()
+        for i in range(3):
+            ch.basic_publish("events", "", f"e{i}".encode(), pika.BasicProperties(delivery_mode=2))
+        self.assertIsNotNone(ch.basic_get(name, auto_ack=False)[0])  # unacked at the crash
+        self.sync_log()
+        self.assertEqual(self.queues()[name], "ready=2,delayed=0,leased=1,dead=0")
+
+        self.server.kill9()
+        self.server.restart()
+        queues = self.queues()
+        self.assertNotIn(name, queues)
+        self.assertEqual(queues["kept"], "ready=3,delayed=0,leased=0,dead=0")
+        self.assertIn(f"exclusive queue '{name}' deleted at restart", self.server.log_text())
+        r = self.server.client()
+        self.assertEqual(lease(r, name), [])
+
+        ch = self.connect().channel()
+        with self.assertRaises(pika.exceptions.ChannelClosedByBroker) as caught:
+            ch.queue_declare(name, passive=True)
+        self.assertEqual(caught.exception.reply_code, 404)
+        self.assertNotIn(name, self.topology_text())
+        self.assertIn('"kept"', self.topology_text())
+        # The durable exchange still routes to the durable queue, and to nothing else.
+        ch = self.connect().channel()
+        ch.confirm_delivery()
+        ch.basic_publish("events", "", b"after", pika.BasicProperties(delivery_mode=2))
+        self.assertEqual(self.queues()["kept"], "ready=4,delayed=0,leased=0,dead=0")
+        self.assertNotIn(name, self.queues())
+
+    def test_passive_declare_of_a_resp_queue_writes_no_topology(self):
+        r = self.server.client()
+        r.execute_command("ENQUEUE", "resp-q", "x")
+        ch = self.connect().channel()
+        self.assertEqual(ch.queue_declare("resp-q", passive=True).method.message_count, 1)
+        ch.exchange_declare("durable-ex", "direct", durable=True)  # a durable change: saved
+        self.assertIn("durable-ex", self.topology_text())
+        self.assertNotIn("resp-q", self.topology_text())
+        # Bound from a durable exchange, the queue is saved with its binding: both come back.
+        ch.queue_bind("resp-q", "durable-ex", "k")
+        self.assertIn("resp-q", self.topology_text())
+        # Emptied in the core: from now on only the topology file keeps the queue.
+        self.assertEqual(r.execute_command("ACK", lease_one(r, "resp-q")["lease"]), 1)
+        self.server.restart()
+        ch = self.connect().channel()
+        ch.confirm_delivery()
+        ch.basic_publish("durable-ex", "k", b"routed", pika.BasicProperties(delivery_mode=2),
+                         mandatory=True)
+        r = self.server.client()
+        self.assertEqual(lease_one(r, "resp-q")["payload"], "routed")
 
 
 if __name__ == "__main__":

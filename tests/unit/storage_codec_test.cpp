@@ -70,12 +70,40 @@ TEST(storage_codec, tags_are_stable_and_distinct) {
         tags.insert(record_tag(r));
         EXPECT_EQ(static_cast<unsigned char>(encoded(r)[0]), record_tag(r));
     }
-    EXPECT_EQ(tags, (std::set<int>{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14}));
+    EXPECT_EQ(tags, (std::set<int>{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}));
     EXPECT_EQ(record_tag(core::rec_enqueue{}), 1);
     core::rec_enqueue with_properties;
     with_properties.properties = "p";
     EXPECT_EQ(record_tag(with_properties), 14);
     EXPECT_EQ(record_tag(core::rec_delete_queue{}), 13);
+    EXPECT_EQ(record_tag(core::rec_lease{}), 2);
+    core::rec_lease session;
+    session.session_bound = true;
+    EXPECT_EQ(record_tag(session), 15);
+}
+
+// Tag 15: a session-bound lease, byte for byte tag 2's fields; the tag alone carries the flag.
+TEST(storage_codec, session_lease_is_tag_2_fields_under_tag_15) {
+    core::rec_lease plain{{64, 0}, "", 300, -65, 0};
+    core::rec_lease session = plain;
+    session.session_bound = true;
+    const std::string two = encoded(plain);
+    const std::string fifteen = encoded(session);
+    EXPECT_EQ(fifteen, std::string("\x0f\x80\x01\x00\x00\xac\x02\x81\x01\x00", 10));
+    EXPECT_EQ(fifteen.substr(1), two.substr(1));
+    const decode_result d15 = decode(fifteen);
+    ASSERT_TRUE(d15.ok()) << to_string(d15.error);
+    EXPECT_TRUE(std::get<core::rec_lease>(d15.record).session_bound);
+    EXPECT_EQ(std::get<core::rec_lease>(d15.record).delivery, 300u);
+    const decode_result d2 = decode(two);
+    ASSERT_TRUE(d2.ok());
+    EXPECT_FALSE(std::get<core::rec_lease>(d2.record).session_bound);  // logs from before it
+    EXPECT_EQ(validate(fifteen), decode_error::none);
+    EXPECT_EQ(task_id_of(encoded(core::rec_lease{{1, 1}, "t-9", 1, 2, 3, true})), "t-9");
+    // Cut anywhere, a tag-15 record is an error, as every other record is.
+    for (std::size_t n = 1; n < fifteen.size(); ++n) {
+        EXPECT_FALSE(decode(fifteen.substr(0, n)).ok()) << n;
+    }
 }
 
 // The byte layout is the on-disk format: this pins it.
@@ -176,7 +204,7 @@ TEST(storage_codec, trailing_bytes_are_rejected) {
 }
 
 TEST(storage_codec, unknown_tags_are_rejected) {
-    for (const int tag : {0, 15, 16, 127, 255}) {
+    for (const int tag : {0, 16, 17, 127, 255}) {
         const std::string bytes(1, static_cast<char>(tag));
         EXPECT_EQ(decode(bytes + "\x00\x00\x00").error, decode_error::unknown_tag) << tag;
     }

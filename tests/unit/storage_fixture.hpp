@@ -30,6 +30,7 @@ inline std::vector<core::record> sample_records() {
         core::rec_enqueue{t, "task-7", "amqp", "", "body", 0, 0, 3, 1000, 600000, 0, 0, false,
                           std::string("\x80\x00\x0atext/plain\x03", 14) + "ex1\x03key"},
         core::rec_lease{t, "task-1", 1, 2'000'000'000, 30000},
+        core::rec_lease{t, "task-7", 2, 1'802'000'000'000, 1'800'000, true},  // AMQP: tag 15
         core::rec_ack{t, "task-1", "done"},
         core::rec_fail{t, "task-1", "boom", false, 5'000'000, true},
         core::rec_release{t, "task-1", 0},
@@ -52,6 +53,8 @@ inline std::vector<core::record> sample_records() {
         core::rec_enqueue{{}, "p", "q", "", "", 0, 0, 0, 0, 0, 0, 0, false, std::string(200, 'h')},
         core::rec_lease{edge, binary, std::numeric_limits<std::uint32_t>::max(), i64::min(),
                         i64::max()},
+        core::rec_lease{edge, binary, std::numeric_limits<std::uint32_t>::max(), i64::min(),
+                        i64::max(), true},
         core::rec_ack{edge, "", binary},
         core::rec_fail{edge, binary, "", true, i64::max(), false},
         core::rec_release{edge, "", -1},

@@ -61,6 +61,7 @@ void broker::impl::apply_one(const rec_lease& r) {
     t->deadline_us = r.deadline_us;
     t->updated_ms = r.at.wall_ms;
     t->set(detail::flag_cancelled_in_lease, false);
+    t->set(detail::flag_session_lease, r.session_bound);
     leases_.insert({t->deadline_us, t});
     ++t->owner->leased_count;
     ++counters_.tasks_leased;

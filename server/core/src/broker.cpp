@@ -122,13 +122,15 @@ std::vector<leased_task> broker::lease(const lease_request& req, instant now,
                                        std::optional<waiter_id> block_as) {
     impl_->tick(now);
     const std::size_t count = std::max<std::size_t>(req.count, 1);
-    std::vector<leased_task> out = impl_->take_leases(req.queues, count, req.lease_ms, now);
+    std::vector<leased_task> out =
+        impl_->take_leases(req.queues, count, req.lease_ms, req.session_bound, now);
     if (out.empty() && block_as) {
         waiter w;
         w.what = waiter::kind::lease;
         w.queues = req.queues;
         w.count = count;
         w.lease_ms = req.lease_ms;
+        w.session_bound = req.session_bound;
         impl_->add_waiter(*block_as, std::move(w));
     }
     impl_->finish(now);

@@ -32,6 +32,7 @@ struct waiter {
     std::vector<std::string> queues;  // lease/pop: served in this order
     std::size_t count = 1;
     std::optional<std::int64_t> lease_ms;
+    bool session_bound = false;  // lease waiters: lease_request::session_bound
     list_end end = list_end::front;
     detail::task* target = nullptr;  // result waiters
     std::uint64_t arrival = 0;       // first come, first served across queues
@@ -95,7 +96,8 @@ struct broker::impl {
     void wake_results();
     void settle();
     std::vector<leased_task> take_leases(const std::vector<std::string>& queues, std::size_t count,
-                                         std::optional<std::int64_t> lease_ms, instant now);
+                                         std::optional<std::int64_t> lease_ms, bool session_bound,
+                                         instant now);
     std::vector<std::pair<std::string, std::string>> take_pops(
         const std::vector<std::string>& queues, list_end end, std::size_t count, instant now);
     void add_waiter(waiter_id id, waiter w);

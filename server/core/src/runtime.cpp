@@ -231,7 +231,8 @@ void broker::impl::serve(waiter_id id, instant now) {
     const waiter w = it->second;
     remove_waiter(id);  // before the callback, as broker_events promises
     if (w.what == waiter::kind::lease) {
-        std::vector<leased_task> tasks = take_leases(w.queues, w.count, w.lease_ms, now);
+        std::vector<leased_task> tasks =
+            take_leases(w.queues, w.count, w.lease_ms, w.session_bound, now);
         if (!tasks.empty()) events_->on_leased(id, tasks);
     } else if (w.what == waiter::kind::pop) {
         auto popped = take_pops(w.queues, w.end, 1, now);
@@ -289,7 +290,7 @@ void broker::impl::settle() {
 std::vector<leased_task> broker::impl::take_leases(const std::vector<std::string>& queues,
                                                    std::size_t count,
                                                    std::optional<std::int64_t> lease_ms,
-                                                   instant now) {
+                                                   bool session_bound, instant now) {
     std::vector<leased_task> out;
     for (const std::string& name : queues) {
         detail::queue* q = find_queue(name);
@@ -297,8 +298,8 @@ std::vector<leased_task> broker::impl::take_leases(const std::vector<std::string
             detail::task* t = q->peek(list_end::front);
             if (t == nullptr) break;
             const std::int64_t ms = lease_ms_for(t, lease_ms);
-            emit(
-                rec_lease{now, std::string(t->id()), t->delivery + 1, add_ms(now.mono_us, ms), ms});
+            emit(rec_lease{now, std::string(t->id()), t->delivery + 1, add_ms(now.mono_us, ms), ms,
+                           session_bound});
             out.push_back(leased_view(t, ms));
         }
     }

@@ -23,6 +23,7 @@ inline constexpr int max_retries_limit = 0xfffe;  // attempt (max_retries + 1) f
 enum task_flag : std::uint8_t {
     flag_has_extra = 1,           // an entry exists in broker's extras table
     flag_cancelled_in_lease = 2,  // cancelled while leased: EXTEND with that token -> cancelled
+    flag_session_lease = 4,       // the current lease is session-bound (rec_lease::session_bound)
 };
 
 struct task {

@@ -50,19 +50,27 @@ inline constexpr std::uint8_t tag_of<rec_delete_queue> = 13;
 // existed decodes unchanged and an enqueue without properties still encodes byte for byte as
 // it did (docs/storage-format.md).
 inline constexpr std::uint8_t tag_enqueue_with_properties = 14;
+// 15: a session-bound lease (rec_lease::session_bound, an AMQP delivery): tag 2's fields. The
+// flag is the tag, so every lease record written before it existed decodes as not bound and an
+// ordinary lease still encodes byte for byte as it did.
+inline constexpr std::uint8_t tag_session_lease = 15;
 
 template <class T>
 constexpr std::uint8_t tag_for() {
     static_assert(tag_of<T> != 0, "give the new record type a tag");
     static_assert(tag_of<T> != tag_enqueue_with_properties, "tag 14 is taken");
+    static_assert(tag_of<T> != tag_session_lease, "tag 15 is taken");
     return tag_of<T>;
 }
 
-// The tag one record is written with: its type's tag, except for the enqueue form above.
+// The tag one record is written with: its type's tag, except for the two forms above.
 template <class T>
 std::uint8_t tag_of_record(const T& rec) noexcept {
     if constexpr (std::is_same_v<T, rec_enqueue>) {
         if (!rec.properties.empty()) return tag_enqueue_with_properties;
+    }
+    if constexpr (std::is_same_v<T, rec_lease>) {
+        if (rec.session_bound) return tag_session_lease;
     }
     return tag_for<T>();
 }
@@ -267,6 +275,7 @@ decode_result decode_as(std::uint8_t tag, std::string_view input) {
         out.error = decode_error::trailing_bytes;
         out.error_offset = reader.position();
     } else if constexpr (copy_strings) {
+        if constexpr (std::is_same_v<T, rec_lease>) rec.session_bound = tag == tag_session_lease;
         out.record = std::move(rec);
     }
     return out;
@@ -277,6 +286,9 @@ template <class T>
 constexpr bool tag_names(std::uint8_t tag) noexcept {
     if constexpr (std::is_same_v<T, rec_enqueue>) {
         if (tag == tag_enqueue_with_properties) return true;
+    }
+    if constexpr (std::is_same_v<T, rec_lease>) {
+        if (tag == tag_session_lease) return true;
     }
     return tag == tag_for<T>();
 }

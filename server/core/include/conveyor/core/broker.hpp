@@ -62,6 +62,8 @@ struct lease_request {
     std::vector<std::string> queues;  // served in this order
     std::size_t count = 1;
     std::optional<std::int64_t> lease_ms;  // FOR <ms>
+    // An AMQP delivery: the lease dies with its connection (see release_session_leases).
+    bool session_bound = false;
 };
 
 struct pop_request {
@@ -151,6 +153,19 @@ public:
     // True while `lease` is the task's current lease token (ACK would take it). A plain lookup:
     // no tick, so a lease past its deadline that no tick has ended yet still counts.
     bool lease_current(std::string_view lease) const;
+
+    // ---- restart (broker_restart.cpp) ---------------------------------------------------
+    // Called once the log has been replayed: the leases taken with session_bound (AMQP
+    // deliveries, whose delivery tags died with their connections) are released, each with a
+    // logged RELEASE record, so those tasks are ready at once instead of after their lease
+    // ends. Leases already past their deadline expire first, as any tick would expire them.
+    // Returns how many were released.
+    std::size_t release_session_leases(instant now);
+    // The queues (sorted) holding at least one task, in any state but succeeded or cancelled,
+    // whose front-end properties (enqueue_options::properties) `pred` accepts. No tick, no
+    // record.
+    std::vector<std::string> queues_holding(
+        const std::function<bool(std::string_view properties)>& pred) const;
 
 private:
     struct impl;

@@ -38,6 +38,9 @@ struct rec_lease {
     std::uint32_t delivery = 0;  // the lease token is "<id>#<delivery>"
     std::int64_t deadline_us = 0;
     std::int64_t lease_ms = 0;
+    // Taken for an AMQP delivery: only the channel that got it can settle it, so a lease still
+    // held when the log is reopened is released at once (broker::release_session_leases).
+    bool session_bound = false;
 };
 struct rec_ack {
     instant at;

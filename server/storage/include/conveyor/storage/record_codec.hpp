@@ -9,10 +9,12 @@
 //   std::string     LEB128 varint length, then the bytes (any bytes, including \0)
 // Tags are part of the on-disk format and never reused (see tag table in record_codec.cpp):
 //   1 enqueue, 2 lease, 3 ack, 4 fail, 5 release, 6 extend, 7 cancel, 8 ttl_expired,
-//   9 requeue, 10 pop, 11 forget, 12 purge, 13 delete_queue, 14 enqueue with properties.
+//   9 requeue, 10 pop, 11 forget, 12 purge, 13 delete_queue, 14 enqueue with properties,
+//   15 session-bound lease.
 // An enqueue is written with tag 1 when its `properties` are empty (the format before
 // properties existed, unchanged) and with tag 14 otherwise: tag 1's fields, then `properties`.
-// Both decode to core::rec_enqueue.
+// Both decode to core::rec_enqueue. A lease is written with tag 2, or with tag 15 (the same
+// fields) when it is `session_bound`; both decode to core::rec_lease, the tag giving the flag.
 //
 // decode() never throws on bad input and never allocates by a declared length beyond the
 // bytes present: a string length is checked against the remaining input before any copy.
@@ -64,8 +66,8 @@ decode_error validate(std::string_view input);
 // core::record_task_id(decode(input).record).
 std::string_view task_id_of(std::string_view input) noexcept;
 
-// Stable on-disk tag of a record (1..14; 14 = an enqueue with properties), 0 for a valueless
-// variant.
+// Stable on-disk tag of a record (1..15; 14 = an enqueue with properties, 15 = a session-bound
+// lease), 0 for a valueless variant.
 std::uint8_t record_tag(const core::record& r) noexcept;
 
 }  // namespace conveyor::storage
