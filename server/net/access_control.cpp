@@ -181,7 +181,7 @@ std::optional<access_control::auth_verdict> access_control::authenticate(
     auto finish = [this, name = std::string(name), key = std::move(key), rules, generation,
                    peer = client.peer, id = client.id](bool matched) mutable {
         // The file may have been reloaded meanwhile: `rules` then belongs to the old set,
-        // and the verdict's generation makes restrictions() look the user up again.
+        // and the verdict's generation makes access_of() look the user up again.
         if (matched && rules != nullptr && generation == generation_) {
             if (recent_successes_.size() >= 4096) recent_successes_.clear();
             recent_successes_.insert(std::move(key));
@@ -210,22 +210,25 @@ void access_control::apply(client_state& client, const auth_verdict& verdict) {
     client.access_generation = verdict.generation;
 }
 
-const auth::user* access_control::restrictions(client_state& client) const {
-    if (client.rules == nullptr) return nullptr;
-    if (client.access_generation == generation_) return client.rules;
-    // The file was reloaded since: look the user up again (its rules may have changed).
+access_control::access_decision access_control::access_of(client_state& client) const {
+    if (!client.authenticated) return {access_kind::unauthenticated, nullptr};
+    // Only the default user of --requirepass (and everyone when nothing is configured) is
+    // authenticated without rules; a user of the file always has a (possibly empty) set.
+    if (client.rules == nullptr) return {access_kind::everything, nullptr};
+    if (client.access_generation == generation_) return {access_kind::rules, client.rules};
+    // The file was reloaded since: the rules pointer belongs to the old set and is not read.
     if (users_) {
         if (auto it = users_->find(client.user); it != users_->end()) {
             client.rules = &it->second;
             client.access_generation = generation_;
-            return client.rules;
+            return {access_kind::rules, client.rules};
         }
     }
     spdlog::info("user '{}' of client {} ({}) is gone from the users file: it must authenticate "
                  "again", client.user, client.id, client.peer);
     client.authenticated = false;
     client.rules = nullptr;
-    return nullptr;
+    return {access_kind::removed, nullptr};
 }
 
 }  // namespace conveyor::server

@@ -72,10 +72,25 @@ public:
     // Marks `client` authenticated as the verdict's user (only for auth_outcome::ok).
     static void apply(client_state& client, const auth_verdict& verdict);
 
-    // The rules limiting `client`, or nullptr when it may do everything (the `default` user
-    // of --requirepass, or no authentication configured). When the client's user has gone
-    // from a reloaded file, marks the client unauthenticated and returns nullptr.
-    const auth::user* restrictions(client_state& client) const;
+    // What `client` may do now: the one access decision every front end asks (RESP's
+    // command check, AMQP's methods, the re-check after a reload). Never read a null `rules`
+    // as "unrestricted": only `everything` is.
+    enum class access_kind : std::uint8_t {
+        everything,       // the `default` user of --requirepass, or nothing configured
+        rules,            // a user of the users file: `rules` says what it may do
+        unauthenticated,  // has not authenticated (or must again, after `removed`)
+        removed,          // its user has just been found gone from the reloaded file
+    };
+    struct access_decision {
+        access_kind kind = access_kind::unauthenticated;
+        const auth::user* rules = nullptr;  // set for `rules` only; valid until the next reload
+    };
+    // After a reload, looks the client's user up again (its rules may have changed). A user
+    // gone from the file is answered `removed` once (logged) and the client is marked
+    // unauthenticated, so later calls answer `unauthenticated`.
+    access_decision access_of(client_state& client) const;
+    // Bumped by every successful reload: a session compares it to know whether to re-check.
+    std::uint64_t generation() const noexcept { return generation_; }
 
 private:
     using user_map = std::unordered_map<std::string, auth::user>;

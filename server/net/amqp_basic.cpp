@@ -259,8 +259,10 @@ std::optional<amqp_error> amqp_session::handle(channel& ch, amqp::command& cmd) 
     if (auto* x = std::get_if<amqp::queue_declare>(&m)) return queue_declare(ch, *x);
     if (auto* x = std::get_if<amqp::queue_delete>(&m)) return queue_delete(ch, *x);
     if (auto* x = std::get_if<amqp::queue_purge>(&m)) return queue_purge(ch, *x);
+    // Exchange methods and bindings: the exchange's side of their rights (amqp_access.cpp).
+    if (auto e = exchange_access(m)) return e;
     if (auto* x = std::get_if<amqp::queue_bind>(&m)) {
-        auto q = usable_queue(x->queue, std::nullopt);
+        auto q = usable_queue(x->queue, auth::verb::enqueue);
         if (!q) return q.error();
         if (auto e = topo.bind({x->exchange, x->queue, false, x->routing_key, x->arguments}))
             return e;
@@ -268,7 +270,7 @@ std::optional<amqp_error> amqp_session::handle(channel& ch, amqp::command& cmd) 
         return std::nullopt;
     }
     if (auto* x = std::get_if<amqp::queue_unbind>(&m)) {
-        auto q = usable_queue(x->queue, std::nullopt);
+        auto q = usable_queue(x->queue, auth::verb::enqueue);
         if (!q) return q.error();
         if (auto e = topo.unbind({x->exchange, x->queue, false, x->routing_key, x->arguments}))
             return e;
@@ -298,36 +300,7 @@ std::optional<amqp_error> amqp_session::handle(channel& ch, amqp::command& cmd) 
                                     amqp::describe(amqp::key_of(m)) + " from a client");
 }
 
-// ---- permissions and queues ----------------------------------------------------------------
-
-std::optional<amqp_error> amqp_session::check_verb(std::string_view queue, auth::verb v) {
-    const auto* rules = service_.access().restrictions(client_);
-    if (!rules || auth::allowed(*rules, v, queue)) return std::nullopt;
-    ++service_.counters().noperm_rejections;
-    return channel_exception(amqp::reply_code::access_refused,
-                             "ACCESS_REFUSED - access to queue " + in_quotes(queue) +
-                                 " in vhost '/' refused for user " + in_quotes(client_.user) +
-                                 " (needs " + std::string(auth::verb_name(v)) + ")");
-}
-
-// A queue a method names: it exists (declared over AMQP, or holding tasks enqueued over
-// RESP), is not exclusive to another connection, and the user has `need` on it (without
-// `need`: enqueue or consume, what declaring and binding take).
-amqp::amqp_result<amqp_queue*> amqp_session::usable_queue(std::string_view name,
-                                                          std::optional<auth::verb> need) {
-    auto* q = vhost_.find_queue(name);
-    if (!q) {
-        return channel_exception(amqp::reply_code::not_found,
-                                 "NOT_FOUND - no queue " + in_quotes(name) + " in vhost '/'");
-    }
-    if (auto e = vhost_.topology().check_access(*q, client_.id)) return *e;
-    if (need) {
-        if (auto e = check_verb(name, *need)) return *e;
-    } else if (check_verb(name, auth::verb::enqueue) && check_verb(name, auth::verb::consume)) {
-        return *check_verb(name, auth::verb::consume);
-    }
-    return q;
-}
+// ---- exchanges and queues (their permissions: amqp_access.cpp) -------------------------
 
 std::optional<amqp_error> amqp_session::exchange_declare(channel& ch,
                                                          const amqp::exchange_declare& m) {
@@ -358,8 +331,9 @@ std::optional<amqp_error> amqp_session::queue_declare(channel& ch, const amqp::q
         }
         (*vhost_.find_queue(name)).last_used_us = now.mono_us;
     } else {
-        if (check_verb(name, auth::verb::enqueue) && check_verb(name, auth::verb::consume))
-            return *check_verb(name, auth::verb::consume);
+        if (auto e = check_access("queue", name, {auth::verb::enqueue, auth::verb::consume},
+                                  "enqueue or consume"))
+            return e;
         // A queue that so far exists only in the core (created over RESP) is declared here
         // with the flags and arguments given, like a new one.
         auto r = vhost_.topology().declare_queue(name, false, m.durable, m.exclusive,
@@ -432,6 +406,7 @@ std::optional<amqp_error> amqp_session::publish(channel& ch, amqp::command& cmd)
         return connection_exception(amqp::reply_code::not_implemented,
                                     "NOT_IMPLEMENTED - immediate=true");
     }
+    if (auto e = publish_access(m)) return e;
     auto& topo = vhost_.topology();
     const auto& props = cmd.header->properties;
     const auto* headers = props.headers ? &*props.headers : nullptr;
@@ -450,9 +425,6 @@ std::optional<amqp_error> amqp_session::publish(channel& ch, amqp::command& cmd)
         if (m.mandatory) return_message(ch, cmd, amqp::reply_code::no_route, "NO_ROUTE");
         if (ch.confirm) confirm(ch, true);
         return std::nullopt;
-    }
-    for (const auto& q : queues) {
-        if (auto e = check_verb(q, auth::verb::enqueue)) return e;
     }
     if (service_.over_maxmemory()) {
         ++service_.counters().oom_rejections;

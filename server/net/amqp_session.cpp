@@ -631,6 +631,9 @@ void amqp_session::on_command(amqp::command& cmd) {
                          key);
         return;
     }
+    // A user removed from the users file is re-checked here, on its next method too, in case
+    // the reload's own check (access_changed) did not reach this connection.
+    if (forced_out()) return;
     on_channel_method(cmd);
 }
 

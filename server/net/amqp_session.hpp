@@ -26,6 +26,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include <deque>
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <optional>
@@ -128,6 +129,9 @@ public:
     void close() override;
     bool idle_longer_than(std::int64_t now_mono_us, std::int64_t timeout_us) const noexcept override;
     const client_state& client() const noexcept override { return client_; }
+    // After a reload: a removed user's connection is closed (320), consumers its new rules
+    // do not allow are cancelled.
+    void access_changed() override;
 
     // ---- called by consumers and the vhost ------------------------------------------------
     void consumer_leased(amqp_consumer& c, std::span<const core::leased_task> tasks);
@@ -211,10 +215,23 @@ private:
     std::optional<amqp_error> qos(channel& ch, const protocol::amqp::basic_qos& m);
     void recover(channel& ch);
 
+    // ---- permissions (amqp_access.cpp; the mapping onto verbs is at its top) -------------
     // The queue for a method naming it, checked for existence, exclusivity and `need`.
     protocol::amqp::amqp_result<amqp_queue*> usable_queue(std::string_view name,
                                                           std::optional<auth::verb> need);
     std::optional<amqp_error> check_verb(std::string_view queue, auth::verb v);
+    std::optional<amqp_error> check_exchange(std::string_view exchange, auth::verb v);
+    // ACCESS_REFUSED unless one of `verbs` is granted on `name` (a queue or an exchange, as
+    // `kind` says); `needs` words the verbs for the message.
+    std::optional<amqp_error> check_access(std::string_view kind, std::string_view name,
+                                           std::initializer_list<auth::verb> verbs,
+                                           std::string_view needs);
+    // The exchange side of exchange.* and queue.bind/unbind; nullopt for other methods.
+    std::optional<amqp_error> exchange_access(const protocol::amqp::method& m);
+    std::optional<amqp_error> publish_access(const protocol::amqp::basic_publish& m);
+    // Closes the connection with 320 CONNECTION_FORCED when its user is no longer in the
+    // users file (true then).
+    bool forced_out();
     void enqueue_refused(channel& ch, std::string text);
     void confirm(channel& ch, bool ack);
     void return_message(channel& ch, const protocol::amqp::command& cmd,

@@ -83,71 +83,115 @@ bool allowed_before_auth(const command_spec& spec) {
            spec.handler == cmd_quit;
 }
 
-// NOAUTH before authentication, NOPERM when the user's rules do not grant the command's verb
-// on every queue it names (docs/users.md). Runs only for unauthenticated or restricted clients.
-bool permitted(command_context& ctx, const command_spec& spec) {
-    const auth::user* rules = ctx.service.access().restrictions(ctx.client);
-    if (!ctx.client.authenticated) {
-        if (allowed_before_auth(spec)) return true;
-        ctx.out.error("NOAUTH Authentication required.");
-        return false;
+// What the permission check decided for a request.
+enum class verdict : std::uint8_t {
+    run,      // go ahead
+    refused,  // the reply (-NOAUTH, -NOPERM) is written
+    hidden,   // names a task in a queue the user has no verb on: answered as an unknown id
+};
+
+// True when one of the user's rules grants some verb on `queue`.
+bool sees_queue(const auth::user& rules, std::string_view queue) {
+    for (const auto v :
+         {auth::verb::inspect, auth::verb::consume, auth::verb::enqueue, auth::verb::admin}) {
+        if (auth::allowed(rules, v, queue)) return true;
     }
-    if (rules == nullptr || spec.queues == queue_source::none) return true;
+    return false;
+}
+
+// A command given a task id or lease token, checked on the task's queue. An unknown task is
+// let through (the command says it does not exist); so is, in effect, a task in a queue the
+// user has no verb on (`hidden`): naming that queue in a NOPERM would tell anyone holding an
+// id, and ids are sequential, which queues exist and what is in them.
+verdict check_task(command_context& ctx, const command_spec& spec, const auth::user& rules,
+                   auth::verb verb) {
+    std::string_view id = ctx.args[1];
+    if (spec.queues == queue_source::lease) id = id.substr(0, id.rfind('#'));
+    const auto task = ctx.core().task(id, ctx.now);
+    if (!task || auth::allowed(rules, verb, task->queue)) return verdict::run;
+    if (!sees_queue(rules, task->queue)) return verdict::hidden;
+    ++ctx.service.counters().noperm_rejections;
+    ctx.out.error("NOPERM User " + ctx.client.user + " has no permissions to " +
+                  std::string(auth::verb_name(verb)) + " on the '" +
+                  std::string(task->queue.substr(0, 256)) + "' queue");
+    return verdict::refused;
+}
+
+// The queues a command names (spec.queues other than none, every, task and lease).
+std::span<const std::string> named_queues(const command_context& ctx, const command_spec& spec) {
+    const auto& args = ctx.args;
+    switch (spec.queues) {
+        case queue_source::first:
+            return args.subspan(1, 1);
+        case queue_source::all:
+            return args.subspan(1);
+        case queue_source::all_but_last:
+            return args.subspan(1, args.size() - 2);
+        case queue_source::after_from: {
+            std::size_t i = 1;
+            while (i < args.size() && !iequals(args[i], "FROM")) ++i;
+            // No FROM: the command itself answers with a syntax error and touches nothing.
+            return i < args.size() ? args.subspan(i + 1) : args.subspan(args.size());
+        }
+        default:
+            return {};
+    }
+}
+
+// NOAUTH before authentication (or after the user was removed from the users file), NOPERM
+// when the user's rules do not grant the command's verb on every queue it names
+// (docs/users.md). The decision is access_control::access_of, as for AMQP.
+verdict permitted(command_context& ctx, const command_spec& spec) {
+    using kind = access_control::access_kind;
+    const auto access = ctx.service.access().access_of(ctx.client);
+    if (access.kind == kind::everything) return verdict::run;
+    if (access.kind != kind::rules) {
+        if (allowed_before_auth(spec)) return verdict::run;
+        ctx.out.error("NOAUTH Authentication required.");
+        return verdict::refused;
+    }
+    if (spec.queues == queue_source::none) return verdict::run;
+    const auth::user& rules = *access.rules;
     const auto verb = auth::command_verb(spec.name);
     const auto& user = ctx.client.user;
     auto refuse = [&](std::string message) {
         ++ctx.service.counters().noperm_rejections;
         ctx.out.error(message);
-        return false;
+        return verdict::refused;
     };
     if (!verb) {  // in the command table but not classified: denied until it is
         return refuse("NOPERM User " + user + " has no permissions to run the '" +
                       std::string(spec.name) + "' command");
     }
     const auto verb_text = std::string(auth::verb_name(*verb));
-    auto check = [&](std::string_view queue) {
-        if (auth::allowed(*rules, *verb, queue)) return true;
-        return refuse("NOPERM User " + user + " has no permissions to " + verb_text + " on the '" +
-                      std::string(queue.substr(0, 256)) + "' queue");
-    };
-    const auto& args = ctx.args;
     switch (spec.queues) {
-    case queue_source::none:
-        return true;
-    case queue_source::every:
-        if (auth::allowed_on_every_queue(*rules, *verb)) return true;
-        return refuse("NOPERM User " + user + " has no permissions to run the '" +
-                      std::string(spec.name) + "' command: it needs " + verb_text +
-                      " on every queue (" + verb_text + ":*)");
-    case queue_source::first:
-        return check(args[1]);
-    case queue_source::all:
-    case queue_source::all_but_last: {
-        const auto end = args.size() - (spec.queues == queue_source::all_but_last ? 1 : 0);
-        for (std::size_t i = 1; i < end; ++i) {
-            if (!check(args[i])) return false;
-        }
-        return true;
+        case queue_source::every:
+            if (auth::allowed_on_every_queue(rules, *verb)) return verdict::run;
+            return refuse("NOPERM User " + user + " has no permissions to run the '" +
+                          std::string(spec.name) + "' command: it needs " + verb_text +
+                          " on every queue (" + verb_text + ":*)");
+        case queue_source::task:
+        case queue_source::lease:
+            return check_task(ctx, spec, rules, *verb);
+        default:
+            for (const auto& queue : named_queues(ctx, spec)) {
+                if (auth::allowed(rules, *verb, queue)) continue;
+                return refuse("NOPERM User " + user + " has no permissions to " + verb_text +
+                              " on the '" + queue.substr(0, 256) + "' queue");
+            }
+            return verdict::run;
     }
-    case queue_source::after_from: {
-        std::size_t i = 1;
-        while (i < args.size() && !iequals(args[i], "FROM")) ++i;
-        // No FROM: the command itself answers with a syntax error and touches nothing.
-        for (++i; i < args.size(); ++i) {
-            if (!check(args[i])) return false;
-        }
-        return true;
-    }
-    case queue_source::task:
-    case queue_source::lease: {
-        std::string_view id = args[1];
-        if (spec.queues == queue_source::lease) id = id.substr(0, id.rfind('#'));
-        // An unknown task is let through: the command answers that it does not exist.
-        const auto task = ctx.core().task(id, ctx.now);
-        return !task || check(task->queue);
-    }
-    }
-    return true;
+}
+
+// Runs `spec` with its task id or lease token replaced by "", which no task has (ENQUEUE
+// refuses an empty ID): the reply is the command's own reply to an unknown id, syntax errors
+// included, after the same lookups.
+void run_as_unknown_task(command_context& ctx, const command_spec& spec) {
+    std::vector<std::string> args(ctx.args.begin(), ctx.args.end());
+    args[1].clear();
+    command_context unknown{args, ctx.out, ctx.service, ctx.client, ctx.waiter_target, ctx.now, {}};
+    spec.handler(unknown);
+    unknown.cancel_block();  // an unknown id never waits
 }
 
 }  // namespace
@@ -181,8 +225,8 @@ void execute_command(command_context& ctx) {
         reply_wrong_arity(ctx);
         return;
     }
-    if ((!ctx.client.authenticated || ctx.client.rules != nullptr) && !permitted(ctx, *spec))
-        return;
+    const auto decided = permitted(ctx, *spec);
+    if (decided == verdict::refused) return;
     if (spec->effect != command_effect::reads && !admitted(ctx, spec->effect)) return;
     if (spec->effect == command_effect::adds && ctx.service.over_maxmemory()) {
         ++ctx.service.counters().oom_rejections;
@@ -191,7 +235,23 @@ void execute_command(command_context& ctx) {
             "until memory is freed; LEASE, ACK, FAIL and reads still work)");
         return;
     }
+    if (decided == verdict::hidden) return run_as_unknown_task(ctx, *spec);
     spec->handler(ctx);
+}
+
+bool recheck_blocked_command(command_context& ctx) {
+    const auto* spec = find_command(ctx.args[0]);
+    if (!spec) return true;
+    switch (permitted(ctx, *spec)) {
+        case verdict::run:
+            return true;
+        case verdict::refused:
+            return false;
+        case verdict::hidden:
+            run_as_unknown_task(ctx, *spec);  // RESULT WAIT: nil, at once
+            return false;
+    }
+    return true;
 }
 
 void remember_leases(client_state& client, const core::broker& core,

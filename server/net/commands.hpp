@@ -29,8 +29,9 @@ struct client_state {
     bool authenticated = true;
     std::string user = "default";  // who AUTH authenticated as
     bool loopback = true;          // the peer is 127.0.0.0/8, ::1 or a unix socket
-    // The user's rules (access_control::restrictions); nullptr: may do everything. Valid
-    // while access_generation matches the access_control's.
+    // The user's rules, read only through access_control::access_of (which looks them up
+    // again after a reload). nullptr with `authenticated`: the default user, who may do
+    // everything. Valid while access_generation matches the access_control's.
     const auth::user* rules = nullptr;
     std::uint64_t access_generation = 0;
     // Lease tokens granted through this connection (LEASE replies and blocked-LEASE wake-ups)
@@ -84,7 +85,8 @@ enum class command_effect : std::uint8_t { reads, changes, adds };
 // Where a command names the queues its permission is checked on (docs/users.md): `none` for
 // connection commands that need no verb, `every` for commands whose reply may cover any queue
 // (the verb must be granted on `*`), `task`/`lease` for commands given a task id or a lease
-// token (checked on that task's queue; an unknown task is let through, the command says so).
+// token (checked on that task's queue; an unknown task is let through, the command says so,
+// and a task in a queue the user has no verb on is answered exactly as an unknown one).
 enum class queue_source : std::uint8_t {
     none,
     every,
@@ -112,6 +114,11 @@ std::span<const command_spec> all_commands();
 
 // Executes one request: arity check, dispatch, Redis-worded errors for unknown commands.
 void execute_command(command_context& ctx);
+// For a command blocked since before the users file was reloaded (its request in ctx.args):
+// checks it again under the client's current rights. True when it may go on waiting;
+// otherwise its reply is written (-NOAUTH for a removed user, -NOPERM, or the reply to an
+// unknown id for a task the user may no longer see) and the caller ends the wait.
+bool recheck_blocked_command(command_context& ctx);
 
 // ---- shared argument parsing (Redis wording for errors) ---------------------------------
 bool iequals(std::string_view a, std::string_view b) noexcept;

@@ -212,6 +212,12 @@ asio::awaitable<void> resp_listener::sweep_idle() {
     }
 }
 
+void resp_listener::access_changed() {
+    // A copy: a session may end (and leave the set) from inside its re-check.
+    const std::vector<std::shared_ptr<server_session>> sessions(sessions_.begin(), sessions_.end());
+    for (const auto& s : sessions) s->access_changed();
+}
+
 void resp_listener::stop() {
     stopped_ = true;
     boost::system::error_code ignored;

@@ -31,6 +31,9 @@ public:
     virtual bool idle_longer_than(std::int64_t now_mono_us,
                                   std::int64_t timeout_us) const noexcept = 0;
     virtual const client_state& client() const noexcept = 0;
+    // After SIGHUP reloaded the users file: re-checks what the connection is waiting for or
+    // receiving under its user's current rights (a removed user's is ended).
+    virtual void access_changed() {}
 };
 
 class resp_listener {
@@ -53,6 +56,8 @@ public:
     // Stops accepting and closes every session; they finish on their own executor turns.
     void stop();
     std::size_t session_count() const noexcept { return sessions_.size(); }
+    // After a reload of the users file: every session re-checks its user (access_changed).
+    void access_changed();
     std::size_t max_clients() const noexcept { return max_clients_; }
 
 private:

@@ -420,6 +420,18 @@ void resp_session::on_deferred(const deferred_reply& finish) {
     unblocked();
 }
 
+void resp_session::access_changed() {
+    if (!block_ || closing_) return;
+    // args_ still holds the blocked request: the decoder is fed again only once it ends.
+    command_context ctx{args_, writer_, service_, client_, *this, service_.now(), {}};
+    const bool waits_on = recheck_blocked_command(ctx);
+    // A removed user's connection reads its next requests with the limits before AUTH.
+    if (client_.authenticated != limits_authenticated_) use_limits_for_client();
+    if (waits_on) return;
+    service_.forget_waiter(block_->waiter);
+    unblocked();  // the reader wakes, sends the reply and reads on
+}
+
 void resp_session::unblocked() {
     block_.reset();
     wake_.cancel();

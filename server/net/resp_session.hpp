@@ -65,6 +65,8 @@ public:
     // For the idle timeout: no request for `timeout_us` (core monotonic time) and not blocked.
     bool idle_longer_than(std::int64_t now_mono_us, std::int64_t timeout_us) const noexcept override;
     const client_state& client() const noexcept override { return client_; }
+    // A blocked command whose user was removed gets -NOAUTH, one no longer permitted -NOPERM.
+    void access_changed() override;
 
 private:
     enum class step : std::uint8_t { read, more, blocked, close };

@@ -164,6 +164,9 @@ int server_main(const std::vector<std::string>& args) {
             if (ec) return;
             spdlog::info("received SIGHUP, reloading");
             service.reload();
+            // Blocked commands and AMQP connections of removed or changed users are checked
+            // again now rather than at their next request (docs/users.md).
+            if (resp) resp->access_changed();
             // New connections get the new certificates; existing ones keep theirs.
             if (tls) {
                 if (auto error = tls->load())
