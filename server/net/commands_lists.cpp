@@ -22,7 +22,8 @@ void push(command_context& ctx, core::list_end end) {
     ctx.out.integer(static_cast<std::int64_t>(length));
 }
 
-/* LPOP|RPOP <queue> [<count>]: without count a bulk or nil; with count an array or nil. */
+/* LPOP|RPOP <queue> [<count>]: without count a bulk or nil; with count an array (empty for a
+   count of 0) or nil when the queue has no ready tasks. */
 void pop(command_context& ctx, core::list_end end) {
     if (ctx.args.size() > 3) return reply_wrong_arity(ctx);
     core::pop_request req;
@@ -32,8 +33,11 @@ void pop(command_context& ctx, core::list_end end) {
     if (with_count) {
         auto n = parse_int(ctx.args[2]);
         if (!n || *n < 0) return ctx.out.error("ERR value is out of range, must be positive");
-        if (*n == 0) return ctx.out.null_array();
         req.count = static_cast<std::size_t>(*n);
+    }
+    if (with_count && req.count == 0) {  // Redis 7: an empty array if the list exists
+        if (ctx.core().ready_count(ctx.args[1], ctx.now) == 0) return ctx.out.null_array();
+        return ctx.out.array_header(0);
     }
     auto items = ctx.core().pop(req, ctx.now);
     if (!with_count) return items.empty() ? ctx.out.null() : ctx.out.bulk(items[0].second);

@@ -80,7 +80,11 @@ po::options_description make_options(server_config& c) {
         ("output-buffer-limit", po::value(&c.output_buffer_limit)
              ->default_value(c.output_buffer_limit)->value_name("BYTES"),
          "a client whose unwritten replies pass this is disconnected, its leases released; "
-         "0: no limit");
+         "0: no limit")
+        ("tcp-keepalive", po::value(&c.tcp_keepalive)->default_value(c.tcp_keepalive)
+             ->value_name("SECONDS"),
+         "TCP keepalive on client connections: first probe after this many idle seconds, "
+         "then every third of it, 3 probes (0-32767; 0: off)");
     d.add_options()
         ("amqp-port", po::value(&c.amqp_port)->default_value(c.amqp_port)->value_name("PORT"),
          "AMQP 0-9-1 port (pika, amqp-tools, Celery amqp://); 0 disables it")
@@ -177,6 +181,10 @@ std::optional<std::string> check_connection_settings(server_config& config) {
         return "conveyor server: --max-clients, --max-args and --query-buffer-limit must be "
                "positive, --output-buffer-limit not negative";
     }
+    if (config.tcp_keepalive < 0 || config.tcp_keepalive > 32767) {
+        return "conveyor server: --tcp-keepalive must be 0-32767 seconds (0: off), got " +
+               std::to_string(config.tcp_keepalive);
+    }
     if (config.amqp_heartbeat < 0 || config.amqp_heartbeat > 65535 ||
         config.amqp_frame_max < 4096 || config.amqp_frame_max > 128ll * 1024 * 1024 ||
         config.amqp_channel_max < 1 || config.amqp_channel_max > 65535 ||
@@ -240,6 +248,7 @@ std::vector<std::pair<std::string, std::string>> server_config::as_pairs() const
         {"max-args", std::to_string(max_args)},
         {"query-buffer-limit", std::to_string(query_buffer_limit)},
         {"output-buffer-limit", std::to_string(output_buffer_limit)},
+        {"tcp-keepalive", std::to_string(tcp_keepalive)},
         {"amqp-port", std::to_string(amqp_port)},
         {"amqp-heartbeat", std::to_string(amqp_heartbeat)},
         {"amqp-frame-max", std::to_string(amqp_frame_max)},

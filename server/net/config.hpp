@@ -43,6 +43,9 @@ struct server_config {
     std::int64_t max_args = 1024 * 1024;                     // arguments of one request
     std::int64_t query_buffer_limit = 1024ll * 1024 * 1024;  // bytes of one request
     std::int64_t output_buffer_limit = 256ll * 1024 * 1024;  // unwritten replies; 0: none
+    // SO_KEEPALIVE on accepted connections (both protocols): idle seconds before the first
+    // probe, as Redis's tcp-keepalive (probes every third of it, 3 of them); 0: off.
+    std::int64_t tcp_keepalive = 300;
     // ---- AMQP 0-9-1 (docs/amqp.md); RabbitMQ's defaults ----
     std::uint16_t amqp_port = 5672;  // 0 disables the AMQP listener
     std::int64_t amqp_heartbeat = 60;         // seconds proposed in Connection.Tune; 0: none

@@ -10,8 +10,12 @@
 
 #include <spdlog/spdlog.h>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -34,6 +38,19 @@ void log_exception(std::exception_ptr e, const char* what) {
 }
 
 }  // namespace
+
+bool set_tcp_keepalive(tcp::socket& socket, std::int64_t idle_seconds) {
+    if (idle_seconds <= 0) return true;
+    const int fd = socket.native_handle();
+    const int on = 1;
+    const int idle = static_cast<int>(idle_seconds);
+    const int interval = std::max(1, idle / 3);
+    const int count = 3;
+    return ::setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on) == 0 &&
+           ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle) == 0 &&
+           ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval) == 0 &&
+           ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof count) == 0;
+}
 
 void describe_peer(const tcp::socket& socket, client_state& client) {
     boost::system::error_code ec;
@@ -142,6 +159,9 @@ asio::awaitable<void> resp_listener::accept_loop(port& p) {
             refuse(socket, p);
             continue;
         }
+        if (!set_tcp_keepalive(socket, service_.config().tcp_keepalive))
+            spdlog::warn("cannot set TCP keepalive on a client connection: {}",
+                         std::strerror(errno));
         start_session(std::move(socket), p);
     }
 }

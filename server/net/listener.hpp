@@ -87,6 +87,12 @@ private:
 // IPv4-mapped IPv6 address counts as its IPv4 form), for sessions of either protocol.
 void describe_peer(const boost::asio::ip::tcp::socket& socket, client_state& client);
 
+// --tcp-keepalive: SO_KEEPALIVE with the first probe after `idle_seconds` of silence, then
+// one every idle/3 seconds (at least 1), 3 unanswered probes closing the connection (Redis's
+// anetKeepAlive), so a peer whose host vanished is found and its session (and blocked LEASE)
+// ended. 0 leaves keepalive off. False when a setsockopt failed (errno says why).
+bool set_tcp_keepalive(boost::asio::ip::tcp::socket& socket, std::int64_t idle_seconds);
+
 // Raises RLIMIT_NOFILE's soft limit toward the hard limit so that `max_clients` connections
 // fit with 32 descriptors to spare (the log, listeners, stdio), as Redis does at start.
 // Returns how many clients fit: `max_clients`, or fewer (logged) when the limit cannot be
