@@ -89,8 +89,6 @@ public:
     // gone from the file is answered `removed` once (logged) and the client is marked
     // unauthenticated, so later calls answer `unauthenticated`.
     access_decision access_of(client_state& client) const;
-    // Bumped by every successful reload: a session compares it to know whether to re-check.
-    std::uint64_t generation() const noexcept { return generation_; }
 
 private:
     using user_map = std::unordered_map<std::string, auth::user>;
