@@ -1,6 +1,7 @@
 #include "net/broker_service.hpp"
 
 #include "net/commands.hpp"
+#include "net/log_limiter.hpp"
 
 #include <conveyor/storage/errors.hpp>
 
@@ -325,6 +326,7 @@ asio::awaitable<void> broker_service::run_housekeeping() {
     while (!stopped_) {
         housekeeping_timer_.expires_after(std::chrono::seconds(1));
         co_await housekeeping_timer_.async_wait(asio::as_tuple(asio::use_awaitable));
+        flush_client_log();  // counts of client-caused log lines suppressed (log_limiter.hpp)
         if (stopped_ || !log_ || log_failed_) continue;
         const std::uint64_t reserve =
             std::min<std::uint64_t>(broker_.stats().tasks_live * reserve_per_task,
