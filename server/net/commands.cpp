@@ -1,5 +1,7 @@
 #include "net/commands.hpp"
 
+#include "net/queue_name.hpp"
+
 #include <algorithm>
 #include <array>
 #include <charconv>
@@ -150,6 +152,36 @@ bool permitted(command_context& ctx, const command_spec& spec) {
     return true;
 }
 
+// ERR when a queue the command names (by its table row) breaks the rules of queue_name.hpp,
+// before the handler runs, so that no command can create, or look up, such a queue.
+bool queue_names_valid(command_context& ctx, const command_spec& spec) {
+    const auto& args = ctx.args;
+    std::size_t begin = 1;
+    std::size_t end = 1;
+    switch (spec.queues) {
+        case queue_source::first:
+            end = 2;
+            break;
+        case queue_source::all:
+            end = args.size();
+            break;
+        case queue_source::all_but_last:
+            end = args.size() - 1;
+            break;
+        case queue_source::after_from:
+            while (begin < args.size() && !iequals(args[begin], "FROM")) ++begin;
+            ++begin;
+            end = args.size();
+            break;
+        default:
+            return true;
+    }
+    for (std::size_t i = begin; i < end; ++i) {
+        if (!check_queue_name(ctx, args[i])) return false;
+    }
+    return true;
+}
+
 }  // namespace
 
 const command_spec* find_command(std::string_view name) {
@@ -183,6 +215,7 @@ void execute_command(command_context& ctx) {
     }
     if ((!ctx.client.authenticated || ctx.client.rules != nullptr) && !permitted(ctx, *spec))
         return;
+    if (!queue_names_valid(ctx, *spec)) return;
     if (spec->effect != command_effect::reads && !admitted(ctx, spec->effect)) return;
     if (spec->effect == command_effect::adds && ctx.service.over_maxmemory()) {
         ++ctx.service.counters().oom_rejections;
@@ -259,8 +292,9 @@ bool check_payload_size(command_context& ctx, std::string_view bytes, std::strin
 }
 
 bool check_queue_name(command_context& ctx, std::string_view queue) {
-    if (!queue.empty()) return true;
-    ctx.out.error("ERR queue name must not be empty");
+    const auto problem = queue_name_problem(queue);
+    if (!problem) return true;
+    ctx.out.error("ERR " + std::string(*problem));
     return false;
 }
 
