@@ -24,7 +24,7 @@ TEST(QueueName, EmptyTooLongAndControlBytesAreRefusedWithTheRule) {
     ASSERT_TRUE(too_long);
     EXPECT_EQ(too_long->rfind("queue name is longer than 255 bytes", 0), 0u);
     EXPECT_TRUE(queue_name_problem(std::string(70000, 'q')));
-    for (const std::string bad :
+    for (const std::string& bad :
          {std::string("a\0b", 3), std::string("x\r\nrole:slave"), std::string("tab\t"),
           std::string("\x1b[2J"), std::string("del\x7f"), std::string("\x1f")}) {
         const auto problem = queue_name_problem(bad);
