@@ -1,6 +1,8 @@
 #include "net/access_control.hpp"
 
 #include "net/commands.hpp"
+#include "net/log_limiter.hpp"
+#include "net/log_text.hpp"
 
 #include <conveyor/auth/password.hpp>
 #include <conveyor/auth/users_file.hpp>
@@ -94,8 +96,8 @@ std::optional<std::string> access_control::admit(client_state& client) const {
     client.authenticated = !required_;
     client.rules = nullptr;
     if (!required_ && config_.protected_mode == "yes" && !client.loopback) {
-        spdlog::info("refused {} (protected mode: no password or users are configured)",
-                     client.peer);
+        client_log(spdlog::level::info, client.peer,
+                   "refused {} (protected mode: no password or users are configured)", client.peer);
         return "DENIED Conveyor is running in protected mode because no password is set for "
                "the default user (--requirepass) and no users are configured (--users). In "
                "this mode connections are only accepted from the loopback interface. To accept "
@@ -136,8 +138,8 @@ access_control::auth_verdict access_control::decide(std::string_view peer, std::
                                                     const auth::user* rules,
                                                     std::uint64_t generation) {
     if (!matched) {
-        spdlog::warn("AUTH failed for user '{}' from {} (client {})", name.substr(0, 128), peer,
-                     client_id);
+        client_log(spdlog::level::warn, peer, "AUTH failed for user '{}' from {} (client {})",
+                   log_text(name, 128), peer, client_id);
         return {auth_outcome::wrong, {}, nullptr, 0};
     }
     return {auth_outcome::ok, std::string(name), rules, generation};

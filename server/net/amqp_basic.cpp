@@ -2,6 +2,8 @@
 // See amqp_session.hpp for how AMQP maps onto the broker core, docs/amqp.md for the behaviour.
 #include "net/amqp_session.hpp"
 
+#include "net/log_text.hpp"
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -198,7 +200,7 @@ asio::awaitable<void> amqp_vhost::run_expiry() {
     while (!stopped_) {
         const auto now = service_.now().mono_us;
         for (const auto& name : topology_.expired_queues(now)) {
-            spdlog::info("amqp: queue '{}' expired (x-expires): deleting it", name);
+            spdlog::info("amqp: queue '{}' expired (x-expires): deleting it", log_text(name));
             delete_queue(name);
         }
         save_if_changed();

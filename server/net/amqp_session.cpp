@@ -2,6 +2,9 @@
 // and publisher confirms. Exchange, queue and basic methods are in amqp_basic.cpp.
 #include "net/amqp_session.hpp"
 
+#include "net/log_limiter.hpp"
+#include "net/log_text.hpp"
+
 #include <conveyor/protocol/amqp_sasl.hpp>
 
 #include <boost/asio/as_tuple.hpp>
@@ -225,8 +228,9 @@ void amqp_session::process_input() {
             auto h = amqp::check_protocol_header(pending);
             if (h.status == amqp::header_status::need_more) return;
             if (h.status == amqp::header_status::unsupported) {
-                spdlog::info("amqp client {} ({}): unsupported protocol header: {}; closing",
-                             client_.id, client_.peer, h.description);
+                client_log(spdlog::level::info, client_.peer,
+                           "amqp client {} ({}): unsupported protocol header: {}; closing",
+                           client_.id, client_.peer, h.description);
                 out_.append(amqp::protocol_header);
                 close_after_flush_ = true;
                 reader_done_ = true;
@@ -518,8 +522,9 @@ asio::awaitable<void> amqp_session::heartbeat_loop() {
             phase_ == phase::open)) {
         if (std::chrono::steady_clock::now() >= handshake_deadline &&
             phase_ != phase::authenticating) {
-            spdlog::info("amqp client {} ({}): handshake not done within {} ms; closing",
-                         client_.id, client_.peer, service_.config().handshake_timeout_ms);
+            client_log(spdlog::level::info, client_.peer,
+                       "amqp client {} ({}): handshake not done within {} ms; closing", client_.id,
+                       client_.peer, service_.config().handshake_timeout_ms);
             close();
             co_return;
         }
@@ -647,8 +652,9 @@ void amqp_session::on_connection_method(amqp::command& cmd) {
     };
     if (auto* close = std::get_if<amqp::connection_close>(&cmd.method)) {
         if (close->reply_code != 200) {
-            spdlog::info("amqp client {} ({}) closed the connection: {} {}", client_.id,
-                         client_.peer, close->reply_code, close->reply_text);
+            client_log(spdlog::level::info, client_.peer,
+                       "amqp client {} ({}) closed the connection: {} {}", client_.id, client_.peer,
+                       close->reply_code, log_text(close->reply_text));
         }
         send(0, amqp::connection_close_ok{});
         phase_ = phase::closed;
@@ -771,8 +777,8 @@ void amqp_session::on_tune_ok(const amqp::connection_tune_ok& m) {
 // An error in the client's bytes (the codec's): its text gets RabbitMQ's form, the code's
 // name first ("FRAME_ERROR - unknown frame type 9").
 void amqp_session::connection_error(const amqp_error& e) {
-    spdlog::info("amqp client {} ({}): connection error {}: {}", client_.id, client_.peer,
-                 static_cast<int>(e.code), e.text);
+    client_log(spdlog::level::info, client_.peer, "amqp client {} ({}): connection error {}: {}",
+               client_.id, client_.peer, static_cast<int>(e.code), log_text(e.text));
     std::string text(amqp::reply_code_name(e.code));
     if (text.empty() || e.text.starts_with(text)) {
         text = e.text;
@@ -841,8 +847,9 @@ void amqp_session::on_channel_method(amqp::command& cmd) {
     }
     if (auto* close = std::get_if<amqp::channel_close>(&cmd.method)) {
         if (close->reply_code != 200 && close->reply_code != 0) {
-            spdlog::debug("amqp client {} ({}) closed channel {}: {} {}", client_.id, client_.peer,
-                          cmd.channel, close->reply_code, close->reply_text);
+            client_log(spdlog::level::debug, client_.peer,
+                       "amqp client {} ({}) closed channel {}: {} {}", client_.id, client_.peer,
+                       cmd.channel, close->reply_code, log_text(close->reply_text));
         }
         end_channel(*ch);
         channels_.erase(cmd.channel);
@@ -870,8 +877,8 @@ void amqp_session::channel_error(channel& ch, const amqp_error& e, amqp::method_
 
 void amqp_session::channel_error(channel& ch, amqp::reply_code code, std::string text,
                                  amqp::method_key cause) {
-    spdlog::debug("amqp client {} ({}): channel {} closed: {} {}", client_.id, client_.peer,
-                  ch.number, static_cast<int>(code), text);
+    client_log(spdlog::level::debug, client_.peer, "amqp client {} ({}): channel {} closed: {} {}",
+               client_.id, client_.peer, ch.number, static_cast<int>(code), log_text(text));
     send(ch.number, amqp::make_channel_close(code, std::move(text), cause));
     decoder_.commands().close_channel(ch.number);
     end_channel(ch);

@@ -2,6 +2,8 @@
 // texts follow RabbitMQ 3.x word for word where clients or people might look at them.
 #include "net/amqp_topology.hpp"
 
+#include "net/queue_name.hpp"
+
 #include <boost/json.hpp>
 
 #include <algorithm>
@@ -537,6 +539,10 @@ amqp::amqp_result<amqp_topology::declared> amqp_topology::declare_queue(
         return declared{&q, false};
     }
     if (name.empty()) return no_queue(name);
+    if (auto problem = queue_name_problem(name)) {
+        return channel_error(reply_code::precondition_failed,
+                             "PRECONDITION_FAILED - " + std::string(*problem));
+    }
     if (reserved_name(name) && !name.starts_with("amq.gen-")) {
         return reserved_prefix("queue", name);
     }

@@ -1,6 +1,7 @@
 #include "net/broker_service.hpp"
 
 #include "net/commands.hpp"
+#include "net/log_limiter.hpp"
 
 #include <conveyor/storage/errors.hpp>
 
@@ -218,6 +219,7 @@ void broker_service::before_sleep() {
     if (!kick_due_ && !(sync && log_->unsynced())) return;
     kick_due_ = false;
     if (sync) sync_due_ = false;
+    set_finishing_reserve();  // covers the tasks this batch adds when it keeps space after it
     log_->kick(sync);
     // Inline (no storage thread): the batch is already written and synced.
     if (log_->is_inline()) on_log_released();
@@ -323,22 +325,30 @@ asio::awaitable<void> broker_service::run_deadlines() {
     }
 }
 
-// Once a second: the log's reserve follows the live tasks (what finishing them will write), a
-// full disk is tried again, and its start and end are logged.
+// Once a second: a full disk is tried again, and its start and end are logged.
 asio::awaitable<void> broker_service::run_housekeeping() {
     while (!stopped_) {
         housekeeping_timer_.expires_after(std::chrono::seconds(1));
         co_await housekeeping_timer_.async_wait(asio::as_tuple(asio::use_awaitable));
+        flush_client_log();  // counts of client-caused log lines suppressed (log_limiter.hpp)
         if (stopped_ || !log_ || log_failed_) continue;
-        const std::uint64_t reserve =
-            std::min<std::uint64_t>(broker_.stats().tasks_live * reserve_per_task,
-                                    log_->options().segment_target_bytes / 2);
-        log_->set_reserve(reserve);
+        set_finishing_reserve();
         if (log_->unsynced()) sync_due_ = true;  // written without a waiter: synced this round
         log_->retry_space();
         note_space();
         trim_when_quiet();
     }
+}
+
+// What finishing every live task will write (docs/storage-format.md, "Space ahead"), from the
+// broker's counts at this moment: set before every batch, so the space the log keeps ahead
+// after a batch covers the tasks that batch added (a once-a-second sample lags a burst, and
+// the LEASE+ACKs of its last tasks then find the reserve used up). At most half a segment,
+// as the space ahead lives in the current segment.
+void broker_service::set_finishing_reserve() {
+    const std::uint64_t need = broker_.live_tasks() * reserve_per_task +
+                               2 * std::uint64_t{broker_.live_id_bytes()} + reserve_slack;
+    log_->set_reserve(std::min<std::uint64_t>(need, log_->options().segment_target_bytes / 2));
 }
 
 // Once a second: after quiet_seconds_for_trim seconds without a change to the log, the memory

@@ -166,9 +166,14 @@ private:
     bool stopped_ = false;
 
     std::unique_ptr<storage::durable_log> log_;
-    // Log bytes to keep ahead per live task: a LEASE and an ACK (or FAIL) record with a short
-    // id, and some slack.
-    static constexpr std::uint64_t reserve_per_task = 128;
+    // The log's reserve for finishing every live task (set_finishing_reserve): per task a
+    // LEASE and an ACK record without their ids (frame headers, tags, instants, delivery,
+    // deadline and lease length at their longest varints: 100 bytes), plus twice its id;
+    // plus one estimate of commands.cpp's admitted() (256 bytes and the arguments, a
+    // 255-byte queue name among them) beyond what the last finishing command writes.
+    static constexpr std::uint64_t reserve_per_task = 100;
+    static constexpr std::uint64_t reserve_slack = 1024;
+    void set_finishing_reserve();
     boost::asio::steady_timer housekeeping_timer_;
     bool space_low_logged_ = false;
     std::int64_t mono_offset_us_ = 0;  // core mono time = steady_clock + offset

@@ -1,5 +1,7 @@
 #include "net/commands.hpp"
 
+#include "net/queue_name.hpp"
+
 #include <algorithm>
 #include <array>
 #include <charconv>
@@ -194,6 +196,15 @@ void run_as_unknown_task(command_context& ctx, const command_spec& spec) {
     unknown.cancel_block();  // an unknown id never waits
 }
 
+// ERR when a queue the command names (by its table row) breaks the rules of queue_name.hpp,
+// before the handler runs, so that no command can create, or look up, such a queue.
+bool queue_names_valid(command_context& ctx, const command_spec& spec) {
+    for (const auto& queue : named_queues(ctx, spec)) {
+        if (!check_queue_name(ctx, queue)) return false;
+    }
+    return true;
+}
+
 }  // namespace
 
 const command_spec* find_command(std::string_view name) {
@@ -227,6 +238,7 @@ void execute_command(command_context& ctx) {
     }
     const auto decided = permitted(ctx, *spec);
     if (decided == verdict::refused) return;
+    if (!queue_names_valid(ctx, *spec)) return;
     if (spec->effect != command_effect::reads && !admitted(ctx, spec->effect)) return;
     if (spec->effect == command_effect::adds && ctx.service.over_maxmemory()) {
         ++ctx.service.counters().oom_rejections;
@@ -319,8 +331,9 @@ bool check_payload_size(command_context& ctx, std::string_view bytes, std::strin
 }
 
 bool check_queue_name(command_context& ctx, std::string_view queue) {
-    if (!queue.empty()) return true;
-    ctx.out.error("ERR queue name must not be empty");
+    const auto problem = queue_name_problem(queue);
+    if (!problem) return true;
+    ctx.out.error("ERR " + std::string(*problem));
     return false;
 }
 

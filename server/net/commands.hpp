@@ -129,7 +129,7 @@ std::optional<std::int64_t> arg_non_negative(command_context& ctx, std::string_v
                                              std::string_view what);
 // ERR when `bytes` (a payload, element or result; `what` names it) is over --max-payload.
 bool check_payload_size(command_context& ctx, std::string_view bytes, std::string_view what);
-// ERR when the queue name is empty.
+// ERR when the queue name breaks the rules of queue_name.hpp (1-255 bytes, no control bytes).
 bool check_queue_name(command_context& ctx, std::string_view queue);
 void reply_syntax_error(command_context& ctx);
 void reply_wrong_arity(command_context& ctx);

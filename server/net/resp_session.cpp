@@ -1,5 +1,8 @@
 #include "net/resp_session.hpp"
 
+#include "net/log_limiter.hpp"
+#include "net/log_text.hpp"
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/ssl/error.hpp>
@@ -135,14 +138,16 @@ asio::awaitable<bool> resp_session::handshake() {
     handshake_done_ = !ec;
     wake_.cancel();
     if (handshake_timed_out_) {
-        spdlog::info("client {} ({}): TLS handshake not done within {} ms; closing", client_.id,
-                     client_.peer, timeout.count());
+        client_log(spdlog::level::info, client_.peer,
+                   "client {} ({}): TLS handshake not done within {} ms; closing", client_.id,
+                   client_.peer, timeout.count());
         co_return false;
     }
     if (ec) {
         if (!closing_) {
-            spdlog::info("client {} ({}): TLS handshake failed: {}; closing", client_.id,
-                         client_.peer, ec.message());
+            client_log(spdlog::level::info, client_.peer,
+                       "client {} ({}): TLS handshake failed: {}; closing", client_.id,
+                       client_.peer, ec.message());
         }
         co_return false;
     }
@@ -212,8 +217,8 @@ resp_session::step resp_session::run_buffered_requests() {
         if (r.status == protocol::decode_status::need_more) return step::read;
         if (r.status == protocol::decode_status::error) {
             writer_.error("ERR " + decoder_.error_message());
-            spdlog::debug("client {} ({}): {}; closing", client_.id, client_.peer,
-                          decoder_.error_message());
+            client_log(spdlog::level::debug, client_.peer, "client {} ({}): {}; closing",
+                       client_.id, client_.peer, log_text(decoder_.error_message()));
             return step::close;
         }
         if (args_.empty()) continue;  // empty inline line

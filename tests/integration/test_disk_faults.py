@@ -182,6 +182,38 @@ class DiskFaultTest(ConveyorTestCase):
             self.assertEqual(task_state(c2, task_id), "queued")
         self.assertEqual(len(c2.execute_command("DEAD", "jobs")), 5)
 
+    def test_reserve_covers_every_task_of_a_burst_right_after_it(self):
+        """The finishing reserve follows the tasks as they are added: after a burst, the disk
+        fills at once, and every task can still be leased and acked. (With the reserve sampled
+        once a second, the burst was not covered: LEASE+ACKs near the end got -MISCONF.)"""
+        self.server.stop()
+        # 64 KiB segments: 16 KiB kept ahead beyond the reserve, a floor of 4 KiB.
+        self.server = self.restart_same_dir("--enable-debug-command", "yes",
+                                            "--log-segment-size", "65536")
+        c = self.client()
+        burst = 230
+        pipe = c.pipeline(transaction=False)
+        for i in range(burst):
+            pipe.execute_command("ENQUEUE", "jobs", f"burst-{i}")
+        self.assertEqual(len(pipe.execute()), burst)
+        # The burst is acknowledged, so written; the disk fills right after it.
+        self.assertEqual(c.execute_command("DEBUG", "LOG-FAULT", "DISK-FULL"), "OK")
+        accepted, error = self.fill_until_refused(c, "full")
+        self.assertTrue(error.startswith("MISCONF"), error)
+        self.assertEqual(c.info("persistence")["log_disk_full"], 1)
+
+        refused = []
+        for _ in range(burst + len(accepted)):
+            try:
+                task = c.execute_command("LEASE", "FROM", "jobs")
+                lease = dict(zip(task[0][::2], task[0][1::2]))["lease"]
+                self.assertEqual(c.execute_command("ACK", lease), 1)
+            except redis.ResponseError as e:
+                refused.append(str(e))
+        self.assertEqual(refused, [], f"{len(refused)} of {burst + len(accepted)} refused")
+        self.assertEqual(c.execute_command("QLEN", "jobs"), 0)
+        self.assertEqual(c.info("persistence")["log_write_status"], "ok")
+
     def test_debug_needs_the_flag(self):
         other = self.start_conveyor()
         c = other.client()

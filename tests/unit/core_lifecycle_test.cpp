@@ -246,5 +246,28 @@ TEST_F(lifecycle_test, deleted_queue_answers_result_waiters_of_its_tasks) {
     EXPECT_EQ(b.stats().waiters, 0u);
 }
 
+// What the disk-full reserve is computed from (broker_service::set_finishing_reserve): the
+// live tasks and their ids' bytes, kept exact as tasks come and go.
+TEST_F(lifecycle_test, live_task_count_and_id_bytes_follow_tasks_in_every_state) {
+    EXPECT_EQ(b.live_tasks(), 0u);
+    EXPECT_EQ(b.live_id_bytes(), 0u);
+    enqueue_id("q", "a");
+    enqueue_id("q", "bbbb", with_delay(1000));
+    enqueue_id("other", "cc");
+    enqueue_id("q", "a");  // an existing id: nothing added
+    EXPECT_EQ(b.live_tasks(), 3u);
+    EXPECT_EQ(b.live_id_bytes(), 7u);
+    const std::string token = lease_one("q");
+    EXPECT_EQ(b.ack(token, "done", now), op_status::ok);
+    EXPECT_EQ(b.live_id_bytes(), 7u);  // kept for its result until retention ends
+    advance_ms(test_config().result_ttl_ms + 1);
+    b.tick(now);
+    EXPECT_EQ(b.live_tasks(), 2u);
+    EXPECT_EQ(b.live_id_bytes(), 6u);
+    EXPECT_TRUE(b.delete_queue("q", now));
+    EXPECT_EQ(b.live_tasks(), 1u);
+    EXPECT_EQ(b.live_id_bytes(), 2u);
+}
+
 }  // namespace
 }  // namespace conveyor::core::testing

@@ -29,6 +29,7 @@ void broker::impl::apply_one(const rec_enqueue& r) {
         static_cast<std::uint16_t>(std::clamp(r.max_retries, 0, detail::max_retries_limit));
     ++counters_.tasks_enqueued;
     payload_bytes_ += r.payload.size() + r.properties.size();
+    id_bytes_ += r.id.size();
     note_id(r.id);
 
     const bool own_backoff =
@@ -298,6 +299,7 @@ void broker::impl::erase_task(detail::task* t) {
     // wait for an end that can no longer come.
     if (!t->ended() && result_waiters_.count(t) != 0) ended_.push_back(t);
     payload_bytes_ -= t->payload_len;
+    id_bytes_ -= t->id_len;
     detail::queue& q = *t->owner;
     if (--q.refs == 0 && !q.maybe_unused) {
         q.maybe_unused = true;

@@ -61,6 +61,7 @@ struct broker::impl {
     std::uint64_t arrivals_ = 0;
     stats_snapshot counters_;  // counters only; gauges are computed in stats()
     std::size_t payload_bytes_ = 0;
+    std::size_t id_bytes_ = 0;  // sum of the id lengths of the tasks in index_
 
     // ---- per-operation scratch (empty between operations) ----
     std::vector<detail::queue*> woken_;     // queues that got ready tasks

@@ -122,6 +122,14 @@ stats_snapshot broker::stats() const {
     return s;
 }
 
+std::size_t broker::live_tasks() const noexcept {
+    return impl_->index_.size();
+}
+
+std::size_t broker::live_id_bytes() const noexcept {
+    return impl_->id_bytes_;
+}
+
 std::vector<queue_snapshot> broker::queues_snapshot() const {
     std::vector<queue_snapshot> out;
     for (const auto& [name, q] : impl_->queues_) {

@@ -139,6 +139,10 @@ public:
     // ---- introspection ------------------------------------------------------------------
     stats_snapshot stats() const;
     std::vector<queue_snapshot> queues_snapshot() const;
+    // Tasks held in any state, and the sum of their ids' lengths: what finishing every one of
+    // them would write to the log (the disk-full reserve). O(1), for every loop round.
+    std::size_t live_tasks() const noexcept;
+    std::size_t live_id_bytes() const noexcept;
 
     // ---- durability ---------------------------------------------------------------------
     // Applies a record read back from the log (no record is emitted, no waiter is woken).
