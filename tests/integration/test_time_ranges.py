@@ -189,8 +189,13 @@ class TimeRangeRecoveryTest(ConveyorTestCase):
         enqueue(r, "jobs", "a", "ID", "a")
         lease_one(r, "jobs", for_ms=2000)
         self.server.stop(signal.SIGTERM)
+        # Written an hour of monotonic time after now (the broker's mono clock is
+        # CLOCK_MONOTONIC plus an offset; Python's time.monotonic() reads the same clock), so
+        # the restarted broker's offset is about +1 h. The old conversion of INT64_MAX us then
+        # wrapped to about -3.6e12 ns, always in the past, and the deadline timer spun.
+        mono_us = int(time.monotonic() * 1e6) + 3600 * 10**6
         now_ms = int(time.time() * 1000)
-        self.append_segment(enqueue_record(1, now_ms, "b", "jobs", "b", INT64_MAX))
+        self.append_segment(enqueue_record(mono_us, now_ms, "b", "jobs", "b", INT64_MAX))
 
         code, out = run_conveyor("check-data", self.server.data_dir, timeout=20)
         self.assertEqual(code, 0, out)
@@ -202,7 +207,8 @@ class TimeRangeRecoveryTest(ConveyorTestCase):
             r = self.client(timeout=5)
             self.assertEqual(r.ping(), True)
             self.assertEqual(task_info(r, "b")["state"], "delayed")
-            # The lease of `a` runs out: the deadline after it is b's, 100 years ahead.
+            # The lease of `a` has run out (b's record is an hour later): then the only
+            # deadline is b's, 100 years ahead.
             got = wait_for_lease(r, "jobs", 15, for_ms=1000)
             self.assertEqual(got["id"], "a")
             self.assertTrue(enqueue(r, "other", "c"))
