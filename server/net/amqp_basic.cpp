@@ -69,11 +69,20 @@ int conveyor_priority(const amqp_queue* q, const amqp::basic_properties& p) {
     return (v * core::max_priority + max / 2) / max;
 }
 
-std::optional<std::int64_t> parse_expiration(const std::optional<std::string>& text) {
+// The expiration property in ms; nullopt when absent or not a non-negative integer (ignored).
+// A number of digits past core::max_duration_ms sets `out_of_range` (docs/amqp.md).
+std::optional<std::int64_t> parse_expiration(const std::optional<std::string>& text,
+                                             bool& out_of_range) {
+    out_of_range = false;
     if (!text || text->empty()) return std::nullopt;
     std::int64_t v = 0;
     auto [p, ec] = std::from_chars(text->data(), text->data() + text->size(), v);
-    if (ec != std::errc() || p != text->data() + text->size() || v < 0) return std::nullopt;
+    if (p != text->data() + text->size() || (*text)[0] == '-') return std::nullopt;
+    if (ec == std::errc::result_out_of_range || (ec == std::errc() && v > core::max_duration_ms)) {
+        out_of_range = true;
+        return std::nullopt;
+    }
+    if (ec != std::errc()) return std::nullopt;
     return v;
 }
 
@@ -438,6 +447,15 @@ std::optional<amqp_error> amqp_session::publish(channel& ch, amqp::command& cmd)
                                  "RESOURCE_ERROR - memory in use is past --maxmemory; message "
                                  "refused (use publisher confirms to be told with a basic.nack)");
     }
+    bool expiration_out_of_range = false;
+    const auto expiration = parse_expiration(props.expiration, expiration_out_of_range);
+    if (expiration_out_of_range) {
+        return channel_exception(amqp::reply_code::precondition_failed,
+                                 "PRECONDITION_FAILED - invalid expiration '" +
+                                     props.expiration->substr(0, 64) +
+                                     "' for message: out of range (max " +
+                                     std::to_string(core::max_duration_ms) + " ms)");
+    }
     const auto now = service_.now();
     core::enqueue_options opts;
     opts.properties = encode_envelope(m.exchange, m.routing_key, cmd.header->raw_properties);
@@ -449,7 +467,6 @@ std::optional<amqp_error> amqp_session::publish(channel& ch, amqp::command& cmd)
             }
         }
     }
-    const auto expiration = parse_expiration(props.expiration);
     for (const auto& name : queues) {
         const auto* q = topo.find_queue(name);
         mark_envelope_exclusive(opts.properties, q != nullptr && q->exclusive);

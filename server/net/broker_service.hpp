@@ -26,6 +26,15 @@ namespace conveyor::server {
 
 struct client_state;
 
+// The steady_clock time of core mono time `mono_us`, where mono = steady + `offset_us`,
+// saturating: a time past what steady_clock's duration holds is time_point::max() (a timer
+// that never fires), one before it time_point::min(). The core keeps deadlines within 100
+// years of the time they were made at (core::max_duration_ms); this guards the conversion
+// against everything else (a recovered clock, a future bug), which would otherwise wrap into
+// the past and fire the deadline timer forever.
+std::chrono::steady_clock::time_point steady_from_mono(std::int64_t mono_us,
+                                                       std::int64_t offset_us) noexcept;
+
 // A session blocked in LEASE/BLPOP/RESULT ... implements this to receive what it waits for.
 // The end of a command that waited for work off the core thread (AUTH's password check):
 // writes the reply and updates the connection.

@@ -282,8 +282,11 @@ core::waiter_id command_context::start_block(std::optional<std::int64_t> timeout
                                              timeout_reply on_timeout) {
     block_request b;
     b.waiter = service.add_waiter(waiter_target);
+    // Commands take at most core::max_duration_ms; the clamp keeps the sum far from the
+    // nanosecond clock's limit for any caller.
     if (timeout_ms && *timeout_ms > 0)
-        b.deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(*timeout_ms);
+        b.deadline = std::chrono::steady_clock::now() +
+                     std::chrono::milliseconds(std::min(*timeout_ms, core::max_duration_ms));
     b.on_timeout = on_timeout;
     block = b;
     return b.waiter;
@@ -318,6 +321,16 @@ std::optional<std::int64_t> arg_non_negative(command_context& ctx, std::string_v
     }
     if (*v < 0) {
         ctx.out.error(std::string("ERR ") + std::string(what) + " must not be negative");
+        return std::nullopt;
+    }
+    return v;
+}
+
+std::optional<std::int64_t> arg_duration(command_context& ctx, std::string_view s,
+                                         std::string_view what) {
+    auto v = arg_non_negative(ctx, s, what);
+    if (v && *v > core::max_duration_ms) {
+        ctx.out.error("ERR " + core::out_of_range_message(what));
         return std::nullopt;
     }
     return v;

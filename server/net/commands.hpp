@@ -127,6 +127,11 @@ std::optional<std::int64_t> parse_int(std::string_view s) noexcept;
 // nullopt.
 std::optional<std::int64_t> arg_non_negative(command_context& ctx, std::string_view s,
                                              std::string_view what);
+// Parses a duration argument in ms: a non-negative integer up to core::max_duration_ms
+// (`ERR <what> is out of range (max 3153600000000 ms)` past it). On failure writes the error
+// reply and returns nullopt.
+std::optional<std::int64_t> arg_duration(command_context& ctx, std::string_view s,
+                                         std::string_view what);
 // ERR when `bytes` (a payload, element or result; `what` names it) is over --max-payload.
 bool check_payload_size(command_context& ctx, std::string_view bytes, std::string_view what);
 // ERR when the queue name breaks the rules of queue_name.hpp (1-255 bytes, no control bytes).

@@ -58,8 +58,9 @@ std::optional<std::int64_t> parse_timeout_ms(command_context& ctx, std::string_v
         ctx.out.error("ERR timeout is negative");
         return std::nullopt;
     }
-    if (seconds > 1e12) {
-        ctx.out.error("ERR timeout is out of range");
+    if (seconds > static_cast<double>(core::max_duration_ms / 1000)) {
+        ctx.out.error("ERR timeout is out of range (max " +
+                      std::to_string(core::max_duration_ms / 1000) + " s)");
         return std::nullopt;
     }
     return static_cast<std::int64_t>(std::ceil(seconds * 1000));

@@ -13,14 +13,24 @@ const std::string& arg(command_context& ctx, std::size_t i) {
     return ctx.args[i];
 }
 
+// An option name as the client typed it, in upper case, for error replies.
+std::string upper(std::string_view s) {
+    std::string out(s.substr(0, 32));
+    for (char& c : out) {
+        if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
+    }
+    return out;
+}
+
 // The reply to a lease token that is not current: the same words for ACK, FAIL, RELEASE and
 // EXTEND, so workers can match on the code.
 void reply_lease_lost(command_context& ctx) {
     ctx.out.error("LEASELOST lease is no longer current (expired, superseded or already ended)");
 }
 
-// Parses ENQUEUE's options from args[3..]: syntax and numbers only; the core checks ranges
-// (its message becomes the reply). On error writes the reply and returns false.
+// Parses ENQUEUE's options from args[3..]: syntax and numbers only; the core checks ranges,
+// those of DELAY, AT, BACKOFF, TIMEOUT and TTL too (its message becomes the reply). On error
+// writes the reply and returns false.
 bool parse_enqueue_options(command_context& ctx, core::enqueue_options& o) {
     auto& a = ctx.args;
     for (std::size_t i = 3; i < a.size(); ++i) {
@@ -140,7 +150,9 @@ void cmd_lease(command_context& ctx) {
     for (; i < ctx.args.size() && !iequals(arg(ctx, i), "FROM"); i += 2) {
         if (i + 1 >= ctx.args.size()) return reply_syntax_error(ctx);
         const auto& opt = arg(ctx, i);
-        auto v = arg_non_negative(ctx, arg(ctx, i + 1), opt);
+        const bool duration = iequals(opt, "BLOCK") || iequals(opt, "FOR");
+        auto v = duration ? arg_duration(ctx, arg(ctx, i + 1), upper(opt))
+                          : arg_non_negative(ctx, arg(ctx, i + 1), opt);
         if (!v) return;
         if (iequals(opt, "COUNT")) {
             if (*v < 1 || *v > static_cast<std::int64_t>(max_lease_count))
@@ -189,7 +201,7 @@ void cmd_fail(command_context& ctx) {
     if (ctx.args.size() == 4 && iequals(arg(ctx, 3), "NORETRY")) {
         mode = core::fail_mode::no_retry;
     } else if (ctx.args.size() == 5 && iequals(arg(ctx, 3), "RETRY")) {
-        auto v = arg_non_negative(ctx, arg(ctx, 4), "RETRY");
+        auto v = arg_duration(ctx, arg(ctx, 4), "RETRY");
         if (!v) return;
         mode = core::fail_mode::retry_after;
         retry_ms = *v;
@@ -210,7 +222,7 @@ void cmd_fail(command_context& ctx) {
 void cmd_release(command_context& ctx) {
     std::int64_t delay_ms = 0;
     if (ctx.args.size() == 4 && iequals(arg(ctx, 2), "DELAY")) {
-        auto v = arg_non_negative(ctx, arg(ctx, 3), "DELAY");
+        auto v = arg_duration(ctx, arg(ctx, 3), "DELAY");
         if (!v) return;
         delay_ms = *v;
     } else if (ctx.args.size() != 2) {
@@ -223,7 +235,7 @@ void cmd_release(command_context& ctx) {
 
 /* EXTEND <lease> <ms> */
 void cmd_extend(command_context& ctx) {
-    auto ms = arg_non_negative(ctx, arg(ctx, 2), "ms");
+    auto ms = arg_duration(ctx, arg(ctx, 2), "ms");
     if (!ms) return;
     if (*ms == 0) return ctx.out.error("ERR ms must be positive");
     switch (ctx.core().extend(arg(ctx, 1), *ms, ctx.now)) {
@@ -266,7 +278,7 @@ void cmd_task(command_context& ctx) {
 void cmd_result(command_context& ctx) {
     std::optional<std::int64_t> wait_ms;
     if (ctx.args.size() == 4 && iequals(arg(ctx, 2), "WAIT")) {
-        wait_ms = arg_non_negative(ctx, arg(ctx, 3), "WAIT");
+        wait_ms = arg_duration(ctx, arg(ctx, 3), "WAIT");
         if (!wait_ms) return;
     } else if (ctx.args.size() != 2) {
         return reply_syntax_error(ctx);

@@ -1,5 +1,7 @@
 #include "net/config.hpp"
 
+#include <conveyor/core/types.hpp>
+
 #include <boost/program_options.hpp>
 
 #include <cctype>
@@ -166,6 +168,22 @@ std::optional<std::int64_t> parse_duration_ms(std::string_view text) {
 
 namespace {
 
+// Every duration flag in ms has the range of every other duration (core::max_duration_ms).
+std::optional<std::string> check_duration_flags(const server_config& config) {
+    const std::pair<const char*, std::int64_t> flags[] = {
+        {"--default-lease-ms", config.default_lease_ms},
+        {"--result-ttl-ms", config.result_ttl_ms},
+        {"--amqp-consumer-timeout", config.amqp_consumer_timeout_ms},
+    };
+    for (const auto& [name, value] : flags) {
+        if (value > core::max_duration_ms) {
+            return "conveyor server: " + core::out_of_range_message(name) + ", got " +
+                   std::to_string(value);
+        }
+    }
+    return std::nullopt;
+}
+
 // The TLS, limit and timeout flags; parses the durations into config. A message on error.
 std::optional<std::string> check_connection_settings(server_config& config) {
     const auto handshake = parse_duration_ms(config.handshake_timeout);
@@ -173,6 +191,10 @@ std::optional<std::string> check_connection_settings(server_config& config) {
     if (!handshake || *handshake <= 0 || !idle) {
         return "conveyor server: --handshake-timeout and --idle-timeout take seconds, or a number "
                "with s or ms (10, 10s, 500ms); --handshake-timeout must not be 0";
+    }
+    if (*handshake > core::max_duration_ms || *idle > core::max_duration_ms) {
+        return "conveyor server: --handshake-timeout and --idle-timeout are out of range (max " +
+               std::to_string(core::max_duration_ms / 1000) + " s)";
     }
     config.handshake_timeout_ms = *handshake;
     config.idle_timeout_ms = *idle;
@@ -287,6 +309,7 @@ parse_outcome parse_server_args(const std::vector<std::string>& args) {
                 "--default-retries and --result-ttl-ms not negative",
                 1};
     }
+    if (auto error = check_duration_flags(config)) return {std::nullopt, *error, 1};
     if (config.fsync != "always" && config.fsync != "everysec" && config.fsync != "no") {
         return {std::nullopt,
                 "conveyor server: --fsync must be always, everysec or no (got '" + config.fsync +

@@ -16,7 +16,9 @@
 // count) task id or lease token seen in a reply, so that ACK, FAIL, TASK ... reach real tasks.
 //
 // Checks: no crash, sanitizer report or exception; every command is answered by exactly one
-// well-formed reply, at once or (a blocked one) when it is served or gives up. DEBUG is never
+// well-formed reply, at once or (a blocked one) when it is served or gives up; no deadline
+// leaves the time range (every record within core::max_duration_ms of its own time, the next
+// deadline within it of now, so converting it to steady_clock time cannot wrap). DEBUG is never
 // run. The clock is a value advanced only by @tick, so a run depends on its input alone (save
 // for the backoff jitter's seed, which broker_service draws at random). With
 // CONVEYOR_FUZZ_TRACE=1 in the environment each request and its replies go to stderr, to read
@@ -37,6 +39,7 @@
 
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -218,6 +221,15 @@ private:
     std::size_t owed_ = 0;
 };
 
+// The time range: a deadline past it (INT64_MAX from a huge DELAY, once) converted to
+// steady_clock time wrapped into the past and spun the deadline timer forever.
+void check_next_deadline(broker_service& service, core::instant now) {
+    const auto next = service.core().next_deadline();
+    if (next && *next > core::add_ms(now.mono_us, core::max_duration_ms)) __builtin_trap();
+    if (next && steady_from_mono(*next, 0) == std::chrono::steady_clock::time_point::max())
+        __builtin_trap();
+}
+
 std::optional<std::int64_t> harness_number(const std::vector<std::string>& args) {
     if (args.size() != 2) return std::nullopt;
     return parse_int(args[1]);
@@ -260,6 +272,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
     broker_service service(io.get_executor(), config);
     if (service.access().load()) __builtin_trap();
+    // Without a log nothing else takes the records: check each one's times.
+    service.core().set_record_sink([](const core::record& r) {
+        if (!core::record_times_in_range(r)) __builtin_trap();
+    });
     handles seen;
     std::array<fuzz_session, 2> sessions{fuzz_session(service, 1, seen),
                                          fuzz_session(service, 2, seen)};
@@ -294,10 +310,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             now.wall_ms += ms;
             service.core().tick(now);
             for (auto& s : sessions) s.check_replies(false);
+            check_next_deadline(service, now);
         } else if (!iequals(args[0], "debug")) {  // DEBUG LOG-FAULT needs the log: never run
             session.run(args, now);
             // Another client may have been served by this command.
             for (auto& s : sessions) s.check_replies(false);
+            check_next_deadline(service, now);
         }
     }
     for (auto& s : sessions) {

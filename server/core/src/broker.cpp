@@ -24,8 +24,27 @@ const broker_config& broker::config() const noexcept {
 
 namespace {
 
+// The range check of every duration option (docs/commands.md, "Durations and timestamps").
+// AT is a wall time: at most max_duration_ms ahead of `now`; any time before it is "now".
+std::string check_time_ranges(const enqueue_options& o, instant now) {
+    auto beyond = [](const std::optional<std::int64_t>& ms) { return ms && *ms > max_duration_ms; };
+    if (beyond(o.delay_ms)) return out_of_range_message("DELAY");
+    if (o.at_unix_ms) {
+        std::int64_t ahead = 0;
+        if (__builtin_sub_overflow(*o.at_unix_ms, now.wall_ms, &ahead) || ahead > max_duration_ms)
+            return "AT is out of range (max 100 years from now)";
+    }
+    if (beyond(o.backoff_base_ms) || beyond(o.backoff_max_ms)) {
+        return out_of_range_message("BACKOFF");
+    }
+    if (beyond(o.timeout_ms)) return out_of_range_message("TIMEOUT");
+    if (beyond(o.ttl_ms)) return out_of_range_message("TTL");
+    return {};
+}
+
 // Returns an error message, or an empty string when the options are acceptable.
-std::string check_options(const enqueue_options& o) {
+std::string check_options(const enqueue_options& o, instant now) {
+    if (auto range = check_time_ranges(o, now); !range.empty()) return range;
     if (o.id && o.id->empty()) return "ID must not be empty";
     if (o.id && o.id->size() > detail::max_id_bytes) return "ID is longer than 65535 bytes";
     if (o.name.size() > detail::max_name_bytes) return "NAME is longer than 65535 bytes";
@@ -83,7 +102,7 @@ enqueue_result broker::enqueue(std::string_view queue, std::string_view payload,
                                const enqueue_options& opts, instant now) {
     impl_->tick(now);
     enqueue_result out;
-    out.error = check_options(opts);
+    out.error = check_options(opts, now);
     if (!out.error.empty() || payload.size() > UINT32_MAX) {
         if (out.error.empty()) out.error = "payload is larger than 4 GiB";
         out.status = op_status::invalid;

@@ -130,7 +130,4 @@ struct broker::impl {
     void note_id(std::string_view id);
 };
 
-// Saturating `now_us + ms * 1000`: client-given durations cannot overflow deadlines.
-std::int64_t add_ms(std::int64_t now_us, std::int64_t ms) noexcept;
-
 }  // namespace conveyor::core

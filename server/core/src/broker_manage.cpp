@@ -143,7 +143,13 @@ std::vector<queue_snapshot> broker::queues_snapshot() const {
 // before deciding the record: every delayed task due by the record's time is ready first.
 void broker::replay(const record& r) {
     impl_->promote(record_time(r).mono_us);
-    impl_->apply(r);
+    if (record_times_in_range(r)) {
+        impl_->apply(r);
+    } else {
+        record clamped = r;  // only a log written before the range existed holds one
+        clamp_record_times(clamped);
+        impl_->apply(clamped);
+    }
     impl_->settle();
 }
 

@@ -101,4 +101,66 @@ std::string_view record_task_id(const record& r) noexcept {
     });
 }
 
+namespace {
+
+// Calls f(field, is_deadline) for every time field of a record: deadlines (mono us) and
+// durations (ms). Rec is a record type, const or not.
+template <class Rec, class F>
+void for_each_time_field(Rec& r, F&& f) {
+    using T = std::remove_const_t<Rec>;
+    if constexpr (std::is_same_v<T, rec_enqueue>) {
+        f(r.due_us, true);
+        f(r.ttl_deadline_us, true);
+        f(r.backoff_base_ms, false);
+        f(r.backoff_max_ms, false);
+        f(r.timeout_ms, false);
+    } else if constexpr (std::is_same_v<T, rec_lease>) {
+        f(r.deadline_us, true);
+        f(r.lease_ms, false);
+    } else if constexpr (std::is_same_v<T, rec_fail>) {
+        f(r.retry_due_us, true);
+    } else if constexpr (std::is_same_v<T, rec_release>) {
+        f(r.due_us, true);
+    } else if constexpr (std::is_same_v<T, rec_extend>) {
+        f(r.deadline_us, true);
+    }
+}
+
+// Calls fn(alternative) on the record's alternative; not std::visit, which may throw on a
+// valueless variant.
+template <class Record, class Fn, std::size_t... I>
+void on_alternative(Record& r, Fn&& fn, std::index_sequence<I...>) noexcept {
+    static_cast<void>(((r.index() == I ? (fn(*std::get_if<I>(&r)), true) : false) || ...));
+}
+
+template <class Record, class Fn>
+void on_time_fields(Record& r, Fn&& fn) noexcept {
+    on_alternative(
+        r, [&](auto& rec) { for_each_time_field(rec, fn); },
+        std::make_index_sequence<std::variant_size_v<record>>{});
+}
+
+}  // namespace
+
+bool record_times_in_range(const record& r) noexcept {
+    const std::int64_t limit_us = add_ms(record_time(r).mono_us, max_duration_ms);
+    bool in_range = true;
+    on_time_fields(r, [&](const std::int64_t& v, bool deadline) {
+        if (v > (deadline ? limit_us : max_duration_ms)) in_range = false;
+    });
+    return in_range;
+}
+
+bool clamp_record_times(record& r) noexcept {
+    const std::int64_t limit_us = add_ms(record_time(r).mono_us, max_duration_ms);
+    bool changed = false;
+    on_time_fields(r, [&](std::int64_t& v, bool deadline) {
+        const std::int64_t max = deadline ? limit_us : max_duration_ms;
+        if (v <= max) return;
+        v = max;
+        changed = true;
+    });
+    return changed;
+}
+
 }  // namespace conveyor::core

@@ -1,20 +1,23 @@
 // The operation frame (tick work, serving waiters, cleanup), lookups and views.
 #include "broker_impl.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <limits>
 
 namespace conveyor::core {
 
 std::int64_t add_ms(std::int64_t now_us, std::int64_t ms) noexcept {
-    std::int64_t us = 0;
-    std::int64_t out = 0;
     if (ms <= 0) return now_us;
-    if (__builtin_mul_overflow(ms, std::int64_t{1000}, &us) ||
-        __builtin_add_overflow(now_us, us, &out)) {
-        return std::numeric_limits<std::int64_t>::max();
-    }
+    const std::int64_t us = std::min(ms, max_duration_ms) * 1000;  // <= 3.2e15: no overflow
+    std::int64_t out = 0;
+    if (__builtin_add_overflow(now_us, us, &out)) return std::numeric_limits<std::int64_t>::max();
     return out;
+}
+
+std::string out_of_range_message(std::string_view option) {
+    return std::string(option) + " is out of range (max " + std::to_string(max_duration_ms) +
+           " ms)";
 }
 
 broker::impl::impl(broker_config config, broker_events* events)
@@ -76,12 +79,12 @@ std::int64_t broker::impl::timeout_ms(const detail::task* t) const {
 
 std::int64_t broker::impl::lease_ms_for(const detail::task* t,
                                         std::optional<std::int64_t> asked) const {
-    if (asked && *asked > 0) return *asked;
+    if (asked && *asked > 0) return std::min(*asked, max_duration_ms);
     const std::int64_t timeout = timeout_ms(t);
     if (timeout > 0) {
         std::int64_t total = 0;
         if (__builtin_add_overflow(timeout, config_.lease_grace_ms, &total)) return timeout;
-        return total;
+        return std::min(total, max_duration_ms);
     }
     return config_.default_lease_ms;
 }

@@ -146,6 +146,7 @@ public:
 
     // ---- durability ---------------------------------------------------------------------
     // Applies a record read back from the log (no record is emitted, no waiter is woken).
+    // A record out of its time range (record_times_in_range) is applied clamped into it.
     void replay(const record& r);
     // True while a task with this id exists in any state (its records are still needed).
     // A plain lookup: no tick, no record.

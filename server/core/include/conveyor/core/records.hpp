@@ -103,4 +103,13 @@ std::string_view record_name(const record& r) noexcept;  // "enqueue", "lease", 
 // The id of the task a record changes; empty for queue-wide records (purge, delete_queue).
 std::string_view record_task_id(const record& r) noexcept;
 
+// The time range of a record (docs/storage-format.md, "Times out of range"): every deadline it
+// carries at most max_duration_ms past its own time `at`, every duration at most
+// max_duration_ms. The broker writes no record past it; a log written before the range existed
+// may hold one (a deadline of INT64_MAX).
+bool record_times_in_range(const record& r) noexcept;
+// Brings a record into that range (deadlines to `at` + 100 years, durations to
+// max_duration_ms). Returns true when it changed anything.
+bool clamp_record_times(record& r) noexcept;
+
 }  // namespace conveyor::core

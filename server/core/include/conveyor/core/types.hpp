@@ -22,6 +22,28 @@ std::string_view to_string(task_state s) noexcept;
 
 inline constexpr int max_priority = 9;
 
+// The one range of every duration and time span a client, a flag or the log gives the broker:
+// 0 to 100 years (365-day years), in milliseconds. Front ends reject values past it
+// (`-ERR <option> is out of range (max 3153600000000 ms)`, AMQP 406); the core clamps to it
+// wherever it turns a duration into a deadline, so a deadline is at most 100 years (about
+// 3.2e15 us) past the time it was computed at and converts to a clock's nanoseconds without
+// overflow (docs/commands.md, "Durations and timestamps").
+inline constexpr std::int64_t max_duration_ms = 3153600000000;
+inline constexpr std::int64_t max_duration_us = max_duration_ms * 1000;
+
+// True when 0 <= ms <= max_duration_ms.
+constexpr bool duration_in_range(std::int64_t ms) noexcept {
+    return ms >= 0 && ms <= max_duration_ms;
+}
+
+// The deadline `now_us + ms * 1000`, with `ms` taken as at most max_duration_ms and the sum
+// saturating at INT64_MAX (only reached for a `now_us` already within 100 years of it).
+// `ms <= 0` gives `now_us`.
+std::int64_t add_ms(std::int64_t now_us, std::int64_t ms) noexcept;
+
+// "<option> is out of range (max 3153600000000 ms)": the words every front end replies with.
+std::string out_of_range_message(std::string_view option);
+
 struct broker_config {
     std::int64_t default_lease_ms = 30000;  // --default-lease-ms
     int default_retries = 3;                // --default-retries
