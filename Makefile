@@ -6,7 +6,7 @@ DATA_DIR ?= ./data
 CONFIG_ARGS ?=
 
 .PHONY: all deps configure build server run test unit integration soak bench bench-durable bench-worker bench-amqp clean format \
-	fuzz fuzz-build test-asan
+	fuzz fuzz-build test-asan format-check
 
 all: build
 
@@ -94,8 +94,16 @@ bench-amqp: build
 	./scripts/install-deps.sh bench
 	./bench/amqp.sh $(AMQP_ARGS)
 
+CLANG_FORMAT ?= $(shell command -v clang-format-14 || command -v clang-format)
 format:
-	clang-format -i $$(git ls-files '*.cpp' '*.hpp')
+	$(CLANG_FORMAT) -i $$(git ls-files '*.cpp' '*.hpp')
+
+# Every C++ file as .clang-format wants it (CI runs this first): lists the files that differ.
+format-check: deps
+	@bad=$$(for f in $$(git ls-files '*.cpp' '*.hpp'); do \
+		$(CLANG_FORMAT) --dry-run --Werror "$$f" >/dev/null 2>&1 || echo "$$f"; done); \
+	if [ -n "$$bad" ]; then echo "format-check: these files differ from .clang-format" \
+		"(make format rewrites them):"; echo "$$bad"; exit 1; fi
 
 clean:
 	rm -rf $(BUILD_DIR) $(FUZZ_DIR) $(ASAN_DIR)

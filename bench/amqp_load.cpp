@@ -77,7 +77,9 @@ struct options {
     std::size_t batch_bytes = 1024 * 1024;
 };
 
-[[noreturn]] void fail(const std::string& what) { throw std::runtime_error(what); }
+[[noreturn]] void fail(const std::string& what) {
+    throw std::runtime_error(what);
+}
 
 constexpr std::uint16_t channel = 1;
 constexpr std::size_t read_chunk = 256 * 1024;
@@ -136,8 +138,8 @@ public:
     void pump() {
         pollfd p{fd_, POLLIN, 0};
         if (pending_out() > 0) p.events |= POLLOUT;
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline_ -
-                                                                                steady::now());
+        const auto left =
+            std::chrono::duration_cast<std::chrono::milliseconds>(deadline_ - steady::now());
         if (left.count() <= 0) fail("timed out (--timeout)");
         int n = ::poll(&p, 1, static_cast<int>(std::min<long long>(left.count(), 1000)));
         if (n < 0 && errno != EINTR) fail(std::string("poll: ") + std::strerror(errno));
@@ -152,11 +154,16 @@ public:
         auto step = decoder_.feed(in_.view(), cmd);
         in_.consume(step.consumed);
         switch (step.status) {
-        case amqp::decode_step_status::need_more: return false;
-        case amqp::decode_step_status::heartbeat: return next(cmd);
-        case amqp::decode_step_status::body_too_large: fail("body too large");
-        case amqp::decode_step_status::error: fail("bad bytes from broker: " + decoder_.error().text);
-        case amqp::decode_step_status::command: break;
+            case amqp::decode_step_status::need_more:
+                return false;
+            case amqp::decode_step_status::heartbeat:
+                return next(cmd);
+            case amqp::decode_step_status::body_too_large:
+                fail("body too large");
+            case amqp::decode_step_status::error:
+                fail("bad bytes from broker: " + decoder_.error().text);
+            case amqp::decode_step_status::command:
+                break;
         }
         if (auto* c = std::get_if<amqp::connection_close>(&cmd.method)) {
             send(amqp::connection_close_ok{}, 0);
@@ -203,9 +210,7 @@ public:
         while (pending_out() > 0) pump();
     }
 
-    void close() {
-        call<amqp::connection_close_ok>(amqp::connection_close{200, "bye", 0, 0}, 0);
-    }
+    void close() { call<amqp::connection_close_ok>(amqp::connection_close{200, "bye", 0, 0}, 0); }
 
 private:
     void connect_socket(const std::string& host, const std::string& port) {
@@ -232,7 +237,8 @@ private:
         socklen_t len = sizeof err;
         ::getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &len);
         if (err != 0 || !(p.revents & POLLOUT))
-            fail("cannot connect to " + host + ":" + port + ": " + std::strerror(err ? err : ETIMEDOUT));
+            fail("cannot connect to " + host + ":" + port + ": " +
+                 std::strerror(err ? err : ETIMEDOUT));
     }
 
     void handshake(const options& o) {
@@ -346,13 +352,14 @@ amqp::queue_declare_ok declare(amqp_client& c, const std::string& queue, bool pa
 
 void print_result(const options& o, double secs, double cpu, std::uint64_t nacks,
                   const std::string& extra) {
-    std::printf("{\"tool\":\"amqp_load\",\"mode\":\"%s\",\"queue\":\"%s\",\"count\":%llu,"
-                "\"size\":%zu,\"confirm\":%s,\"window\":%llu,\"prefetch\":%u,\"seconds\":%.6f,"
-                "\"rate\":%.1f,\"client_cpu\":%.3f,\"nacks\":%llu%s}\n",
-                o.mode.c_str(), o.queue.c_str(), static_cast<unsigned long long>(o.count), o.size,
-                o.confirm ? "true" : "false", static_cast<unsigned long long>(o.window),
-                o.prefetch, secs, secs > 0 ? static_cast<double>(o.count) / secs : 0.0,
-                secs > 0 ? cpu / secs : 0.0, static_cast<unsigned long long>(nacks), extra.c_str());
+    std::printf(
+        "{\"tool\":\"amqp_load\",\"mode\":\"%s\",\"queue\":\"%s\",\"count\":%llu,"
+        "\"size\":%zu,\"confirm\":%s,\"window\":%llu,\"prefetch\":%u,\"seconds\":%.6f,"
+        "\"rate\":%.1f,\"client_cpu\":%.3f,\"nacks\":%llu%s}\n",
+        o.mode.c_str(), o.queue.c_str(), static_cast<unsigned long long>(o.count), o.size,
+        o.confirm ? "true" : "false", static_cast<unsigned long long>(o.window), o.prefetch, secs,
+        secs > 0 ? static_cast<double>(o.count) / secs : 0.0, secs > 0 ? cpu / secs : 0.0,
+        static_cast<unsigned long long>(nacks), extra.c_str());
 }
 
 void run_publish(amqp_client& c, const options& o) {
@@ -399,9 +406,9 @@ void run_publish(amqp_client& c, const options& o) {
     }
     const double secs = seconds_since(t0);
     print_result(o, secs, cpu_seconds() - cpu0, confirms.nacks(),
-                 ",\"queue_polls\":" + std::to_string(polls) + ",\"confirm_frames\":" +
-                     std::to_string(confirms.frames()) + ",\"multiple_confirms\":" +
-                     std::to_string(confirms.multiple_frames()));
+                 ",\"queue_polls\":" + std::to_string(polls) +
+                     ",\"confirm_frames\":" + std::to_string(confirms.frames()) +
+                     ",\"multiple_confirms\":" + std::to_string(confirms.multiple_frames()));
 }
 
 void run_consume(amqp_client& c, options o) {
@@ -469,21 +476,36 @@ options parse(int argc, char** argv) {
             if (i + 1 >= argc) usage(2);
             return argv[++i];
         };
-        if (a == "--host") o.host = value();
-        else if (a == "--port") o.port = value();
-        else if (a == "--queue") o.queue = value();
-        else if (a == "--user") o.user = value();
-        else if (a == "--password") o.password = value();
-        else if (a == "--vhost") o.vhost = value();
-        else if (a == "--count") o.count = std::stoull(value());
-        else if (a == "--size") o.size = std::stoull(value());
-        else if (a == "--window") o.window = std::stoull(value());
-        else if (a == "--prefetch") o.prefetch = static_cast<std::uint16_t>(std::stoul(value()));
-        else if (a == "--timeout") o.timeout_s = std::stod(value());
-        else if (a == "--batch-bytes") o.batch_bytes = std::stoull(value());
-        else if (a == "--confirm") o.confirm = true;
-        else if (a == "-h" || a == "--help") usage(0);
-        else usage(2);
+        if (a == "--host")
+            o.host = value();
+        else if (a == "--port")
+            o.port = value();
+        else if (a == "--queue")
+            o.queue = value();
+        else if (a == "--user")
+            o.user = value();
+        else if (a == "--password")
+            o.password = value();
+        else if (a == "--vhost")
+            o.vhost = value();
+        else if (a == "--count")
+            o.count = std::stoull(value());
+        else if (a == "--size")
+            o.size = std::stoull(value());
+        else if (a == "--window")
+            o.window = std::stoull(value());
+        else if (a == "--prefetch")
+            o.prefetch = static_cast<std::uint16_t>(std::stoul(value()));
+        else if (a == "--timeout")
+            o.timeout_s = std::stod(value());
+        else if (a == "--batch-bytes")
+            o.batch_bytes = std::stoull(value());
+        else if (a == "--confirm")
+            o.confirm = true;
+        else if (a == "-h" || a == "--help")
+            usage(0);
+        else
+            usage(2);
     }
     if (o.queue.empty() || (o.mode != "delete" && o.count == 0) || o.window == 0) usage(2);
     return o;
@@ -500,9 +522,12 @@ int main(int argc, char** argv) {
     }
     try {
         amqp_client c(o);
-        if (o.mode == "publish") run_publish(c, o);
-        else if (o.mode == "consume") run_consume(c, o);
-        else run_delete(c, o);
+        if (o.mode == "publish")
+            run_publish(c, o);
+        else if (o.mode == "consume")
+            run_consume(c, o);
+        else
+            run_delete(c, o);
         c.close();
         return 0;
     } catch (const std::exception& e) {

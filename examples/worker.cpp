@@ -25,15 +25,16 @@ asio::awaitable<cc::handler_result> shout(cc::task_context& ctx) {
 int main(int argc, char** argv) {
     try {
         asio::io_context io;
-        cc::worker w(io.get_executor(),
-                     {.url = cc::url_or_env(argc > 1 && *argv[1] ? std::optional<std::string_view>(argv[1])
-                                                                 : std::nullopt),
-                      .queues = {argc > 2 ? argv[2] : "demo"},
-                      .concurrency = 4,
-                      .status_interval = std::chrono::seconds(10),
-                      .log = [](cc::worker_log_level, const std::string& line) {
-                          std::cerr << line << "\n";
-                      }});
+        cc::worker w(
+            io.get_executor(),
+            {.url = cc::url_or_env(argc > 1 && *argv[1] ? std::optional<std::string_view>(argv[1])
+                                                        : std::nullopt),
+             .queues = {argc > 2 ? argv[2] : "demo"},
+             .concurrency = 4,
+             .status_interval = std::chrono::seconds(10),
+             .log = [](cc::worker_log_level, const std::string& line) {
+                 std::cerr << line << "\n";
+             }});
         w.on("demo", shout, {.concurrency = 2});
         w.on_any([](cc::task_context& ctx) -> asio::awaitable<cc::handler_result> {
             co_return cc::handler_result::failure("no handler for '" + ctx.name + "'");

@@ -106,9 +106,8 @@ public:
             left = std::chrono::duration_cast<milliseconds>(deadline - steady::now());
             if (left <= 0ms)
                 throw error(asio::error::timed_out,
-                            "cannot reach the broker at " + to_display_string(o_.url) +
-                                " within " + std::to_string(o_.connect_timeout.count()) +
-                                " ms: " + cause);
+                            "cannot reach the broker at " + to_display_string(o_.url) + " within " +
+                                std::to_string(o_.connect_timeout.count()) + " ms: " + cause);
             co_await sleep_for(
                 std::min(left, reconnect_delay(failures, o_.reconnect_min, o_.reconnect_max)));
         }
@@ -139,12 +138,14 @@ public:
             }
             if (result) break;
             if (++failures == 1 || failures % 20 == 0)
-                log(worker_log_level::warn, "cannot reconnect " + role_ + " connection: " +
-                                                cause + " (retrying)");
+                log(worker_log_level::warn,
+                    "cannot reconnect " + role_ + " connection: " + cause + " (retrying)");
             const auto until =
                 steady::now() + reconnect_delay(failures, o_.reconnect_min, o_.reconnect_max);
-            while (steady::now() < until && !give_up()) co_await sleep_for(10ms + std::min<milliseconds>(
-                100ms, std::chrono::duration_cast<milliseconds>(until - steady::now())));
+            while (steady::now() < until && !give_up())
+                co_await sleep_for(
+                    10ms + std::min<milliseconds>(100ms, std::chrono::duration_cast<milliseconds>(
+                                                             until - steady::now())));
             if (give_up()) break;
         }
         connecting_ = false;
@@ -201,7 +202,7 @@ struct held_task {
     time_point next_extend{};
     bool extending = false;
     bool running = false;
-    bool lease_gone = false;  // cancelled or lost: nothing to report
+    bool lease_gone = false;               // cancelled or lost: nothing to report
     stop_reason stop = stop_reason::none;  // a stop from outside (cancel, shutdown)
     time_point stop_hard_at = time_point::max();
     std::shared_ptr<task_context> ctx;
@@ -286,9 +287,9 @@ struct worker::impl : std::enable_shared_from_this<impl> {
             const std::function<bool()> give_up = [this] { return stopping; };
             auto c = co_await lease_link.get(give_up);
             if (!c) break;
-            lease_options lo{.count = static_cast<int>(std::min<std::size_t>(
-                                 capacity - held.size(), 10000)),
-                             .block_ms = o.lease_block.count()};
+            lease_options lo{
+                .count = static_cast<int>(std::min<std::size_t>(capacity - held.size(), 10000)),
+                .block_ms = o.lease_block.count()};
             std::vector<leased_task> got;
             bool pause = false;
             try {
@@ -318,8 +319,8 @@ struct worker::impl : std::enable_shared_from_this<impl> {
             t->hard = *t->where->options.default_timeout;
         const milliseconds granted(t->task.lease_ms);
         t->lease = kept_lease(t->hard, granted, o);
-        t->next_extend = steady::now() + extend_interval(
-                                             granted > 0ms ? std::min(granted, t->lease) : t->lease);
+        t->next_extend =
+            steady::now() + extend_interval(granted > 0ms ? std::min(granted, t->lease) : t->lease);
         held.emplace(t->task.lease, t);
         if (stopping) return finish(t, release_of(*t));
         if (!t->where)
@@ -390,13 +391,14 @@ struct worker::impl : std::enable_shared_from_this<impl> {
         }
         t->ctx = ctx;
         if (t->stop != stop_reason::none) ctx->soft->request(t->stop);
-        log(worker_log_level::debug, describe(t->task) + ": started (attempt " +
-                                         std::to_string(t->task.attempt) + ")");
+        log(worker_log_level::debug,
+            describe(t->task) + ": started (attempt " + std::to_string(t->task.attempt) + ")");
 
         auto end = std::make_shared<handler_end>();
         asio::co_spawn(ex, invoke(t->where->handler, ctx),
                        [end, t, self = shared_from_this()](std::exception_ptr e, handler_result r) {
-                           self->log(worker_log_level::debug, describe(t->task) + ": handler returned");
+                           self->log(worker_log_level::debug,
+                                     describe(t->task) + ": handler returned");
                            end->done = true;
                            end->error = e;
                            end->result = std::move(r);
@@ -460,9 +462,9 @@ struct worker::impl : std::enable_shared_from_this<impl> {
         if (oc.kind == outcome_kind::fail)
             log(worker_log_level::info, describe(t.task) + ": failed: " + oc.text);
         else
-            log(worker_log_level::debug, describe(t.task) + (oc.kind == outcome_kind::ack
-                                                                 ? ": succeeded"
-                                                                 : ": stopped; to be released"));
+            log(worker_log_level::debug,
+                describe(t.task) +
+                    (oc.kind == outcome_kind::ack ? ": succeeded" : ": stopped; to be released"));
         return oc;
     }
 
@@ -522,8 +524,9 @@ struct worker::impl : std::enable_shared_from_this<impl> {
         const bool cancelled = *r == lease_outcome::cancelled;
         ++(cancelled ? counters.cancelled : counters.lease_lost);
         log(cancelled ? worker_log_level::info : worker_log_level::warn,
-            describe(t->task) + (cancelled ? ": cancelled; stopping it"
-                                           : ": lease lost (EXTEND answered LEASELOST); stopping it"));
+            describe(t->task) + (cancelled
+                                     ? ": cancelled; stopping it"
+                                     : ": lease lost (EXTEND answered LEASELOST); stopping it"));
         t->lease_gone = true;
         if (t->running) {
             stop_task(t, stop_reason::cancelled);
@@ -576,16 +579,22 @@ struct worker::impl : std::enable_shared_from_this<impl> {
         try {
             if (oc.kind == outcome_kind::ack) {
                 auto r = co_await c->ack(oc.lease, std::string_view(oc.text));
-                if (r == lease_outcome::ok) ++counters.done;
-                else lost(what, "ACK");
+                if (r == lease_outcome::ok)
+                    ++counters.done;
+                else
+                    lost(what, "ACK");
             } else if (oc.kind == outcome_kind::fail) {
                 auto r = co_await c->fail(oc.lease, oc.text, fail_options{.noretry = oc.noretry});
-                if (r == fail_outcome::lease_lost) lost(what, "FAIL");
-                else ++counters.failed;
+                if (r == fail_outcome::lease_lost)
+                    lost(what, "FAIL");
+                else
+                    ++counters.failed;
             } else {
                 auto r = co_await c->release(oc.lease);
-                if (r == lease_outcome::ok) ++counters.released;
-                else lost(what, "RELEASE");
+                if (r == lease_outcome::ok)
+                    ++counters.released;
+                else
+                    lost(what, "RELEASE");
             }
         } catch (const server_error& e) {
             log(worker_log_level::error, what + ": broker refused the outcome: " + e.what());
@@ -596,8 +605,10 @@ struct worker::impl : std::enable_shared_from_this<impl> {
             }
         } catch (const std::exception& e) {
             report_link.broken(c, e);
-            if (gave_up) ++undelivered;
-            else outbox.push_front(std::move(oc));
+            if (gave_up)
+                ++undelivered;
+            else
+                outbox.push_front(std::move(oc));
         }
     }
 
@@ -612,9 +623,9 @@ struct worker::impl : std::enable_shared_from_this<impl> {
     void shutdown(bool cold_now) {
         if (!stopping) {
             stopping = true;
-            log(worker_log_level::info,
-                "shutting down: releasing " + std::to_string(waiting.size()) +
-                    " waiting task(s); " + std::to_string(running) + " running");
+            log(worker_log_level::info, "shutting down: releasing " +
+                                            std::to_string(waiting.size()) + " waiting task(s); " +
+                                            std::to_string(running) + " running");
             auto left = std::move(waiting);
             waiting.clear();
             for (auto& t : left) finish(t, release_of(*t));
@@ -656,8 +667,8 @@ struct worker::impl : std::enable_shared_from_this<impl> {
             std::snprintf(buf, sizeof buf, "%.1f", rate);
             log(worker_log_level::info,
                 "status: done=" + std::to_string(s.done) + " failed=" + std::to_string(s.failed) +
-                    " running=" + std::to_string(s.running) + " waiting=" +
-                    std::to_string(s.waiting) + " rate=" + buf + "/s");
+                    " running=" + std::to_string(s.running) +
+                    " waiting=" + std::to_string(s.waiting) + " rate=" + buf + "/s");
         }
     }
 
@@ -682,9 +693,8 @@ struct worker::impl : std::enable_shared_from_this<impl> {
         for (auto& q : o.queues) queues += (queues.empty() ? "" : ", ") + q;
         log(worker_log_level::info,
             "connected to " + to_display_string(o.url) + (uses_tls(o.url, o.tls) ? " (TLS)" : "") +
-                "; leasing from " + queues +
-                " (concurrency " + std::to_string(o.concurrency) + ", prefetch " +
-                std::to_string(o.prefetch) + ")");
+                "; leasing from " + queues + " (concurrency " + std::to_string(o.concurrency) +
+                ", prefetch " + std::to_string(o.prefetch) + ")");
 
         int loops = 3;
         std::exception_ptr failure;
@@ -707,9 +717,9 @@ struct worker::impl : std::enable_shared_from_this<impl> {
         report_link.close();
         if (failure) std::rethrow_exception(failure);
         auto s = snapshot();
-        log(worker_log_level::info, "stopped: done=" + std::to_string(s.done) + " failed=" +
-                                        std::to_string(s.failed) + " released=" +
-                                        std::to_string(s.released));
+        log(worker_log_level::info, "stopped: done=" + std::to_string(s.done) +
+                                        " failed=" + std::to_string(s.failed) +
+                                        " released=" + std::to_string(s.released));
     }
 };
 

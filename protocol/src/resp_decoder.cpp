@@ -280,8 +280,7 @@ resp_request_decoder::step_result resp_request_decoder::read_bulk_header(
     }
     const auto length = detail::parse_int64(line.substr(1));
     if (!length || *length < 0 ||
-        (static_cast<std::uint64_t>(*length) > limits_.max_bulk_len &&
-         !limits_.unauthenticated)) {
+        (static_cast<std::uint64_t>(*length) > limits_.max_bulk_len && !limits_.unauthenticated)) {
         return fail("Protocol error: invalid bulk length", start);
     }
     if (static_cast<std::uint64_t>(*length) > limits_.max_bulk_len) {

@@ -48,8 +48,7 @@ int iterations_of(std::string_view encoded) {
 }  // namespace
 
 access_control::access_control(const server_config& config)
-    : config_(config),
-      required_(!config.requirepass.empty() || !config.users_file.empty()) {}
+    : config_(config), required_(!config.requirepass.empty() || !config.users_file.empty()) {}
 
 std::optional<std::string> access_control::read_users(std::shared_ptr<const user_map>& out) {
     auto parsed = auth::read_users_file(config_.users_file, false);
@@ -193,14 +192,14 @@ std::optional<access_control::auth_verdict> access_control::authenticate(
         return decide(peer, id, name, matched, rules, generation);
     };
     if (!verifier_) return finish(auth::verify_password(password, hash) && rules != nullptr);
-    boost::asio::post(*verifier_, [this, password = std::string(password), hash,
-                                   known = rules != nullptr, finish = std::move(finish),
-                                   done = std::move(done)]() mutable {
-        const bool matched = auth::verify_password(password, hash) && known;
-        OPENSSL_cleanse(password.data(), password.size());
-        boost::asio::post(*core_, [finish = std::move(finish), done = std::move(done),
-                                   matched]() mutable { done(finish(matched)); });
-    });
+    boost::asio::post(
+        *verifier_, [this, password = std::string(password), hash, known = rules != nullptr,
+                     finish = std::move(finish), done = std::move(done)]() mutable {
+            const bool matched = auth::verify_password(password, hash) && known;
+            OPENSSL_cleanse(password.data(), password.size());
+            boost::asio::post(*core_, [finish = std::move(finish), done = std::move(done),
+                                       matched]() mutable { done(finish(matched)); });
+        });
     return std::nullopt;
 }
 
@@ -226,8 +225,10 @@ access_control::access_decision access_control::access_of(client_state& client) 
             return {access_kind::rules, client.rules};
         }
     }
-    spdlog::info("user '{}' of client {} ({}) is gone from the users file: it must authenticate "
-                 "again", client.user, client.id, client.peer);
+    spdlog::info(
+        "user '{}' of client {} ({}) is gone from the users file: it must authenticate "
+        "again",
+        client.user, client.id, client.peer);
     client.authenticated = false;
     client.rules = nullptr;
     return {access_kind::removed, nullptr};

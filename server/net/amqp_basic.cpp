@@ -140,9 +140,10 @@ void amqp_vhost::save_if_changed() {
             ::close(dfd);
         }
     } else {
-        spdlog::error("amqp: cannot write {}: {} (durable exchanges, queues and bindings are not "
-                      "saved until the next change)",
-                      path.string(), std::strerror(errno));
+        spdlog::error(
+            "amqp: cannot write {}: {} (durable exchanges, queues and bindings are not "
+            "saved until the next change)",
+            path.string(), std::strerror(errno));
     }
 }
 
@@ -168,7 +169,9 @@ std::size_t amqp_vhost::delete_queue(std::string_view name_view) {
     return ready;
 }
 
-void amqp_vhost::add_consumer(amqp_consumer& c) { consumers_.emplace(c.queue, &c); }
+void amqp_vhost::add_consumer(amqp_consumer& c) {
+    consumers_.emplace(c.queue, &c);
+}
 
 void amqp_vhost::remove_consumer(amqp_consumer& c) {
     auto [b, e] = consumers_.equal_range(c.queue);
@@ -232,13 +235,15 @@ std::optional<amqp_error> amqp_session::handle(channel& ch, amqp::command& cmd) 
     auto& m = cmd.method;
     auto& topo = vhost_.topology();
     if (std::holds_alternative<amqp::basic_publish>(m)) return publish(ch, cmd);
-    if (auto* x = std::get_if<amqp::basic_ack>(&m)) return settle(ch, x->delivery_tag, x->multiple, {});
+    if (auto* x = std::get_if<amqp::basic_ack>(&m))
+        return settle(ch, x->delivery_tag, x->multiple, {});
     if (auto* x = std::get_if<amqp::basic_nack>(&m))
         return settle(ch, x->delivery_tag, x->multiple, x->requeue);
     if (auto* x = std::get_if<amqp::basic_reject>(&m))
         return settle(ch, x->delivery_tag, false, x->requeue);
     if (auto* x = std::get_if<amqp::basic_consume>(&m)) return consume(ch, *x);
-    if (auto* x = std::get_if<amqp::basic_cancel>(&m)) return cancel(ch, x->consumer_tag, true, x->no_wait);
+    if (auto* x = std::get_if<amqp::basic_cancel>(&m))
+        return cancel(ch, x->consumer_tag, true, x->no_wait);
     if (auto* x = std::get_if<amqp::basic_get>(&m)) return get(ch, *x);
     if (auto* x = std::get_if<amqp::basic_qos>(&m)) return qos(ch, *x);
     if (auto* x = std::get_if<amqp::basic_recover>(&m)) {
@@ -306,9 +311,9 @@ std::optional<amqp_error> amqp_session::handle(channel& ch, amqp::command& cmd) 
         if (!x->no_wait) send(ch.number, amqp::exchange_unbind_ok{});
         return std::nullopt;
     }
-    return connection_exception(amqp::reply_code::command_invalid,
-                                "COMMAND_INVALID - unexpected " +
-                                    amqp::describe(amqp::key_of(m)) + " from a client");
+    return connection_exception(
+        amqp::reply_code::command_invalid,
+        "COMMAND_INVALID - unexpected " + amqp::describe(amqp::key_of(m)) + " from a client");
 }
 
 // ---- exchanges and queues (their permissions: amqp_access.cpp) -------------------------
@@ -347,9 +352,8 @@ std::optional<amqp_error> amqp_session::queue_declare(channel& ch, const amqp::q
             return e;
         // A queue that so far exists only in the core (created over RESP) is declared here
         // with the flags and arguments given, like a new one.
-        auto r = vhost_.topology().declare_queue(name, false, m.durable, m.exclusive,
-                                                 m.auto_delete, m.arguments, client_.id,
-                                                 now.mono_us);
+        auto r = vhost_.topology().declare_queue(name, false, m.durable, m.exclusive, m.auto_delete,
+                                                 m.arguments, client_.id, now.mono_us);
         if (!r) return r.error();
     }
     if (!m.no_wait) {
@@ -372,14 +376,14 @@ std::optional<amqp_error> amqp_session::queue_delete(channel& ch, const amqp::qu
     if (!q) return q.error();
     const auto now = service_.now();
     if (m.if_unused && vhost_.consumer_count(m.queue) > 0) {
-        return channel_exception(amqp::reply_code::precondition_failed,
-                                 "PRECONDITION_FAILED - queue " + in_quotes(m.queue) +
-                                     " in vhost '/' in use");
+        return channel_exception(
+            amqp::reply_code::precondition_failed,
+            "PRECONDITION_FAILED - queue " + in_quotes(m.queue) + " in vhost '/' in use");
     }
     if (m.if_empty && service_.core().ready_count(m.queue, now) > 0) {
-        return channel_exception(amqp::reply_code::precondition_failed,
-                                 "PRECONDITION_FAILED - queue " + in_quotes(m.queue) +
-                                     " in vhost '/' is not empty");
+        return channel_exception(
+            amqp::reply_code::precondition_failed,
+            "PRECONDITION_FAILED - queue " + in_quotes(m.queue) + " in vhost '/' is not empty");
     }
     const auto n = vhost_.delete_queue(m.queue);
     if (!m.no_wait) send(ch.number, amqp::queue_delete_ok{static_cast<std::uint32_t>(n)});
@@ -403,11 +407,10 @@ void amqp_session::confirm(channel& ch, bool ack) {
 void amqp_session::return_message(channel& ch, const amqp::command& cmd, amqp::reply_code code,
                                   std::string_view text) {
     const auto& m = std::get<amqp::basic_publish>(cmd.method);
-    amqp::encode_content_command(
-        out_, ch.number,
-        amqp::basic_return{static_cast<std::uint16_t>(code), std::string(text), m.exchange,
-                           m.routing_key},
-        cmd.header->raw_properties, cmd.body, frame_max_);
+    amqp::encode_content_command(out_, ch.number,
+                                 amqp::basic_return{static_cast<std::uint16_t>(code),
+                                                    std::string(text), m.exchange, m.routing_key},
+                                 cmd.header->raw_properties, cmd.body, frame_max_);
 }
 
 std::optional<amqp_error> amqp_session::publish(channel& ch, amqp::command& cmd) {
@@ -474,8 +477,8 @@ std::optional<amqp_error> amqp_session::publish(channel& ch, amqp::command& cmd)
         std::optional<std::int64_t> ttl = expiration;
         if (q && q->args.message_ttl_ms)
             ttl = ttl ? std::min(*ttl, *q->args.message_ttl_ms) : *q->args.message_ttl_ms;
-        opts.ttl_ms = ttl ? std::optional<std::int64_t>(std::max<std::int64_t>(*ttl, 1))
-                          : std::nullopt;
+        opts.ttl_ms =
+            ttl ? std::optional<std::int64_t>(std::max<std::int64_t>(*ttl, 1)) : std::nullopt;
         auto r = service_.core().enqueue(name, cmd.body, opts, now);
         if (r.status != core::op_status::ok) {
             if (ch.confirm) {
@@ -497,14 +500,15 @@ std::optional<amqp_error> amqp_session::consume(channel& ch, const amqp::basic_c
     if (!q) return q.error();
     if (vhost_.has_exclusive_consumer(m.queue) ||
         (m.exclusive && vhost_.consumer_count(m.queue) > 0)) {
-        return channel_exception(amqp::reply_code::access_refused,
-                                 "ACCESS_REFUSED - queue " + in_quotes(m.queue) +
-                                     " in vhost '/' in exclusive use");
+        return channel_exception(
+            amqp::reply_code::access_refused,
+            "ACCESS_REFUSED - queue " + in_quotes(m.queue) + " in vhost '/' in exclusive use");
     }
     std::string tag = m.consumer_tag.empty() ? vhost_.generate_name("amq.ctag-") : m.consumer_tag;
     if (ch.consumers.contains(tag)) {
-        return connection_exception(amqp::reply_code::not_allowed,
-                                    "NOT_ALLOWED - attempt to reuse consumer tag " + in_quotes(tag));
+        return connection_exception(
+            amqp::reply_code::not_allowed,
+            "NOT_ALLOWED - attempt to reuse consumer tag " + in_quotes(tag));
     }
     auto c = std::make_unique<amqp_consumer>();
     c->session = this;
@@ -557,9 +561,9 @@ void amqp_session::consumer_cancelled_by_broker(amqp_consumer& c) {
 
 std::optional<amqp_error> amqp_session::qos(channel& ch, const amqp::basic_qos& m) {
     if (m.prefetch_size != 0) {
-        return channel_exception(amqp::reply_code::not_implemented,
-                                 "NOT_IMPLEMENTED - prefetch_size!=0 (" +
-                                     std::to_string(m.prefetch_size) + ")");
+        return channel_exception(
+            amqp::reply_code::not_implemented,
+            "NOT_IMPLEMENTED - prefetch_size!=0 (" + std::to_string(m.prefetch_size) + ")");
     }
     if (m.global) {
         ch.channel_prefetch = m.prefetch_count;
@@ -578,11 +582,11 @@ std::optional<amqp_error> amqp_session::qos(channel& ch, const amqp::basic_qos& 
 std::size_t amqp_session::credit(const channel& ch, const amqp_consumer& c) const {
     if (c.no_ack) return lease_batch;
     std::size_t n = lease_batch;
-    if (c.prefetch > 0) n = std::min<std::size_t>(n, c.prefetch > c.unacked ? c.prefetch - c.unacked : 0);
+    if (c.prefetch > 0)
+        n = std::min<std::size_t>(n, c.prefetch > c.unacked ? c.prefetch - c.unacked : 0);
     if (ch.channel_prefetch > 0) {
-        n = std::min<std::size_t>(n, ch.channel_prefetch > ch.unacked_count
-                                         ? ch.channel_prefetch - ch.unacked_count
-                                         : 0);
+        n = std::min<std::size_t>(
+            n, ch.channel_prefetch > ch.unacked_count ? ch.channel_prefetch - ch.unacked_count : 0);
     }
     return n;
 }
@@ -675,10 +679,10 @@ void amqp_session::deliver(channel& ch, amqp_consumer* c, const core::leased_tas
                                   amqp::basic_get_ok{tag, redelivered, std::string(env.exchange),
                                                      std::string(env.routing_key), *get_count});
     } else {
-        amqp::encode_method_frame(out_, ch.number,
-                                  amqp::basic_deliver{c->tag, tag, redelivered,
-                                                      std::string(env.exchange),
-                                                      std::string(env.routing_key)});
+        amqp::encode_method_frame(
+            out_, ch.number,
+            amqp::basic_deliver{c->tag, tag, redelivered, std::string(env.exchange),
+                                std::string(env.routing_key)});
     }
     amqp::encode_content_header(out_, ch.number, t.payload.size(), env.raw_properties);
     output_body(ch.number, t.payload);
@@ -733,9 +737,9 @@ std::optional<amqp_error> amqp_session::get(channel& ch, const amqp::basic_get& 
 std::optional<amqp_error> amqp_session::settle(channel& ch, std::uint64_t tag, bool multiple,
                                                std::optional<bool> requeue) {
     auto unknown = [&] {
-        return channel_exception(amqp::reply_code::precondition_failed,
-                                 "PRECONDITION_FAILED - unknown delivery tag " +
-                                     std::to_string(tag));
+        return channel_exception(
+            amqp::reply_code::precondition_failed,
+            "PRECONDITION_FAILED - unknown delivery tag " + std::to_string(tag));
     };
     auto first = ch.unacked.end();
     auto last = ch.unacked.end();
@@ -776,10 +780,11 @@ std::optional<amqp_error> amqp_session::settle(channel& ch, std::uint64_t tag, b
                 st = core::op_status::lease_lost;
         }
         if (st == core::op_status::lease_lost) {
-            spdlog::info("amqp client {} ({}): delivery {} on channel {} settled after its lease "
-                         "ended (--amqp-consumer-timeout {} ms); it was requeued already",
-                         client_.id, client_.peer, delivery, ch.number,
-                         service_.config().amqp_consumer_timeout_ms);
+            spdlog::info(
+                "amqp client {} ({}): delivery {} on channel {} settled after its lease "
+                "ended (--amqp-consumer-timeout {} ms); it was requeued already",
+                client_.id, client_.peer, delivery, ch.number,
+                service_.config().amqp_consumer_timeout_ms);
         }
     }
     pump_after_batch(ch.number);

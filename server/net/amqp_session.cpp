@@ -125,7 +125,9 @@ amqp_session::amqp_session(tcp::socket socket, amqp_vhost& vhost, std::uint64_t 
     last_read_us_ = last_write_us_ = service_.now().mono_us;
 }
 
-amqp_session::~amqp_session() { *alive_ = false; }
+amqp_session::~amqp_session() {
+    *alive_ = false;
+}
 
 asio::awaitable<void> amqp_session::run() {
     using namespace asio::experimental::awaitable_operators;
@@ -268,9 +270,10 @@ void amqp_session::process_input() {
                 if (ch->confirm) {
                     ++ch->publish_seq;
                     confirm(*ch, false);
-                    spdlog::info("amqp client {} ({}): message of {} bytes refused (--max-payload "
-                                 "{}); nacked",
-                                 client_.id, client_.peer, size, service_.config().max_payload);
+                    spdlog::info(
+                        "amqp client {} ({}): message of {} bytes refused (--max-payload "
+                        "{}); nacked",
+                        client_.id, client_.peer, size, service_.config().max_payload);
                 } else {
                     channel_error(*ch, amqp::reply_code::precondition_failed,
                                   "PRECONDITION_FAILED - message size " + std::to_string(size) +
@@ -488,8 +491,8 @@ asio::awaitable<void> amqp_session::write_loop() {
             auto [ec] = co_await socket_.async_wait(tcp::socket::wait_write, use_tuple);
             if (ec) {
                 if (ec != asio::error::operation_aborted)
-                    spdlog::debug("amqp client {} ({}): write failed: {}", client_.id,
-                                  client_.peer, ec.message());
+                    spdlog::debug("amqp client {} ({}): write failed: {}", client_.id, client_.peer,
+                                  ec.message());
                 close();
                 break;
             }
@@ -514,12 +517,12 @@ asio::awaitable<void> amqp_session::write_loop() {
 asio::awaitable<void> amqp_session::heartbeat_loop() {
     // Wait for Tune-Ok: the client picks the interval. A client that has not opened the
     // connection within --handshake-timeout is dropped (RabbitMQ: handshake_timeout).
-    const auto handshake_deadline = std::chrono::steady_clock::now() +
-                                    std::chrono::milliseconds(service_.config().handshake_timeout_ms);
+    const auto handshake_deadline =
+        std::chrono::steady_clock::now() +
+        std::chrono::milliseconds(service_.config().handshake_timeout_ms);
     while (!reader_done_ && !closing_ &&
            (phase_ == phase::header || phase_ == phase::start_ok ||
-            phase_ == phase::authenticating || phase_ == phase::tune_ok ||
-            phase_ == phase::open)) {
+            phase_ == phase::authenticating || phase_ == phase::tune_ok || phase_ == phase::open)) {
         if (std::chrono::steady_clock::now() >= handshake_deadline &&
             phase_ != phase::authenticating) {
             client_log(spdlog::level::info, client_.peer,
@@ -540,9 +543,10 @@ asio::awaitable<void> amqp_session::heartbeat_loop() {
         if (reader_done_ || closing_ || close_after_flush_) break;
         const auto now = service_.now().mono_us;
         if (now - last_read_us_ >= 2 * interval_us) {
-            spdlog::info("amqp client {} ({}): missed heartbeats, nothing received for {} s "
-                         "(heartbeat {} s); closing and requeueing its deliveries",
-                         client_.id, client_.peer, (now - last_read_us_) / 1000000, heartbeat_s_);
+            spdlog::info(
+                "amqp client {} ({}): missed heartbeats, nothing received for {} s "
+                "(heartbeat {} s); closing and requeueing its deliveries",
+                client_.id, client_.peer, (now - last_read_us_) / 1000000, heartbeat_s_);
             close();
             break;
         }
@@ -630,10 +634,9 @@ void amqp_session::on_command(amqp::command& cmd) {
         return;
     }
     if (phase_ != phase::running) {
-        close_connection(amqp::reply_code::command_invalid,
-                         "COMMAND_INVALID - " + amqp::describe(key) +
-                             " before the connection was opened",
-                         key);
+        close_connection(
+            amqp::reply_code::command_invalid,
+            "COMMAND_INVALID - " + amqp::describe(key) + " before the connection was opened", key);
         return;
     }
     // A user removed from the users file is re-checked here, on its next method too, in case
@@ -693,10 +696,9 @@ void amqp_session::on_connection_method(amqp::command& cmd) {
             } else if (std::holds_alternative<amqp::connection_close_ok>(cmd.method)) {
                 // Not closing: ignore.
             } else {
-                close_connection(amqp::reply_code::command_invalid,
-                                 "COMMAND_INVALID - " + amqp::describe(key) +
-                                     " on an open connection",
-                                 key);
+                close_connection(
+                    amqp::reply_code::command_invalid,
+                    "COMMAND_INVALID - " + amqp::describe(key) + " on an open connection", key);
             }
             return;
         default:
@@ -720,9 +722,9 @@ void amqp_session::on_start_ok(const amqp::connection_start_ok& m) {
     if (!service_.access().required()) {
         // Nothing configured: any user name and password, from loopback (protected mode).
         client_.user = creds->user.empty() ? "default" : creds->user;
-        send(0, amqp::connection_tune{channel_max_,
-                                      static_cast<std::uint32_t>(service_.config().amqp_frame_max),
-                                      static_cast<std::uint16_t>(service_.config().amqp_heartbeat)});
+        send(0, amqp::connection_tune{
+                    channel_max_, static_cast<std::uint32_t>(service_.config().amqp_frame_max),
+                    static_cast<std::uint16_t>(service_.config().amqp_heartbeat)});
         phase_ = phase::tune_ok;
         return;
     }
@@ -731,14 +733,14 @@ void amqp_session::on_start_ok(const amqp::connection_start_ok& m) {
     if (!creds->user.empty()) user = creds->user;
     phase_ = phase::authenticating;
     std::weak_ptr<amqp_session> weak = weak_from_this();
-    auto verdict = service_.access().authenticate(
-        client_, user, creds->password, [weak](access_control::auth_verdict v) {
-            auto self = weak.lock();
-            if (!self || self->ended_) return;
-            self->finish_auth(v);
-            self->process_input();
-            self->after_batch();
-        });
+    auto verdict = service_.access().authenticate(client_, user, creds->password,
+                                                  [weak](access_control::auth_verdict v) {
+                                                      auto self = weak.lock();
+                                                      if (!self || self->ended_) return;
+                                                      self->finish_auth(v);
+                                                      self->process_input();
+                                                      self->after_batch();
+                                                  });
     if (verdict) finish_auth(*verdict);
 }
 
@@ -829,10 +831,10 @@ void amqp_session::on_channel_method(amqp::command& cmd) {
             return;
         }
         if (std::holds_alternative<amqp::channel_close_ok>(cmd.method)) return;
-        close_connection(amqp::reply_code::channel_error,
-                         "CHANNEL_ERROR - expected 'channel.open' on channel " +
-                             std::to_string(cmd.channel),
-                         key);
+        close_connection(
+            amqp::reply_code::channel_error,
+            "CHANNEL_ERROR - expected 'channel.open' on channel " + std::to_string(cmd.channel),
+            key);
         return;
     }
     if (ch->closing) {

@@ -127,7 +127,8 @@ public:
 
     boost::asio::awaitable<void> run();
     void close() override;
-    bool idle_longer_than(std::int64_t now_mono_us, std::int64_t timeout_us) const noexcept override;
+    bool idle_longer_than(std::int64_t now_mono_us,
+                          std::int64_t timeout_us) const noexcept override;
     const client_state& client() const noexcept override { return client_; }
     // After a reload: a removed user's connection is closed (320), consumers its new rules
     // do not allow are cancelled.
@@ -163,8 +164,16 @@ private:
         std::map<std::string, std::unique_ptr<amqp_consumer>, std::less<>> consumers;
         std::deque<pending_confirm> confirms;
     };
-    enum class phase : std::uint8_t { header, start_ok, authenticating, tune_ok, open, running,
-                                      closing, closed };
+    enum class phase : std::uint8_t {
+        header,
+        start_ok,
+        authenticating,
+        tune_ok,
+        open,
+        running,
+        closing,
+        closed
+    };
 
     // ---- I/O (amqp_session.cpp) -----------------------------------------------------------
     boost::asio::awaitable<void> read_loop();
@@ -202,7 +211,8 @@ private:
     // ---- exchanges, queues, basic, confirm (amqp_basic.cpp) ------------------------------
     // Each returns an error for a channel exception (or a connection one) to the dispatcher.
     std::optional<amqp_error> handle(channel& ch, protocol::amqp::command& cmd);
-    std::optional<amqp_error> exchange_declare(channel& ch, const protocol::amqp::exchange_declare& m);
+    std::optional<amqp_error> exchange_declare(channel& ch,
+                                               const protocol::amqp::exchange_declare& m);
     std::optional<amqp_error> queue_declare(channel& ch, const protocol::amqp::queue_declare& m);
     std::optional<amqp_error> queue_delete(channel& ch, const protocol::amqp::queue_delete& m);
     std::optional<amqp_error> queue_purge(channel& ch, const protocol::amqp::queue_purge& m);
@@ -264,10 +274,10 @@ private:
     broker_service& service_;
     client_state client_;
     protocol::amqp::connection_decoder decoder_;
-    std::string in_;             // input buffer: [in_begin_, in_end_) arrived, not yet decoded
+    std::string in_;  // input buffer: [in_begin_, in_end_) arrived, not yet decoded
     std::size_t in_begin_ = 0;
     std::size_t in_end_ = 0;
-    std::string out_;            // output: [out_sent_, end) is due, not yet written
+    std::string out_;  // output: [out_sent_, end) is due, not yet written
     std::size_t out_sent_ = 0;
     std::size_t pending_out() const noexcept { return out_.size() - out_sent_; }
     bool socket_full_ = false;   // a write stopped short: the writer waits until writable

@@ -37,9 +37,9 @@ std::string_view to_string(exchange_kind kind) noexcept;
 
 // The queue arguments the broker acts on, read from x-arguments at declaration.
 struct queue_args {
-    std::optional<int> max_priority;              // x-max-priority, 0..255
-    std::optional<std::int64_t> message_ttl_ms;   // x-message-ttl, >= 0
-    std::optional<std::int64_t> expires_ms;       // x-expires, > 0
+    std::optional<int> max_priority;             // x-max-priority, 0..255
+    std::optional<std::int64_t> message_ttl_ms;  // x-message-ttl, >= 0
+    std::optional<std::int64_t> expires_ms;      // x-expires, > 0
 };
 
 struct amqp_queue {
@@ -54,7 +54,7 @@ struct amqp_queue {
     protocol::amqp::field_table arguments;  // as declared (equivalence checks, persistence)
     queue_args args;
     std::size_t consumers = 0;
-    bool had_consumer = false;    // auto-delete applies once a consumer has come and gone
+    bool had_consumer = false;      // auto-delete applies once a consumer has come and gone
     std::int64_t last_used_us = 0;  // declare, consume, get, cancel: for x-expires
 };
 
@@ -75,8 +75,8 @@ struct amqp_binding {
     std::string key;
     protocol::amqp::field_table arguments;
     bool operator==(const amqp_binding& o) const {
-        return source == o.source && destination == o.destination &&
-               to_exchange == o.to_exchange && key == o.key && arguments == o.arguments;
+        return source == o.source && destination == o.destination && to_exchange == o.to_exchange &&
+               key == o.key && arguments == o.arguments;
     }
 };
 

@@ -222,9 +222,8 @@ std::optional<std::string> broker_service::open_log(storage::file_io& io,
         spdlog::info("released {} AMQP deliveries left unacknowledged when the broker stopped",
                      released);
     }
-    log_->start_compactor([this](std::vector<std::string> ids) {
-        return ask_liveness(std::move(ids));
-    });
+    log_->start_compactor(
+        [this](std::vector<std::string> ids) { return ask_liveness(std::move(ids)); });
     return std::nullopt;
 }
 
@@ -413,9 +412,10 @@ void broker_service::note_space() {
     if (low == space_low_logged_) return;
     space_low_logged_ = low;
     if (low) {
-        spdlog::warn("the disk of {} is full: ENQUEUE and pushes are refused (-MISCONF) until "
-                     "space returns; {} bytes are reserved for finishing tasks",
-                     config_.data_dir, log_->stats().room_bytes);
+        spdlog::warn(
+            "the disk of {} is full: ENQUEUE and pushes are refused (-MISCONF) until "
+            "space returns; {} bytes are reserved for finishing tasks",
+            config_.data_dir, log_->stats().room_bytes);
     } else {
         spdlog::info("space is back on the disk of {}: new tasks are accepted again",
                      config_.data_dir);

@@ -53,8 +53,8 @@ struct server_counters {
     std::uint64_t connections_received = 0;
     std::uint64_t commands_processed = 0;
     std::uint64_t rejected_connections = 0;
-    std::uint64_t oom_rejections = 0;   // ENQUEUE/LPUSH/RPUSH refused past --maxmemory
-    std::uint64_t auth_failures = 0;    // AUTH / HELLO AUTH with a wrong password
+    std::uint64_t oom_rejections = 0;  // ENQUEUE/LPUSH/RPUSH refused past --maxmemory
+    std::uint64_t auth_failures = 0;   // AUTH / HELLO AUTH with a wrong password
     std::uint64_t noperm_rejections = 0;
     std::size_t connected_clients = 0;
     std::size_t blocked_clients = 0;
@@ -115,9 +115,7 @@ public:
     // one fsync), as in Redis's beforeSleep.
     void before_sleep();
     // A round ends early once this much is appended to the log (see server_main).
-    bool round_full() const noexcept {
-        return log_ && log_->pending_bytes() >= round_limit_bytes;
-    }
+    bool round_full() const noexcept { return log_ && log_->pending_bytes() >= round_limit_bytes; }
     static constexpr std::size_t round_limit_bytes = 1 << 20;
     storage::durable_log* log() noexcept { return log_.get(); }
     const recovery_info& recovery() const noexcept { return recovery_; }

@@ -69,7 +69,7 @@ bool admitted(command_context& ctx, command_effect effect) {
     std::size_t bytes = 256;
     for (const auto& a : ctx.args) bytes += a.size();
     const auto kind = effect == command_effect::adds ? storage::change_kind::adds
-                                                    : storage::change_kind::finishes;
+                                                     : storage::change_kind::finishes;
     if (!log->admit(kind, bytes)) return true;
     ctx.out.error(effect == command_effect::adds
                       ? "MISCONF the disk of the data directory is full: new tasks are refused "
@@ -269,9 +269,8 @@ bool recheck_blocked_command(command_context& ctx) {
 void remember_leases(client_state& client, const core::broker& core,
                      std::span<const core::leased_task> tasks) {
     if (client.leases.size() + tasks.size() > client.leases_prune_at) {
-        std::erase_if(client.leases, [&](const std::string& lease) {
-            return !core.lease_current(lease);
-        });
+        std::erase_if(client.leases,
+                      [&](const std::string& lease) { return !core.lease_current(lease); });
         client.leases_prune_at =
             std::max<std::size_t>(1024, 2 * (client.leases.size() + tasks.size()));
     }

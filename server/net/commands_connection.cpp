@@ -92,26 +92,25 @@ void finish_auth(const access_control::auth_verdict& verdict, server_counters& c
                  const auth_success& on_ok, protocol::resp_writer& out, client_state& client) {
     using outcome = access_control::auth_outcome;
     switch (verdict.outcome) {
-    case outcome::ok:
-        access_control::apply(client, verdict);
-        return on_ok(out, client);
-    case outcome::wrong:
-        ++counters.auth_failures;
-        return out.error("WRONGPASS invalid username-password pair or user is disabled.");
-    case outcome::no_default_password:
-        return out.error(
-            "ERR AUTH <password> called without any password configured for the default "
-            "user. Are you sure your configuration is correct?");
+        case outcome::ok:
+            access_control::apply(client, verdict);
+            return on_ok(out, client);
+        case outcome::wrong:
+            ++counters.auth_failures;
+            return out.error("WRONGPASS invalid username-password pair or user is disabled.");
+        case outcome::no_default_password:
+            return out.error(
+                "ERR AUTH <password> called without any password configured for the default "
+                "user. Are you sure your configuration is correct?");
     }
 }
 
-void run_auth(command_context& ctx, std::optional<std::string_view> user,
-              std::string_view password, auth_success on_ok) {
+void run_auth(command_context& ctx, std::optional<std::string_view> user, std::string_view password,
+              auth_success on_ok) {
     broker_service* service = &ctx.service;
     const core::waiter_id waiter = ctx.start_block(std::nullopt, timeout_reply::null_bulk);
     auto verdict = service->access().authenticate(
-        ctx.client, user, password,
-        [service, waiter, on_ok](access_control::auth_verdict v) {
+        ctx.client, user, password, [service, waiter, on_ok](access_control::auth_verdict v) {
             service->complete_deferred(
                 waiter, [service, v = std::move(v), on_ok](protocol::resp_writer& out,
                                                            client_state& client) {
@@ -175,8 +174,7 @@ void cmd_auth(command_context& ctx) {
     if (ctx.args.size() > 3) return reply_syntax_error(ctx);
     const bool with_user = ctx.args.size() == 3;
     run_auth(ctx, with_user ? std::optional<std::string_view>(ctx.args[1]) : std::nullopt,
-             ctx.args.back(),
-             [](protocol::resp_writer& out, client_state&) { out.simple("OK"); });
+             ctx.args.back(), [](protocol::resp_writer& out, client_state&) { out.simple("OK"); });
 }
 
 /* SELECT <index> */
@@ -206,8 +204,8 @@ void cmd_client(command_context& ctx) {
     if (iequals(sub, "SETINFO") && n == 4) return ctx.out.simple("OK");
     if ((iequals(sub, "INFO") && n == 2) || (iequals(sub, "LIST") && n == 2)) {
         return ctx.out.verbatim("id=" + std::to_string(ctx.client.id) + " addr=" + ctx.client.peer +
-                                " name=" + ctx.client.name + " resp=" +
-                                std::to_string(static_cast<int>(ctx.out.version())) +
+                                " name=" + ctx.client.name +
+                                " resp=" + std::to_string(static_cast<int>(ctx.out.version())) +
                                 " user=" + ctx.client.user +
                                 " leases=" + std::to_string(ctx.client.leases.size()) + "\n");
     }
@@ -293,7 +291,8 @@ void cmd_debug(command_context& ctx) {
     }
     if (!iequals(ctx.args[1], "LOG-FAULT") || ctx.args.size() < 3) {
         return ctx.out.error("ERR unknown DEBUG subcommand or wrong number of arguments for '" +
-                             ctx.args[1] + "'. Try DEBUG LOG-FAULT EIO-WRITE|EIO-SYNC|SLOW-SYNC "
+                             ctx.args[1] +
+                             "'. Try DEBUG LOG-FAULT EIO-WRITE|EIO-SYNC|SLOW-SYNC "
                              "<ms>|DISK-FULL|OFF");
     }
     const std::string& kind = ctx.args[2];

@@ -142,11 +142,13 @@ std::optional<std::int64_t> parse_memory_size(std::string_view text) {
     std::int64_t n = 0;
     for (std::size_t i = 0; i < digits; ++i) n = n * 10 + (text[i] - '0');
     std::string unit;
-    for (char c : text.substr(digits)) unit.push_back(static_cast<char>(std::tolower(
-        static_cast<unsigned char>(c))));
+    for (char c : text.substr(digits))
+        unit.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
     static constexpr std::pair<std::string_view, std::int64_t> units[] = {
-        {"", 1},         {"b", 1},           {"k", 1000},       {"kb", 1024},
-        {"m", 1000000},  {"mb", 1024 * 1024}, {"g", 1000000000}, {"gb", 1024 * 1024 * 1024},
+        {"", 1},           {"b", 1},
+        {"k", 1000},       {"kb", 1024},
+        {"m", 1000000},    {"mb", 1024 * 1024},
+        {"g", 1000000000}, {"gb", 1024 * 1024 * 1024},
     };
     for (const auto& [name, factor] : units) {
         if (unit == name) return n * factor;
@@ -311,10 +313,10 @@ parse_outcome parse_server_args(const std::vector<std::string>& args) {
     }
     if (auto error = check_duration_flags(config)) return {std::nullopt, *error, 1};
     if (config.fsync != "always" && config.fsync != "everysec" && config.fsync != "no") {
-        return {std::nullopt,
-                "conveyor server: --fsync must be always, everysec or no (got '" + config.fsync +
-                    "')",
-                1};
+        return {
+            std::nullopt,
+            "conveyor server: --fsync must be always, everysec or no (got '" + config.fsync + "')",
+            1};
     }
     if (config.enable_debug_command != "yes" && config.enable_debug_command != "no") {
         return {std::nullopt, "conveyor server: --enable-debug-command must be yes or no", 1};
@@ -327,7 +329,8 @@ parse_outcome parse_server_args(const std::vector<std::string>& args) {
     } else {
         return {std::nullopt,
                 "conveyor server: --maxmemory must be a size in bytes, or with a unit (k, kb, m, "
-                "mb, g, gb), got '" + config.maxmemory + "'",
+                "mb, g, gb), got '" +
+                    config.maxmemory + "'",
                 1};
     }
     if (config.log_segment_bytes < 4096) {

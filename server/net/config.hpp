@@ -21,20 +21,20 @@ struct server_config {
     std::int64_t result_ttl_ms = 86400000;
     std::string fsync = "always";  // always | everysec | no (storage::parse_fsync_mode)
     std::int64_t log_segment_bytes = 64ll * 1024 * 1024;  // a segment is closed past this size
-    std::string enable_debug_command = "no";  // yes: DEBUG LOG-FAULT (tests)
-    std::string config_file;  // empty when none was given
+    std::string enable_debug_command = "no";              // yes: DEBUG LOG-FAULT (tests)
+    std::string config_file;                              // empty when none was given
     // ---- security (docs/users.md) ----
-    std::string requirepass;      // the `default` user's password; empty: none
-    std::string users_file;       // --users: users, password hashes and rules; empty: none
+    std::string requirepass;             // the `default` user's password; empty: none
+    std::string users_file;              // --users: users, password hashes and rules; empty: none
     std::string protected_mode = "yes";  // yes: without password or users, loopback only
-    std::string maxmemory = "0";  // as written (100mb, 2gb, bytes); 0: no limit
-    std::int64_t maxmemory_bytes = 0;  // parsed from `maxmemory`
+    std::string maxmemory = "0";         // as written (100mb, 2gb, bytes); 0: no limit
+    std::int64_t maxmemory_bytes = 0;    // parsed from `maxmemory`
     // ---- connections, limits and TLS (docs/limits.md, docs/tls.md) ----
     std::uint16_t tls_port = 0;  // 0: no TLS listener
     std::string tls_cert;
     std::string tls_key;
     std::string tls_ca;
-    std::string tls_auth_clients = "yes";  // yes | optional | no (client certificates)
+    std::string tls_auth_clients = "yes";   // yes | optional | no (client certificates)
     std::string handshake_timeout = "10s";  // as written; see parse_duration_ms
     std::int64_t handshake_timeout_ms = 10000;
     std::string idle_timeout = "0";  // as written; 0: never
@@ -47,10 +47,10 @@ struct server_config {
     // probe, as Redis's tcp-keepalive (probes every third of it, 3 of them); 0: off.
     std::int64_t tcp_keepalive = 300;
     // ---- AMQP 0-9-1 (docs/amqp.md); RabbitMQ's defaults ----
-    std::uint16_t amqp_port = 5672;  // 0 disables the AMQP listener
-    std::int64_t amqp_heartbeat = 60;         // seconds proposed in Connection.Tune; 0: none
-    std::int64_t amqp_frame_max = 131072;     // bytes proposed in Connection.Tune
-    std::int64_t amqp_channel_max = 2047;     // channels proposed in Connection.Tune
+    std::uint16_t amqp_port = 5672;        // 0 disables the AMQP listener
+    std::int64_t amqp_heartbeat = 60;      // seconds proposed in Connection.Tune; 0: none
+    std::int64_t amqp_frame_max = 131072;  // bytes proposed in Connection.Tune
+    std::int64_t amqp_channel_max = 2047;  // channels proposed in Connection.Tune
     std::int64_t amqp_consumer_timeout_ms = 1800000;  // lease of an unacked delivery
 
     // name/value pairs as CONFIG GET shows them (names as the flags spell them)

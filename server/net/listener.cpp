@@ -81,9 +81,9 @@ std::size_t raise_open_files_limit(std::size_t max_clients) {
         }
     }
     if (lim.rlim_cur != RLIM_INFINITY && lim.rlim_cur < wanted) {
-        const std::size_t fit =
-            lim.rlim_cur > reserved_fds + 1 ? static_cast<std::size_t>(lim.rlim_cur) - reserved_fds
-                                            : 1;
+        const std::size_t fit = lim.rlim_cur > reserved_fds + 1
+                                    ? static_cast<std::size_t>(lim.rlim_cur) - reserved_fds
+                                    : 1;
         spdlog::warn(
             "--max-clients {} needs {} open files, but the limit is {} (hard limit {}): at most "
             "{} clients; raise it with `ulimit -n` or LimitNOFILE=",
@@ -182,14 +182,14 @@ void resp_listener::refuse(tcp::socket& socket, const port& p) {
     const auto now = std::chrono::steady_clock::now();
     if (now - last_refusal_log_ >= std::chrono::seconds(10)) {
         last_refusal_log_ = now;
-        spdlog::warn("max number of clients reached ({}): refusing new connections",
-                     max_clients_);
+        spdlog::warn("max number of clients reached ({}): refusing new connections", max_clients_);
     }
 }
 
 void resp_listener::start_session(tcp::socket socket, const port& p) {
     if (p.amqp) {
-        auto session = std::make_shared<amqp_session>(std::move(socket), *p.amqp, next_client_id_++);
+        auto session =
+            std::make_shared<amqp_session>(std::move(socket), *p.amqp, next_client_id_++);
         sessions_.insert(session);
         asio::co_spawn(executor_, session->run(), [this, session](std::exception_ptr e) {
             sessions_.erase(session);
@@ -217,7 +217,8 @@ void resp_listener::start_session(tcp::socket socket, const port& p) {
 // (waiting is what it asked for). Checked a few times per timeout, at least once a second.
 asio::awaitable<void> resp_listener::sweep_idle() {
     const auto timeout_ms = service_.config().idle_timeout_ms;
-    const auto period = std::chrono::milliseconds(std::clamp<std::int64_t>(timeout_ms / 4, 10, 1000));
+    const auto period =
+        std::chrono::milliseconds(std::clamp<std::int64_t>(timeout_ms / 4, 10, 1000));
     while (!stopped_) {
         sweep_timer_.expires_after(period);
         auto [ec] = co_await sweep_timer_.async_wait(asio::as_tuple(asio::use_awaitable));

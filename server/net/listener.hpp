@@ -1,7 +1,7 @@
-// Accepts RESP connections on the plain and TLS ports, and AMQP ones on the AMQP port, and runs a session per connection.
-// Keeps the set of live sessions (both ports together), so that --max-clients counts every
-// connection, the idle sweep (--idle-timeout) can find idle ones, and shutdown can end them
-// all and wait for them to finish.
+// Accepts RESP connections on the plain and TLS ports, and AMQP ones on the AMQP port, and runs a
+// session per connection. Keeps the set of live sessions (both ports together), so that
+// --max-clients counts every connection, the idle sweep (--idle-timeout) can find idle ones, and
+// shutdown can end them all and wait for them to finish.
 #pragma once
 
 #include "net/broker_service.hpp"

@@ -241,7 +241,8 @@ resp_session::step resp_session::run_buffered_requests() {
 // Connection bookkeeping a command may have changed: AUTH switches the decoder to the limits
 // after authentication; ACK/FAIL/RELEASE end a lease this connection holds.
 void resp_session::after_command() {
-    if (client_.authenticated != limits_authenticated_) [[unlikely]] use_limits_for_client();
+    if (client_.authenticated != limits_authenticated_) [[unlikely]]
+        use_limits_for_client();
     if (!client_.leases.empty() && args_.size() >= 2 && ends_lease(args_[0]))
         client_.leases.erase(args_[1]);
 }
@@ -277,7 +278,9 @@ void resp_session::hand_off_output() {
     if (!writer_busy_) wake_writer();  // else the writer takes it when its write completes
 }
 
-void resp_session::wake_writer() { writer_wake_.cancel(); }
+void resp_session::wake_writer() {
+    writer_wake_.cancel();
+}
 
 // The writer: sends the output as the log releases it; after the reader is done, sends what
 // is left and ends. A failed write ends the reader too.
@@ -326,9 +329,9 @@ asio::awaitable<bool> resp_session::write_pending() {
         writing_.assign(out_, 0, n);
         out_.erase(0, n);
     }
-    auto [ec, written] = tls_ ? co_await asio::async_write(*tls_, asio::buffer(writing_), use_tuple)
-                              : co_await asio::async_write(socket_, asio::buffer(writing_),
-                                                           use_tuple);
+    auto [ec, written] =
+        tls_ ? co_await asio::async_write(*tls_, asio::buffer(writing_), use_tuple)
+             : co_await asio::async_write(socket_, asio::buffer(writing_), use_tuple);
     writing_.clear();
     writer_busy_ = false;
     co_return !ec;

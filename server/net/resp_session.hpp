@@ -63,7 +63,8 @@ public:
     // are cancelled; unwritten replies are dropped.
     void close() override;
     // For the idle timeout: no request for `timeout_us` (core monotonic time) and not blocked.
-    bool idle_longer_than(std::int64_t now_mono_us, std::int64_t timeout_us) const noexcept override;
+    bool idle_longer_than(std::int64_t now_mono_us,
+                          std::int64_t timeout_us) const noexcept override;
     const client_state& client() const noexcept override { return client_; }
     // A blocked command whose user was removed gets -NOAUTH, one no longer permitted -NOPERM.
     void access_changed() override;
@@ -95,12 +96,12 @@ private:
     std::shared_ptr<boost::asio::ssl::context> tls_context_;
     std::optional<boost::asio::ssl::stream<boost::asio::ip::tcp::socket&>> tls_;
     broker_service& service_;
-    protocol::resp_limits limits_;  // after authentication
+    protocol::resp_limits limits_;      // after authentication
     bool limits_authenticated_ = true;  // which limits the decoder has
     protocol::resp_request_decoder decoder_;
     input_buffer in_;
-    std::string out_;      // replies not yet handed to a write
-    std::string writing_;  // the replies of the write in flight
+    std::string out_;           // replies not yet handed to a write
+    std::string writing_;       // the replies of the write in flight
     std::size_t output_limit_;  // 0: none
     protocol::resp_writer writer_;
     std::vector<std::string> args_;

@@ -93,9 +93,9 @@ int server_main(const std::vector<std::string>& args) {
     const std::string lock_path = config.data_dir + "/LOCK";
     const int lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (lock_fd < 0 || ::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
-        spdlog::critical("cannot lock data directory '{}' ({}): {}", config.data_dir, lock_path,
-                         errno == EWOULDBLOCK ? "another conveyor server is using it"
-                                              : std::strerror(errno));
+        spdlog::critical(
+            "cannot lock data directory '{}' ({}): {}", config.data_dir, lock_path,
+            errno == EWOULDBLOCK ? "another conveyor server is using it" : std::strerror(errno));
         return 1;
     }
 
@@ -108,7 +108,8 @@ int server_main(const std::vector<std::string>& args) {
     if (debug) service.set_debug_io(&faulty_disk);
     // Power-loss tests (RELIABILITY.md T2, tests/integration/test_crash_recovery.py): side
     // files say how far each log file was durable at its last fsync.
-    if (debug && std::getenv("CONVEYOR_DEBUG_TRACK_SYNCS") != nullptr) faulty_disk.track_syncs(true);
+    if (debug && std::getenv("CONVEYOR_DEBUG_TRACK_SYNCS") != nullptr)
+        faulty_disk.track_syncs(true);
     // PBKDF2 password checks run on a thread of their own (server/THREADING.md).
     service.access().verify_off_thread(io.get_executor());
     if (auto error = service.access().load()) {
@@ -117,11 +118,12 @@ int server_main(const std::vector<std::string>& args) {
     }
     int exit_code = 0;
     // Recovery comes before any listener: no client sees a half-recovered state.
-    if (auto error = service.open_log(debug ? static_cast<storage::file_io&>(faulty_disk) : disk, [&] {
-            // Fail-stop: no reply waiting for the log is sent; the process exits non-zero.
-            exit_code = 1;
-            io.stop();
-        })) {
+    if (auto error =
+            service.open_log(debug ? static_cast<storage::file_io&>(faulty_disk) : disk, [&] {
+                // Fail-stop: no reply waiting for the log is sent; the process exits non-zero.
+                exit_code = 1;
+                io.stop();
+            })) {
         spdlog::critical("{}", *error);
         return 1;
     }
@@ -214,9 +216,8 @@ int server_main(const std::vector<std::string>& args) {
     };
     spdlog::info("conveyor {} started: resp {}, tls {}, amqp {}, data dir {} (fsync {}), pid {}",
                  CONVEYOR_VERSION, port_text(resp->plain_endpoint()),
-                 port_text(resp->tls_endpoint()), port_text(resp->amqp_endpoint()),
-                 config.data_dir, config.fsync,
-                 static_cast<long>(::getpid()));
+                 port_text(resp->tls_endpoint()), port_text(resp->amqp_endpoint()), config.data_dir,
+                 config.fsync, static_cast<long>(::getpid()));
     // io.run(), with a hook before each wait: run one handler (blocking), then everything
     // that became ready meanwhile, then hand this round's records to the log. A round also
     // ends once it has appended round_limit_bytes: a client streaming large messages keeps

@@ -13,9 +13,9 @@ namespace {
 // OpenSSL's reason for the last failure, or the system error's text.
 std::string reason(const boost::system::error_code& ec) {
     const unsigned long e = ERR_peek_last_error();
-    std::string text = e != 0 ? ERR_reason_error_string(e) ? ERR_reason_error_string(e)
-                                                           : ec.message()
-                              : ec.message();
+    std::string text = e != 0
+                           ? ERR_reason_error_string(e) ? ERR_reason_error_string(e) : ec.message()
+                           : ec.message();
     ERR_clear_error();
     return text;
 }

@@ -1,5 +1,6 @@
 // libFuzzer target for the RESP2/RESP3 reply decoder: every input must decode without a crash
-// or a sanitizer report, and give the same replies (and error) whole as split at points derived from the input.
+// or a sanitizer report, and give the same replies (and error) whole as split at points derived
+// from the input.
 #include "conveyor/protocol/resp_reply_decoder.hpp"
 
 #include "split_points.hpp"

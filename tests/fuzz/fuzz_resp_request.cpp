@@ -1,5 +1,6 @@
 // libFuzzer target for the RESP request decoder: every input must decode without a crash or a
-// sanitizer report, and give the same requests (and error) whole as split at points derived from the input.
+// sanitizer report, and give the same requests (and error) whole as split at points derived from
+// the input.
 #include "conveyor/protocol/resp_decoder.hpp"
 
 #include "split_points.hpp"

@@ -66,8 +66,8 @@ TEST(auth_glob, classes_ranges_and_negation) {
     EXPECT_TRUE(glob_match("q[\\]]", "q]"));
     EXPECT_TRUE(glob_match("q[*]", "q*"));
     EXPECT_FALSE(glob_match("q[*]", "qa"));
-    EXPECT_TRUE(glob_match("q[ab", "qa"));   // unterminated class ends with the pattern
-    EXPECT_FALSE(glob_match("q[]", "q"));    // an empty class matches nothing
+    EXPECT_TRUE(glob_match("q[ab", "qa"));  // unterminated class ends with the pattern
+    EXPECT_FALSE(glob_match("q[]", "q"));   // an empty class matches nothing
 }
 
 TEST(auth_glob, backslash_escapes) {

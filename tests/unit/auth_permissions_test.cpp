@@ -58,7 +58,7 @@ TEST(auth_permissions, bad_rules_are_refused_with_a_reason) {
     EXPECT_FALSE(parse_rule("consume:" + std::string(513, 'a'), problem));
     EXPECT_TRUE(parse_rule("consume:" + std::string(512, 'a'), problem));
     EXPECT_FALSE(parse_rule("Consume:x", problem));  // verbs are lower-case
-    auto r = parse_rule("consume:a:b", problem);  // the first colon splits
+    auto r = parse_rule("consume:a:b", problem);     // the first colon splits
     ASSERT_TRUE(r);
     EXPECT_EQ(r->queues.text(), "a:b");
 }
@@ -83,7 +83,8 @@ TEST(auth_permissions, commands_map_to_the_verbs_of_the_issue) {
 }
 
 TEST(auth_permissions, connection_commands_are_open_and_unknown_ones_are_not) {
-    for (auto c : {"PING", "ECHO", "QUIT", "HELLO", "AUTH", "SELECT", "CLIENT", "COMMAND", "TIME"}) {
+    for (auto c :
+         {"PING", "ECHO", "QUIT", "HELLO", "AUTH", "SELECT", "CLIENT", "COMMAND", "TIME"}) {
         EXPECT_EQ(access_for_command(c), command_access::open) << c;
         EXPECT_FALSE(command_verb(c)) << c;
     }

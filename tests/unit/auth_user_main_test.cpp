@@ -48,15 +48,19 @@ protected:
 
 TEST_F(auth_user_main, add_then_update_replaces_password_and_rules) {
     ASSERT_EQ(run({"add", "--users", file_, "alice", "--password", "pw1", "--allow",
-                   "enqueue:emails.*", "--allow", "inspect:*"}), 0) << err_.str();
+                   "enqueue:emails.*", "--allow", "inspect:*"}),
+              0)
+        << err_.str();
     EXPECT_EQ(out_.str(), "added user alice\n");
     const user* alice = find("alice");
     ASSERT_NE(alice, nullptr);
     EXPECT_TRUE(verify_password("pw1", alice->password_hash));
     EXPECT_EQ(alice->rules.size(), 2u);
 
-    ASSERT_EQ(run({"add", "--users=" + file_, "alice", "--password=-", "--allow=consume:jobs"},
-                  "pw2\n"), 0) << err_.str();
+    ASSERT_EQ(
+        run({"add", "--users=" + file_, "alice", "--password=-", "--allow=consume:jobs"}, "pw2\n"),
+        0)
+        << err_.str();
     EXPECT_EQ(out_.str(), "updated user alice\n");
     alice = find("alice");
     ASSERT_NE(alice, nullptr);
@@ -89,7 +93,7 @@ TEST_F(auth_user_main, usage_errors_exit_2) {
     EXPECT_EQ(run({"frobnicate"}), 2);
     EXPECT_EQ(run({"add", "alice", "--password", "pw"}), 2);  // no --users
     EXPECT_NE(err_.str().find("--users <file> is required"), std::string::npos);
-    EXPECT_EQ(run({"add", "--users", file_, "alice"}), 2);  // no --password
+    EXPECT_EQ(run({"add", "--users", file_, "alice"}), 2);                         // no --password
     EXPECT_EQ(run({"add", "--users", file_, "alice", "--password", "-"}, ""), 2);  // empty stdin
     EXPECT_EQ(run({"add", "--users", file_, "alice", "--password", "pw", "--allow", "eat:*"}), 2);
     EXPECT_NE(err_.str().find("unknown verb 'eat'"), std::string::npos) << err_.str();
@@ -104,9 +108,7 @@ TEST_F(auth_user_main, usage_errors_exit_2) {
 }
 
 TEST_F(auth_user_main, a_malformed_file_is_left_untouched) {
-    {
-        std::ofstream(file_) << "# mine\nuser alice notahash\n";
-    }
+    { std::ofstream(file_) << "# mine\nuser alice notahash\n"; }
     EXPECT_EQ(run({"add", "--users", file_, "bob", "--password", "pw"}), 1);
     EXPECT_NE(err_.str().find(file_ + ":2: user 'alice'"), std::string::npos) << err_.str();
     EXPECT_EQ(run({"list", "--users", file_}), 1);

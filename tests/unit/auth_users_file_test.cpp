@@ -29,12 +29,18 @@ std::string parse_error(const std::string& text) {
 }
 
 TEST(auth_users_file, parses_users_rules_comments_and_blank_lines) {
-    const std::string text = "# operators\n"
-                             "\n"
-                             "user alice " + some_hash() + " allow enqueue:emails.* allow inspect:*\n"
-                             "  # indented comment\n"
-                             "user\tbob\t" + some_hash() + "\r\n"
-                             "user carol " + some_hash() + "   allow all:reports  \n";
+    const std::string text =
+        "# operators\n"
+        "\n"
+        "user alice " +
+        some_hash() +
+        " allow enqueue:emails.* allow inspect:*\n"
+        "  # indented comment\n"
+        "user\tbob\t" +
+        some_hash() +
+        "\r\n"
+        "user carol " +
+        some_hash() + "   allow all:reports  \n";
     const auto parsed = parse_users(text, "users.conf");
     ASSERT_TRUE(parsed.ok()) << parsed.error;
     const auto users = parsed.document.users();
@@ -58,12 +64,14 @@ TEST(auth_users_file, errors_name_the_source_and_line) {
               "users.conf:3: user 'bob': the password hash is not "
               "pbkdf2-sha256$<iterations>$<salt>$<hash> (make one with 'conveyor user add')");
     EXPECT_EQ(parse_error("\n\nalice " + h + "\n").rfind("users.conf:3: expected 'user ", 0), 0u);
-    EXPECT_EQ(parse_error("user alice\n"), "users.conf:1: a user line needs a name and a password hash");
+    EXPECT_EQ(parse_error("user alice\n"),
+              "users.conf:1: a user line needs a name and a password hash");
     EXPECT_EQ(parse_error("user alice " + h + " allow\n"), "users.conf:1: 'allow' without a rule");
     EXPECT_EQ(parse_error("user alice " + h + " deny consume:*\n"),
               "users.conf:1: expected 'allow <verb>:<queue-glob>', got 'deny'");
-    EXPECT_EQ(parse_error("user alice " + h + " allow publish:*\n"),
-              "users.conf:1: unknown verb 'publish' (expected enqueue, consume, inspect, admin or all)");
+    EXPECT_EQ(
+        parse_error("user alice " + h + " allow publish:*\n"),
+        "users.conf:1: unknown verb 'publish' (expected enqueue, consume, inspect, admin or all)");
     EXPECT_EQ(parse_error("user alice " + h + "\nuser alice " + h + "\n"),
               "users.conf:2: user 'alice' is defined twice");
     EXPECT_EQ(parse_error(std::string("user a\0b ", 9) + h + "\n"),
@@ -86,7 +94,8 @@ TEST(auth_users_file, limits_are_enforced) {
 TEST(auth_users_file, too_many_users_is_an_error) {
     const std::string h = some_hash();
     std::string text;
-    for (std::size_t i = 0; i <= max_users; ++i) text += "user u" + std::to_string(i) + " " + h + "\n";
+    for (std::size_t i = 0; i <= max_users; ++i)
+        text += "user u" + std::to_string(i) + " " + h + "\n";
     EXPECT_EQ(parse_error(text), "users.conf:100001: more than 100000 users");
 }
 

@@ -18,12 +18,12 @@ TEST(client_text, utf8_validation) {
     EXPECT_TRUE(is_valid_utf8("\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80"));  // é € 😀
     EXPECT_TRUE(is_valid_utf8(std::string("nul\0inside", 10)));
     EXPECT_FALSE(is_valid_utf8("\xff"));
-    EXPECT_FALSE(is_valid_utf8("\xc3"));                  // truncated
-    EXPECT_FALSE(is_valid_utf8("\xc0\xaf"));              // overlong '/'
-    EXPECT_FALSE(is_valid_utf8("\xe0\x80\xaf"));          // overlong
-    EXPECT_FALSE(is_valid_utf8("\xed\xa0\x80"));          // surrogate U+D800
-    EXPECT_FALSE(is_valid_utf8("\xf4\x90\x80\x80"));      // past U+10FFFF
-    EXPECT_FALSE(is_valid_utf8("\x80"));                  // lone continuation
+    EXPECT_FALSE(is_valid_utf8("\xc3"));              // truncated
+    EXPECT_FALSE(is_valid_utf8("\xc0\xaf"));          // overlong '/'
+    EXPECT_FALSE(is_valid_utf8("\xe0\x80\xaf"));      // overlong
+    EXPECT_FALSE(is_valid_utf8("\xed\xa0\x80"));      // surrogate U+D800
+    EXPECT_FALSE(is_valid_utf8("\xf4\x90\x80\x80"));  // past U+10FFFF
+    EXPECT_FALSE(is_valid_utf8("\x80"));              // lone continuation
 }
 
 TEST(client_text, base64_vectors) {

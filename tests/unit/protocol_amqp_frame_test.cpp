@@ -126,7 +126,8 @@ TEST(amqp_frame_encoder, a_frame_header_plus_payload_and_end_is_the_whole_frame)
     encode_frame(whole, frame_type::body, 7, payload);
     std::string gathered;
     encode_frame_header(gathered, frame_type::body, 7, static_cast<std::uint32_t>(payload.size()));
-    EXPECT_EQ(gathered, from_hex("030007""0000000a"));
+    EXPECT_EQ(gathered, from_hex("030007"
+                                 "0000000a"));
     gathered += payload;
     gathered += static_cast<char>(frame_end);
     EXPECT_EQ(gathered, whole);

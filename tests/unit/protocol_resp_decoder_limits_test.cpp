@@ -93,13 +93,14 @@ TEST(resp_request_decoder_limits, unauthenticated_bulk_over_16k_uses_redis_wordi
 }
 
 TEST(resp_request_decoder_limits, unauthenticated_limits_accept_auth_sized_requests) {
-    auto out = decode("*3\r\n$4\r\nAUTH\r\n$4\r\nuser\r\n$6\r\nsecret\r\n*10\r\n" +
-                          std::string() + [] {
-                              std::string s;
-                              for (int i = 0; i < 10; ++i) s += "$1\r\na\r\n";
-                              return s;
-                          }(),
-                      pre_auth);
+    auto out = decode(
+        "*3\r\n$4\r\nAUTH\r\n$4\r\nuser\r\n$6\r\nsecret\r\n*10\r\n" + std::string() +
+            [] {
+                std::string s;
+                for (int i = 0; i < 10; ++i) s += "$1\r\na\r\n";
+                return s;
+            }(),
+        pre_auth);
     EXPECT_EQ(out.error, "");
     ASSERT_EQ(out.requests.size(), 2u);
     EXPECT_EQ(out.requests[0], (std::vector<std::string>{"AUTH", "user", "secret"}));

@@ -13,8 +13,8 @@
 #include <cerrno>
 #include <chrono>
 #include <filesystem>
-#include <set>
 #include <fstream>
+#include <set>
 #include <thread>
 
 namespace {
@@ -294,8 +294,7 @@ TEST(durable_log, recovery_cuts_a_torn_tail_at_every_byte_of_the_last_record) {
         EXPECT_EQ(fs::file_size(seg), last_start) << "the torn record is cut off, cut " << cut;
         // The cut log is clean, and writing goes on.
         durable_log log(io, options(d, fsync_mode::always));
-        storage::recovery_result again =
-            log.recover([](const core::record&) {});
+        storage::recovery_result again = log.recover([](const core::record&) {});
         EXPECT_TRUE(std::holds_alternative<storage::log_clean>(again.outcome));
         ASSERT_FALSE(log.start({}));
         ASSERT_FALSE(log.append(enqueue_record(9)));
@@ -344,9 +343,8 @@ TEST(durable_log, compaction_keeps_exactly_the_live_state) {
         durable_log log(io, options(d, fsync_mode::always, 4096));
         ASSERT_FALSE(log.recover([](const core::record&) {}).error);
         ASSERT_FALSE(log.start({}));
-        core::testing::random_run run(seed, [&](const core::record& r) {
-            ASSERT_FALSE(log.append(r));
-        });
+        core::testing::random_run run(seed,
+                                      [&](const core::record& r) { ASSERT_FALSE(log.append(r)); });
         auto live = [&](std::vector<std::string> ids) {
             storage::liveness_answer a;
             for (const auto& id : ids) a.live.push_back(run.live().contains(id) ? 1 : 0);

@@ -158,8 +158,7 @@ TEST(storage_scanner, zeros_after_the_last_frame_are_a_clean_end_and_zeros_insid
     EXPECT_EQ(partial.valid_end, last);
     // Zeros, then a good frame again: damage, not the end.
     const std::string frame = log.bytes.substr(last);
-    const scan_result gap =
-        scan_segment(log.bytes.substr(0, last) + std::string(64, '\0') + frame);
+    const scan_result gap = scan_segment(log.bytes.substr(0, last) + std::string(64, '\0') + frame);
     EXPECT_EQ(gap.end, scan_status::damaged);
     // A file of zeros only (header never written) is torn at 0; other bad headers are damage.
     EXPECT_EQ(scan_segment(std::string(4096, '\0')).end, scan_status::torn_tail);

@@ -223,7 +223,8 @@ TEST_F(storage_writer, records_fit_in_reserved_space_on_a_full_disk) {
     ASSERT_FALSE(w.rotate());
     EXPECT_EQ(w.sequence(), 2u);
     // The closed segment was cut to its records.
-    EXPECT_EQ(std::filesystem::file_size(dir_.path() + "/" + segment_file_name(1)), scanned.valid_end);
+    EXPECT_EQ(std::filesystem::file_size(dir_.path() + "/" + segment_file_name(1)),
+              scanned.valid_end);
 }
 
 TEST_F(storage_writer, oversized_record_is_refused_and_the_writer_goes_on) {

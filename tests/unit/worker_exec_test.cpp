@@ -15,9 +15,9 @@ protected:
 };
 
 TEST_F(exec_handler_test, stdout_is_the_result_and_the_task_is_in_env_and_stdin) {
-    auto handler = exec(
-        R"(printf '%s|%s|%s|%s|' "$CONVEYOR_TASK_ID" "$CONVEYOR_TASK_NAME" "$CONVEYOR_QUEUE" )"
-        R"("$CONVEYOR_ATTEMPT"; cat)");
+    auto handler =
+        exec(R"(printf '%s|%s|%s|%s|' "$CONVEYOR_TASK_ID" "$CONVEYOR_TASK_NAME" "$CONVEYOR_QUEUE" )"
+             R"("$CONVEYOR_ATTEMPT"; cat)");
     ctx.payload = "hello\nworld";
     auto result = run_task(handler, ctx);
     ASSERT_TRUE(result);
@@ -110,9 +110,9 @@ TEST_F(exec_handler_test, the_child_is_reaped_and_leftover_processes_are_killed)
 
 TEST_F(exec_handler_test, soft_stop_sends_sigterm_to_the_process_group) {
     auto ready = path("ready");
-    auto handler = exec("trap 'echo got TERM >&2; exit 7' TERM; echo $$ > " + ready.string() +
-                        ".tmp; mv " + ready.string() + ".tmp " + ready.string() +
-                        "; while :; do sleep 0.05; done");
+    auto handler =
+        exec("trap 'echo got TERM >&2; exit 7' TERM; echo $$ > " + ready.string() + ".tmp; mv " +
+             ready.string() + ".tmp " + ready.string() + "; while :; do sleep 0.05; done");
     request_when_file_exists(ctx.soft, ready, 0ms);
     auto result = run_task(handler, ctx);
     ASSERT_TRUE(result);

@@ -4,16 +4,16 @@
 
 #include <conveyor/client/worker_types.hpp>
 
+#include <gtest/gtest.h>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <gtest/gtest.h>
 
+#include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
-#include <signal.h>
 
 #include <cerrno>
 #include <chrono>
@@ -81,8 +81,7 @@ protected:
         return done;
     }
 
-    std::optional<handler_result> run_task(client::task_handler& handler,
-                                           client::task_context& c,
+    std::optional<handler_result> run_task(client::task_handler& handler, client::task_context& c,
                                            std::chrono::milliseconds limit = 15s) {
         return run(handler(c), limit);
     }

@@ -30,14 +30,14 @@ protected:
 };
 
 TEST_F(handler_file_test, routes_with_options_and_comments) {
-    auto file = load_handler_file(write(
-        "# comment\n"
-        "\n"
-        "resize  exec timeout=30000 concurrency=2 -- convert - -resize 50% -\n"
-        "   # indented comment\n"
-        "email pipe -- python3 examples/handler.py --flag -- x\n"
-        "noop builtin concurrency=8 -- echo\r\n"
-        "* builtin timeout=1000 -- fail\n"));
+    auto file = load_handler_file(
+        write("# comment\n"
+              "\n"
+              "resize  exec timeout=30000 concurrency=2 -- convert - -resize 50% -\n"
+              "   # indented comment\n"
+              "email pipe -- python3 examples/handler.py --flag -- x\n"
+              "noop builtin concurrency=8 -- echo\r\n"
+              "* builtin timeout=1000 -- fail\n"));
     ASSERT_EQ(file.routes.size(), 4u);
     const auto& r0 = file.routes[0];
     EXPECT_EQ(r0.name, "resize");
@@ -66,8 +66,9 @@ TEST_F(handler_file_test, errors_name_file_and_line) {
     EXPECT_EQ(error_of("# ok\nresize shell -- x\n"),
               where + "unknown handler kind 'shell' (expected exec, pipe or builtin)");
     EXPECT_EQ(error_of("# ok\nresize exec x\n"),
-              where + "expected '<name|*> <exec|pipe|builtin> [timeout=<ms>] "
-                      "[concurrency=<n>] -- <command>'");
+              where +
+                  "expected '<name|*> <exec|pipe|builtin> [timeout=<ms>] "
+                  "[concurrency=<n>] -- <command>'");
     EXPECT_EQ(error_of("# ok\nresize exec --\n"), where + "missing the command after ' -- '");
     EXPECT_EQ(error_of("# ok\nresize -- x\n"), where + "expected a task name and a handler kind");
     EXPECT_EQ(error_of("# ok\nresize exec timeout=abc -- x\n"),

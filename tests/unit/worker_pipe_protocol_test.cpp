@@ -1,8 +1,8 @@
 // The --pipe line codec (worker/src/pipe_protocol.hpp): pure, no processes.
 #include "pipe_protocol.hpp"
 
-#include <boost/json/parse.hpp>
 #include <gtest/gtest.h>
+#include <boost/json/parse.hpp>
 
 namespace conveyor::worker::detail {
 namespace {
@@ -40,7 +40,9 @@ TEST(pipe_protocol, payload_not_utf8_is_base64) {
     EXPECT_EQ(v["payload_encoding"], "base64");
 }
 
-TEST(pipe_protocol, cancel_line) { EXPECT_EQ(encode_cancel("42-1"), "{\"cancel\":\"42-1\"}\n"); }
+TEST(pipe_protocol, cancel_line) {
+    EXPECT_EQ(encode_cancel("42-1"), "{\"cancel\":\"42-1\"}\n");
+}
 
 client::handler_result result_of(std::string_view line) {
     auto parsed = parse_reply(line, "7");

@@ -169,8 +169,8 @@ TEST_F(pipe_pool_test, each_process_runs_one_task_at_a_time) {
 TEST_F(pipe_pool_test, shutdown_ends_every_process) {
     become_subreaper();
     auto ready0 = path("ready0");
-    auto handler = start_pool("trap '' TERM; echo $$ >> " + ready0.string() +
-                              "; while :; do sleep 0.05; done", 2);
+    auto handler = start_pool(
+        "trap '' TERM; echo $$ >> " + ready0.string() + "; while :; do sleep 0.05; done", 2);
     asio::steady_timer timer(io);
     std::string pids;
     for (int i = 0; i < 1000 && std::count(pids.begin(), pids.end(), '\n') < 2; ++i) {

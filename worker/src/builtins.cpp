@@ -29,10 +29,14 @@ asio::awaitable<handler_result> fail(task_context&) {
 
 const char* why(client::stop_reason r) {
     switch (r) {
-    case client::stop_reason::time_limit: return "time limit";
-    case client::stop_reason::cancelled: return "cancelled";
-    case client::stop_reason::shutdown: return "shutdown";
-    case client::stop_reason::none: break;
+        case client::stop_reason::time_limit:
+            return "time limit";
+        case client::stop_reason::cancelled:
+            return "cancelled";
+        case client::stop_reason::shutdown:
+            return "shutdown";
+        case client::stop_reason::none:
+            break;
     }
     return "stopped";
 }
@@ -56,8 +60,9 @@ asio::awaitable<handler_result> sleep(task_context& ctx) {
     }
     if (ctx.soft->requested()) {
         auto slept = std::chrono::duration_cast<milliseconds>(steady::now() - start);
-        co_return handler_result::failure("sleep: stopped (" + std::string(why(ctx.soft->reason())) +
-                                          ") after " + std::to_string(slept.count()) + " ms");
+        co_return handler_result::failure("sleep: stopped (" +
+                                          std::string(why(ctx.soft->reason())) + ") after " +
+                                          std::to_string(slept.count()) + " ms");
     }
     co_return handler_result::success(ctx.payload);
 }

@@ -87,8 +87,8 @@ public:
         ::posix_spawnattr_setpgroup(&attr_, 0);
         ::posix_spawnattr_setsigmask(&attr_, &none);
         ::posix_spawnattr_setsigdefault(&attr_, &all);
-        ::posix_spawnattr_setflags(&attr_, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-                                               POSIX_SPAWN_SETSIGDEF);
+        ::posix_spawnattr_setflags(
+            &attr_, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
     }
     ~spawn_attributes() { ::posix_spawnattr_destroy(&attr_); }
     const posix_spawnattr_t* get() const { return &attr_; }
@@ -134,8 +134,8 @@ child_process::child_process(const boost::asio::any_io_executor& ex, const spawn
     std::array<char*, 4> argv{sh.data(), dash_c.data(), command.data(), nullptr};
 
     pid_t pid = -1;
-    int rc = ::posix_spawn(&pid, "/bin/sh", actions.get(), attributes.get(), argv.data(),
-                           envp.data());
+    int rc =
+        ::posix_spawn(&pid, "/bin/sh", actions.get(), attributes.get(), argv.data(), envp.data());
     if (rc != 0) throw_errno(rc, "posix_spawn /bin/sh");
     pid_ = pid;
 

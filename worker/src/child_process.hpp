@@ -22,8 +22,8 @@
 namespace conveyor::worker::detail {
 
 struct spawn_options {
-    std::string command;                                       // run as /bin/sh -c <command>
-    std::vector<std::pair<std::string, std::string>> env;      // set over the inherited environment
+    std::string command;                                   // run as /bin/sh -c <command>
+    std::vector<std::pair<std::string, std::string>> env;  // set over the inherited environment
     bool capture_stderr = true;  // false: the child writes to the worker's own stderr
 };
 

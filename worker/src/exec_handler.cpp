@@ -120,10 +120,14 @@ awaitable<void> obey_stops(task_context& ctx, detail::child_process& child) {
 
 std::string stop_text(client::stop_reason why) {
     switch (why) {
-        case client::stop_reason::time_limit: return "time limit exceeded";
-        case client::stop_reason::cancelled: return "cancelled";
-        case client::stop_reason::shutdown: return "stopped by worker shutdown";
-        case client::stop_reason::none: break;
+        case client::stop_reason::time_limit:
+            return "time limit exceeded";
+        case client::stop_reason::cancelled:
+            return "cancelled";
+        case client::stop_reason::shutdown:
+            return "stopped by worker shutdown";
+        case client::stop_reason::none:
+            break;
     }
     return "stopped";
 }
@@ -152,15 +156,13 @@ handler_result outcome(const exec_run& run, const task_context& ctx) {
     std::string error = trimmed_tail(run.error_tail, run.stderr_tail);
     if (error.empty()) error = "command " + detail::describe_wait_status(run.status);
     if (ctx.soft->requested() || ctx.hard->requested()) {
-        client::stop_reason why =
-            ctx.soft->requested() ? ctx.soft->reason() : ctx.hard->reason();
+        client::stop_reason why = ctx.soft->requested() ? ctx.soft->reason() : ctx.hard->reason();
         error = stop_text(why) + ": " + error;
     }
     return handler_result::failure(std::move(error));
 }
 
-awaitable<handler_result> run_exec(std::shared_ptr<const exec_options> options,
-                                   task_context& ctx) {
+awaitable<handler_result> run_exec(std::shared_ptr<const exec_options> options, task_context& ctx) {
     auto ex = co_await asio::this_coro::executor;
     detail::spawn_options spawn{options->command,
                                 {{"CONVEYOR_TASK_ID", ctx.id},
@@ -175,8 +177,7 @@ awaitable<handler_result> run_exec(std::shared_ptr<const exec_options> options,
         co_return handler_result::failure(std::string("cannot start the command: ") + e.what());
     }
     if (ctx.hard->requested()) run->child.signal_group(SIGKILL);
-    co_await ((pipes(*run, ctx.payload) && exit_then_linger(*run)) ||
-              obey_stops(ctx, run->child));
+    co_await ((pipes(*run, ctx.payload) && exit_then_linger(*run)) || obey_stops(ctx, run->child));
     co_return outcome(*run, ctx);
 }
 

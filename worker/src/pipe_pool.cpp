@@ -7,6 +7,7 @@
 #include "child_process.hpp"
 #include "pipe_protocol.hpp"
 
+#include <spdlog/spdlog.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -14,7 +15,6 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
-#include <spdlog/spdlog.h>
 
 #include <signal.h>
 
@@ -33,21 +33,25 @@ using namespace asio::experimental::awaitable_operators;
 
 struct handler_slot {
     std::shared_ptr<detail::child_process> child;  // null: not running
-    std::string pending;  // bytes read past the last reply line
+    std::string pending;                           // bytes read past the last reply line
     bool busy = false;
 };
 
 struct process_gone {};  // stdout reached EOF: the process died or closed it
-using reply_outcome = std::variant<std::monostate, handler_result, detail::protocol_error,
-                                   process_gone>;
+using reply_outcome =
+    std::variant<std::monostate, handler_result, detail::protocol_error, process_gone>;
 
 std::string stop_text(const task_context& ctx) {
     client::stop_reason why = ctx.hard->requested() ? ctx.hard->reason() : ctx.soft->reason();
     switch (why) {
-        case client::stop_reason::time_limit: return "time limit exceeded";
-        case client::stop_reason::cancelled: return "cancelled";
-        case client::stop_reason::shutdown: return "stopped by worker shutdown";
-        case client::stop_reason::none: break;
+        case client::stop_reason::time_limit:
+            return "time limit exceeded";
+        case client::stop_reason::cancelled:
+            return "cancelled";
+        case client::stop_reason::shutdown:
+            return "stopped by worker shutdown";
+        case client::stop_reason::none:
+            break;
     }
     return "stopped";
 }
@@ -205,17 +209,16 @@ awaitable<reply_outcome> pool_state::exchange(handler_slot& slot, detail::child_
     co_return std::get<0>(std::move(done)).outcome;
 }
 
-awaitable<handler_result> pool_state::fail_and_replace(
-    handler_slot& slot, std::shared_ptr<detail::child_process> child, std::string why,
-    task_context& ctx) {
+awaitable<handler_result> pool_state::fail_and_replace(handler_slot& slot,
+                                                       std::shared_ptr<detail::child_process> child,
+                                                       std::string why, task_context& ctx) {
     child->signal_group(SIGKILL);
     int status = co_await child->wait();
     if (slot.child == child) slot.child.reset();
     slot.pending.clear();
     bool replaced = !closed_ && ensure_running(slot);
     spdlog::warn("pipe handler (pid {}) {}: {} (task {}){}", child->pid(),
-                 detail::describe_wait_status(status), why, ctx.id,
-                 replaced ? "; replaced" : "");
+                 detail::describe_wait_status(status), why, ctx.id, replaced ? "; replaced" : "");
     if (ctx.hard->requested()) {
         co_return handler_result::failure(stop_text(ctx) +
                                           ": the handler process was killed at the hard limit");

@@ -128,7 +128,8 @@ std::optional<std::string> parse_flags(const std::vector<std::string>& args, wor
     f.soft_grace_ms = opt<std::int64_t>(vm, "soft-grace-ms");
     const int kinds = !!f.exec + !!f.pipe + !!f.builtin + !!f.handlers;
     if (f.queues.empty()) return std::string("at least one --queue is needed");
-    if (kinds != 1) return std::string("exactly one of --exec, --pipe, --builtin, --handlers is needed");
+    if (kinds != 1)
+        return std::string("exactly one of --exec, --pipe, --builtin, --handlers is needed");
     if (f.builtin && !make_builtin(*f.builtin))
         return "unknown --builtin '" + *f.builtin + "' (echo, sleep or fail)";
     if (f.concurrency == 0) return std::string("--concurrency must be at least 1");
@@ -153,10 +154,18 @@ bool setup_logging(const std::string& level) {
 
 void log_line(cc::worker_log_level level, const std::string& text) {
     switch (level) {
-    case cc::worker_log_level::debug: spdlog::debug("{}", text); break;
-    case cc::worker_log_level::info: spdlog::info("{}", text); break;
-    case cc::worker_log_level::warn: spdlog::warn("{}", text); break;
-    case cc::worker_log_level::error: spdlog::error("{}", text); break;
+        case cc::worker_log_level::debug:
+            spdlog::debug("{}", text);
+            break;
+        case cc::worker_log_level::info:
+            spdlog::info("{}", text);
+            break;
+        case cc::worker_log_level::warn:
+            spdlog::warn("{}", text);
+            break;
+        case cc::worker_log_level::error:
+            spdlog::error("{}", text);
+            break;
     }
 }
 
@@ -174,7 +183,9 @@ void register_handlers(const worker_flags& f, asio::any_io_executor ex, cc::work
         cc::task_handler h;
         if (r.kind == "builtin") {
             h = make_builtin(r.command);
-            if (!h) throw std::runtime_error("unknown builtin '" + r.command + "' for '" + r.name + "'");
+            if (!h)
+                throw std::runtime_error("unknown builtin '" + r.command + "' for '" + r.name +
+                                         "'");
         } else if (r.kind == "exec") {
             h = make_exec_handler(ex, exec_options{.command = r.command});
         } else if (r.kind == "pipe") {
@@ -185,8 +196,10 @@ void register_handlers(const worker_flags& f, asio::any_io_executor ex, cc::work
             throw std::runtime_error("unknown handler kind '" + r.kind + "' for '" + r.name + "'");
         }
         cc::route_options ro{.concurrency = r.concurrency, .default_timeout = r.timeout};
-        if (r.name == "*") w.on_any(std::move(h), ro);
-        else w.on(r.name, std::move(h), ro);
+        if (r.name == "*")
+            w.on_any(std::move(h), ro);
+        else
+            w.on(r.name, std::move(h), ro);
     }
 }
 
@@ -254,9 +267,10 @@ int worker_main(const std::vector<std::string>& args) {
             if (ec) return;
             const char* name = sig == SIGINT ? "SIGINT" : "SIGTERM";
             if (++received == 1) {
-                spdlog::info("received {}: warm shutdown (running tasks may finish for {} s; "
-                             "signal again for a cold shutdown)",
-                             name, f.shutdown_timeout_s);
+                spdlog::info(
+                    "received {}: warm shutdown (running tasks may finish for {} s; "
+                    "signal again for a cold shutdown)",
+                    name, f.shutdown_timeout_s);
                 w.request_shutdown(false);
             } else {
                 spdlog::info("received {} again: cold shutdown", name);

@@ -12,7 +12,9 @@ using byte_set = std::bitset<256>;
 using segment = std::vector<byte_set>;
 constexpr std::size_t npos = std::string_view::npos;
 
-std::size_t byte_of(char c) { return static_cast<unsigned char>(c); }
+std::size_t byte_of(char c) {
+    return static_cast<unsigned char>(c);
+}
 
 // Compiles the class starting at pattern[i] == '['; returns the index just past it.
 std::size_t compile_class(std::string_view pattern, std::size_t i, byte_set& set) {

@@ -28,7 +28,8 @@ std::optional<bytes> from_base64(std::string_view text) {
     if (text.empty() || text.size() % 4 != 0 || text.size() > 1024) return std::nullopt;
     for (std::size_t i = 0; i < text.size(); ++i) {
         const char c = text[i];
-        const bool alnum = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+        const bool alnum =
+            (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
         const bool padding = c == '=' && i + 2 >= text.size();
         if (!alnum && c != '+' && c != '/' && !padding) return std::nullopt;
     }
@@ -103,7 +104,9 @@ std::string hash_password(std::string_view password, int iterations) {
            to_base64(hash);
 }
 
-bool is_valid_password_hash(std::string_view encoded) { return decode(encoded).has_value(); }
+bool is_valid_password_hash(std::string_view encoded) {
+    return decode(encoded).has_value();
+}
 
 bool verify_password(std::string_view password, std::string_view encoded) {
     const auto stored = decode(encoded);

@@ -27,17 +27,17 @@ struct command_entry {
     std::optional<verb> needs;  // nullopt: open
 };
 constexpr std::array<command_entry, 34> commands{{
-    {"enqueue", verb::enqueue}, {"lpush", verb::enqueue},   {"rpush", verb::enqueue},
-    {"lease", verb::consume},   {"ack", verb::consume},     {"fail", verb::consume},
-    {"release", verb::consume}, {"extend", verb::consume},  {"lpop", verb::consume},
-    {"rpop", verb::consume},    {"blpop", verb::consume},   {"brpop", verb::consume},
-    {"task", verb::inspect},    {"result", verb::inspect},  {"qlen", verb::inspect},
-    {"llen", verb::inspect},    {"queues", verb::inspect},  {"dead", verb::inspect},
-    {"info", verb::inspect},    {"cancel", verb::admin},    {"requeue", verb::admin},
-    {"qpurge", verb::admin},    {"del", verb::admin},       {"config", verb::admin},
-    {"debug", verb::admin},     {"ping", std::nullopt},     {"echo", std::nullopt},
-    {"quit", std::nullopt},     {"hello", std::nullopt},    {"auth", std::nullopt},
-    {"select", std::nullopt},   {"client", std::nullopt},   {"command", std::nullopt},
+    {"enqueue", verb::enqueue}, {"lpush", verb::enqueue},  {"rpush", verb::enqueue},
+    {"lease", verb::consume},   {"ack", verb::consume},    {"fail", verb::consume},
+    {"release", verb::consume}, {"extend", verb::consume}, {"lpop", verb::consume},
+    {"rpop", verb::consume},    {"blpop", verb::consume},  {"brpop", verb::consume},
+    {"task", verb::inspect},    {"result", verb::inspect}, {"qlen", verb::inspect},
+    {"llen", verb::inspect},    {"queues", verb::inspect}, {"dead", verb::inspect},
+    {"info", verb::inspect},    {"cancel", verb::admin},   {"requeue", verb::admin},
+    {"qpurge", verb::admin},    {"del", verb::admin},      {"config", verb::admin},
+    {"debug", verb::admin},     {"ping", std::nullopt},    {"echo", std::nullopt},
+    {"quit", std::nullopt},     {"hello", std::nullopt},   {"auth", std::nullopt},
+    {"select", std::nullopt},   {"client", std::nullopt},  {"command", std::nullopt},
     {"time", std::nullopt},
 }};
 
@@ -90,7 +90,8 @@ std::optional<rule> parse_rule(std::string_view text, std::string& problem) {
         return std::nullopt;
     }
     if (glob_text.empty()) {
-        problem = "rule '" + std::string(text) + "' has an empty queue glob (use * for every queue)";
+        problem =
+            "rule '" + std::string(text) + "' has an empty queue glob (use * for every queue)";
         return std::nullopt;
     }
     if (glob_text.size() > max_glob_bytes) {

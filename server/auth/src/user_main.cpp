@@ -130,9 +130,11 @@ int cmd_add(const user_args& a, std::istream& in, std::ostream& out, std::ostrea
         return 1;
     }
     const bool replaced = file.document.put(user{name, hash_password(password), std::move(rules)});
-    if (const int status = write_back(*a.users_file, file.document, err); status != 0) return status;
+    if (const int status = write_back(*a.users_file, file.document, err); status != 0)
+        return status;
     out << (replaced ? "updated" : "added") << " user " << name << "\n";
-    if (a.allow.empty()) err << "conveyor user: note: " << name << " has no rules, so it can do nothing\n";
+    if (a.allow.empty())
+        err << "conveyor user: note: " << name << " has no rules, so it can do nothing\n";
     return 0;
 }
 
@@ -147,7 +149,8 @@ int cmd_del(const user_args& a, std::ostream& out, std::ostream& err) {
         err << "conveyor user: no user '" << a.positional[0] << "' in " << *a.users_file << "\n";
         return 1;
     }
-    if (const int status = write_back(*a.users_file, file.document, err); status != 0) return status;
+    if (const int status = write_back(*a.users_file, file.document, err); status != 0)
+        return status;
     out << "deleted user " << a.positional[0] << "\n";
     return 0;
 }
@@ -181,8 +184,9 @@ int user_main(const std::vector<std::string>& args, std::istream& in, std::ostre
         if (a.action == "add") return cmd_add(a, in, out, err);
         if (a.action == "del") return cmd_del(a, out, err);
         if (a.action == "list") return cmd_list(a, out, err);
-        throw usage_error(a.action.empty() ? "add, del or list?"
-                                           : "unknown action '" + a.action + "' (add, del or list)");
+        throw usage_error(a.action.empty()
+                              ? "add, del or list?"
+                              : "unknown action '" + a.action + "' (add, del or list)");
     } catch (const usage_error& e) {
         err << "conveyor user: " << e.what() << "\n" << usage;
         return 2;

@@ -16,7 +16,9 @@ namespace conveyor::auth {
 
 namespace {
 
-bool is_blank(char c) { return c == ' ' || c == '\t'; }
+bool is_blank(char c) {
+    return c == ' ' || c == '\t';
+}
 
 std::vector<std::string_view> split_tokens(std::string_view line) {
     std::vector<std::string_view> tokens;
@@ -64,7 +66,9 @@ std::string parse_user_line(const std::vector<std::string_view>& tokens, user& o
     return {};
 }
 
-std::string errno_text(int error) { return std::strerror(error); }
+std::string errno_text(int error) {
+    return std::strerror(error);
+}
 
 }  // namespace
 
@@ -85,7 +89,8 @@ const user* users_document::find(std::string_view name) const {
 
 bool users_document::put(user u) {
     for (auto& l : lines_) {
-        if (auto* existing = std::get_if<user>(&l); existing != nullptr && existing->name == u.name) {
+        if (auto* existing = std::get_if<user>(&l);
+            existing != nullptr && existing->name == u.name) {
             *existing = std::move(u);
             return true;
         }
@@ -225,7 +230,8 @@ std::string write_file_atomically(const std::string& path, std::string_view text
     }
     // The rename is durable once the directory is synced.
     const auto slash = path.rfind('/');
-    const std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
+    const std::string dir =
+        slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
     const int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dir_fd >= 0) {
         ::fsync(dir_fd);

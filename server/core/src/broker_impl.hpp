@@ -55,7 +55,7 @@ struct broker::impl {
     detail::timer_index retention_;  // succeeded/cancelled tasks by end of retention
     std::unordered_map<waiter_id, waiter> waiters_;
     std::unordered_map<const detail::task*, std::vector<waiter_id>> result_waiters_;
-    std::uint64_t last_id_ = 0;  // generated ids: max(last + 1, wall_ms * 1000), in hex
+    std::uint64_t last_id_ = 0;        // generated ids: max(last + 1, wall_ms * 1000), in hex
     bool id_counter_wrapped_ = false;  // see generate_id()
     std::uint64_t dead_seq_ = 0;
     std::uint64_t arrivals_ = 0;

@@ -84,10 +84,10 @@ private:
     void untag_all() noexcept;
 
     table now_;
-    table old_;                 // being moved into now_; empty when no resize is under way
-    std::size_t migrated_ = 0;  // old_ slots before this one are moved (left as tombstones)
+    table old_;                      // being moved into now_; empty when no resize is under way
+    std::size_t migrated_ = 0;       // old_ slots before this one are moved (left as tombstones)
     std::size_t tombstone_run_ = 0;  // first moved slot after the last empty one met
-    std::size_t size_ = 0;      // live tasks in both tables
+    std::size_t size_ = 0;           // live tasks in both tables
     bool tagged_ = true;
 };
 

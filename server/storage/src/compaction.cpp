@@ -11,8 +11,8 @@
 #include <optional>
 #include <thread>
 #include <unordered_map>
-#include <vector>
 #include <utility>
+#include <vector>
 
 namespace conveyor::storage {
 namespace {
@@ -33,10 +33,10 @@ compaction_stats durable_log::compaction() const {
     return compaction_;
 }
 
-std::error_code durable_log::rewrite_segment(
-    const std::string& path, std::uint64_t sequence, const std::string& bytes,
-    const std::function<bool(std::string_view id)>& keep, bool removable,
-    rewrite_outcome& outcome) {
+std::error_code durable_log::rewrite_segment(const std::string& path, std::uint64_t sequence,
+                                             const std::string& bytes,
+                                             const std::function<bool(std::string_view id)>& keep,
+                                             bool removable, rewrite_outcome& outcome) {
     outcome = {};
     segment_scanner scanner(bytes, read_options());
     std::string out;
@@ -273,9 +273,8 @@ std::error_code durable_log::compact(const liveness_fn& live) {
 }
 
 void durable_log::start_compactor(liveness_fn live) {
-    compactor_ = std::thread([this, live = std::move(live)]() mutable {
-        run_compactor(std::move(live));
-    });
+    compactor_ =
+        std::thread([this, live = std::move(live)]() mutable { run_compactor(std::move(live)); });
 }
 
 void durable_log::run_compactor(liveness_fn live) {
@@ -290,9 +289,9 @@ void durable_log::run_compactor(liveness_fn live) {
         // bounded number of times), or a minute passed with new records (tasks ended since).
         const std::uint64_t closed = closed_segments_bytes_;
         const bool grown = closed >= 2 * closed_after_pass_;
-        const bool stale = std::chrono::steady_clock::now() - last_pass_end_ >=
-                               std::chrono::seconds(60) &&
-                           appended_ > compaction_.appended_at_last_pass;
+        const bool stale =
+            std::chrono::steady_clock::now() - last_pass_end_ >= std::chrono::seconds(60) &&
+            appended_ > compaction_.appended_at_last_pass;
         const bool due = closed >= options_.segment_target_bytes && (grown || stale);
         if (!due) continue;
         lk.unlock();

@@ -2,8 +2,8 @@
 
 #include <array>
 #include <bit>
-#include <cstring>
 #include <cstddef>
+#include <cstring>
 
 #if defined(__x86_64__)
 #include <nmmintrin.h>
@@ -105,10 +105,9 @@ constexpr std::uint32_t long_shift = shift_factor(long_stride);
 constexpr std::uint32_t short_shift = shift_factor(short_stride);
 
 __attribute__((target("sse4.2"))) std::uint64_t crc_three_ways(std::uint64_t c,
-                                                             const unsigned char*& p,
-                                                             std::size_t& n,
-                                                             std::size_t stride,
-                                                             std::uint32_t shift) noexcept {
+                                                               const unsigned char*& p,
+                                                               std::size_t& n, std::size_t stride,
+                                                               std::uint32_t shift) noexcept {
     while (n >= 3 * stride) {
         std::uint64_t c1 = 0, c2 = 0;
         for (std::size_t i = 0; i < stride; i += 8) {

@@ -12,9 +12,12 @@ using std::chrono::steady_clock;
 
 std::string_view to_string(fsync_mode m) noexcept {
     switch (m) {
-        case fsync_mode::always: return "always";
-        case fsync_mode::everysec: return "everysec";
-        case fsync_mode::no: return "no";
+        case fsync_mode::always:
+            return "always";
+        case fsync_mode::everysec:
+            return "everysec";
+        case fsync_mode::no:
+            return "no";
     }
     return "always";
 }
@@ -245,9 +248,9 @@ bool durable_log::process_batch(bool stopping, bool sync) {
     }
     std::int64_t sync_us = -1;
     const auto now = steady_clock::now();
-    const bool sync_due = (options_.fsync == fsync_mode::always && sync) || stopping ||
-                          (options_.fsync == fsync_mode::everysec &&
-                           now - last_sync_ >= std::chrono::seconds(1));
+    const bool sync_due =
+        (options_.fsync == fsync_mode::always && sync) || stopping ||
+        (options_.fsync == fsync_mode::everysec && now - last_sync_ >= std::chrono::seconds(1));
     if (!ec && sync_due && writer_.unsynced()) {
         ec = writer_.sync();
         const auto after = steady_clock::now();
@@ -312,7 +315,8 @@ std::error_code durable_log::keep_space(steady_clock::time_point now) {
     if (writer_.rotation_due()) {
         if (std::error_code ec = note(writer_.rotate())) return ec;
     }
-    const std::uint64_t room = options_.preallocate_chunk + reserve_.load(std::memory_order_relaxed);
+    const std::uint64_t room =
+        options_.preallocate_chunk + reserve_.load(std::memory_order_relaxed);
     if (std::error_code ec = note(writer_.reserve(room, 4 * options_.preallocate_chunk))) return ec;
     if (short_of_space) last_space_try_ = now;
     space_low_.store(short_of_space, std::memory_order_release);

@@ -52,7 +52,7 @@ io_result<file_handle> faulty_file_io::create_exclusive(const std::string& path)
 }
 
 faulty_file_io::tracked_file& faulty_file_io::track_locked(file_handle f, const std::string& path,
-                                                          std::uint64_t data_end) {
+                                                           std::uint64_t data_end) {
     tracked_file& t = tracked_[f.fd];
     t.path = path;
     t.data_end = data_end;
@@ -111,8 +111,7 @@ faulty_file_io::write_check faulty_file_io::count_write() {
     return {++writes_ == write_fault_.nth, write_fault_, disk_full_};
 }
 
-void faulty_file_io::start_writeback(file_handle f, std::uint64_t offset,
-                                     std::uint64_t length) {
+void faulty_file_io::start_writeback(file_handle f, std::uint64_t offset, std::uint64_t length) {
     inner_.start_writeback(f, offset, length);  // not a sync: nothing for the tracking
 }
 
@@ -146,7 +145,8 @@ std::error_code faulty_file_io::write(file_handle f, std::optional<std::uint64_t
         const io_result<std::uint64_t> size = inner_.file_size(f);
         if (size.error) return size.error;
         const std::uint64_t at = offset ? *offset : size.value;
-        const std::uint64_t inside = at < size.value ? std::min<std::uint64_t>(size.value - at, bytes.size()) : 0;
+        const std::uint64_t inside =
+            at < size.value ? std::min<std::uint64_t>(size.value - at, bytes.size()) : 0;
         if (inside < bytes.size()) {
             if (inside > 0) {
                 if (const std::error_code ec = pass(bytes.substr(0, inside))) return ec;

@@ -3,8 +3,8 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <cerrno>
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <string>
 
@@ -75,8 +75,7 @@ std::error_code posix_file_io::write_at(file_handle f, std::uint64_t offset,
     return {};
 }
 
-std::error_code posix_file_io::allocate(file_handle f, std::uint64_t offset,
-                                        std::uint64_t length) {
+std::error_code posix_file_io::allocate(file_handle f, std::uint64_t offset, std::uint64_t length) {
     if (length == 0) return {};
     int rc;
     do {
@@ -164,9 +163,8 @@ std::error_code posix_file_io::read_all(const std::string& path, std::string& ou
     // byte before the read overwrites it, and the compactor reads segment after segment of
     // about the same size into one string.
     struct stat st {};
-    const std::size_t expected = ::fstat(f.value.fd, &st) == 0 && st.st_size > 0
-                                     ? static_cast<std::size_t>(st.st_size)
-                                     : 0;
+    const std::size_t expected =
+        ::fstat(f.value.fd, &st) == 0 && st.st_size > 0 ? static_cast<std::size_t>(st.st_size) : 0;
     // One byte more, so the read that meets the end needs no growth.
     if (out.size() < expected + 1) out.resize(expected + 1);
     std::error_code ec;

@@ -58,7 +58,7 @@ using awaitable = boost::asio::awaitable<T>;
 namespace detail {
 struct connection_state;  // connection.cpp
 struct connect_request;   // connection.cpp
-}
+}  // namespace detail
 
 struct connect_options {
     // Bounds resolve + TCP connect + TLS handshake + AUTH together; errc is

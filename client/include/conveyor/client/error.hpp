@@ -24,13 +24,13 @@
 namespace conveyor::client {
 
 enum class errc {
-    closed = 1,         // close() was called, or the connection ended earlier
-    protocol_error,     // the server sent bytes that are not RESP; the connection is closed
-    unexpected_reply,   // valid RESP, but not the shape the command replies with
-    server_error,       // an error reply (see server_error)
-    tls_error,          // TLS setup, handshake or certificate verification failed (what() says
-                        // why); I/O errors of an established TLS connection keep Asio's codes
-    bad_url,            // a connection URL that cannot be parsed
+    closed = 1,        // close() was called, or the connection ended earlier
+    protocol_error,    // the server sent bytes that are not RESP; the connection is closed
+    unexpected_reply,  // valid RESP, but not the shape the command replies with
+    server_error,      // an error reply (see server_error)
+    tls_error,         // TLS setup, handshake or certificate verification failed (what() says
+                       // why); I/O errors of an established TLS connection keep Asio's codes
+    bad_url,           // a connection URL that cannot be parsed
 };
 
 const boost::system::error_category& client_category() noexcept;

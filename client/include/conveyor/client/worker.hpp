@@ -65,9 +65,9 @@ struct worker_stats {
     std::uint64_t lease_lost = 0;  // an outcome or EXTEND answered LEASELOST
     std::uint64_t abandoned = 0;   // handlers still running a moment after their hard stop
     std::uint64_t reconnects = 0;
-    std::size_t running = 0;       // handlers running now
-    std::size_t waiting = 0;       // leased, waiting for a slot
-    std::size_t unreported = 0;    // outcomes not yet answered by the broker
+    std::size_t running = 0;     // handlers running now
+    std::size_t waiting = 0;     // leased, waiting for a slot
+    std::size_t unreported = 0;  // outcomes not yet answered by the broker
 };
 
 struct worker_options {
@@ -86,8 +86,8 @@ struct worker_options {
     milliseconds abandon_after{1000};      // after `hard`, before a handler is abandoned
     milliseconds reconnect_min{100};       // backoff after a failed connect: doubles up to max
     milliseconds reconnect_max{5000};
-    milliseconds connect_timeout{10000};   // run() fails if the broker is unreachable this long
-    milliseconds lease_block{1000};        // LEASE BLOCK: also how fast leasing notices a stop
+    milliseconds connect_timeout{10000};  // run() fails if the broker is unreachable this long
+    milliseconds lease_block{1000};       // LEASE BLOCK: also how fast leasing notices a stop
     // After the last task ended at shutdown, how long undelivered outcomes wait for the broker.
     milliseconds delivery_timeout{10000};
     milliseconds status_interval{0};  // a status line every this often; 0: none
@@ -98,7 +98,7 @@ struct worker_options {
 
 // Per-route settings for on()/on_any().
 struct route_options {
-    std::size_t concurrency = 0;                  // this route's tasks at once; 0: no own limit
+    std::size_t concurrency = 0;                    // this route's tasks at once; 0: no own limit
     std::optional<milliseconds> default_timeout{};  // hard limit for tasks without TIMEOUT
 };
 

@@ -54,16 +54,18 @@ struct task_context {
     std::string payload;
     std::int64_t attempt = 1;
     std::chrono::milliseconds timeout{0};  // the hard limit; 0: the task has none
-    std::chrono::steady_clock::time_point soft_deadline = std::chrono::steady_clock::time_point::max();
-    std::chrono::steady_clock::time_point hard_deadline = std::chrono::steady_clock::time_point::max();
+    std::chrono::steady_clock::time_point soft_deadline =
+        std::chrono::steady_clock::time_point::max();
+    std::chrono::steady_clock::time_point hard_deadline =
+        std::chrono::steady_clock::time_point::max();
     std::shared_ptr<stop_signal> soft;  // never null while the handler runs
     std::shared_ptr<stop_signal> hard;  // never null while the handler runs
 };
 
 struct handler_result {
     bool ok = true;
-    std::string data;    // the result on success, the error text on failure
-    bool retry = true;   // on failure: false fails with NORETRY (dead-lettered at once)
+    std::string data;   // the result on success, the error text on failure
+    bool retry = true;  // on failure: false fails with NORETRY (dead-lettered at once)
 
     static handler_result success(std::string result) { return {true, std::move(result), true}; }
     static handler_result failure(std::string error, bool retry = true) {

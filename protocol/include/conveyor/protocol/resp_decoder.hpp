@@ -125,8 +125,8 @@ private:
     std::optional<resp_limits> next_limits_;  // set_limits() during a request
     state state_ = state::idle;
     std::uint64_t request_bytes_ = 0;  // of the current request, as max_request_bytes counts
-    std::int64_t args_left_ = 0;  // arguments still to read in the current multibulk
-    std::int64_t bulk_left_ = 0;  // bytes still to read of the current bulk
+    std::int64_t args_left_ = 0;       // arguments still to read in the current multibulk
+    std::int64_t bulk_left_ = 0;       // bytes still to read of the current bulk
     // Bytes of the pending (incomplete) line already searched for its terminator, so a line
     // fed one byte at a time is scanned once, not once per byte.
     std::size_t line_scanned_ = 0;

@@ -19,9 +19,9 @@
 namespace conveyor::worker {
 
 struct exec_options {
-    std::string command;                       // run as /bin/sh -c <command>, own process group
-    std::size_t max_output = 1024 * 1024;      // stdout kept as the result (more: failure)
-    std::size_t stderr_tail = 4096;            // bytes of stderr kept for the error text
+    std::string command;                   // run as /bin/sh -c <command>, own process group
+    std::size_t max_output = 1024 * 1024;  // stdout kept as the result (more: failure)
+    std::size_t stderr_tail = 4096;        // bytes of stderr kept for the error text
 };
 // One process per task: payload on stdin; CONVEYOR_TASK_ID, CONVEYOR_TASK_NAME,
 // CONVEYOR_QUEUE, CONVEYOR_ATTEMPT in the environment; exit 0 = success with stdout as the
@@ -29,7 +29,7 @@ struct exec_options {
 client::task_handler make_exec_handler(boost::asio::any_io_executor ex, exec_options options);
 
 struct pipe_options {
-    std::string command;   // each handler process: /bin/sh -c <command>, own process group
+    std::string command;        // each handler process: /bin/sh -c <command>, own process group
     std::size_t processes = 1;  // one per concurrency slot
 };
 // A pool of long-lived handler processes speaking one JSON object per line (the protocol is

@@ -118,8 +118,8 @@ struct log_stats {
     std::int64_t last_fsync_us = -1;  // -1: none yet
     std::int64_t max_fsync_us = 0;
     std::uint64_t pending_bytes = 0;
-    std::uint64_t room_bytes = 0;      // zero-filled space ahead of the records
-    std::uint64_t reserve_bytes = 0;   // the owner's reserve (set_reserve)
+    std::uint64_t room_bytes = 0;     // zero-filled space ahead of the records
+    std::uint64_t reserve_bytes = 0;  // the owner's reserve (set_reserve)
     bool space_low = false;
     std::uint64_t space_shortages = 0;  // times the disk had no room for space ahead
     std::error_code failure;
@@ -145,12 +145,11 @@ struct log_stats {
 // suffix that lacks the enqueue does nothing (apply ignores records of unknown tasks). A
 // task that exists keeps every record. The records that end a task come after the others.
 struct liveness_answer {
-    std::vector<char> live;  // one flag per id asked
+    std::vector<char> live;      // one flag per id asked
     std::uint64_t position = 0;  // appended() when the owner answered
 };
 // Owner-provided: which of `ids` still exist. nullopt when the owner is shutting down.
-using liveness_fn =
-    std::function<std::optional<liveness_answer>(std::vector<std::string> ids)>;
+using liveness_fn = std::function<std::optional<liveness_answer>(std::vector<std::string> ids)>;
 
 struct compaction_stats {
     std::uint64_t passes = 0;
@@ -271,28 +270,28 @@ private:
     bool retry_space_ = false;
     bool inline_ = false;
     bool handoff_ = false;  // `always`: the sync thread holds the writer
-    std::string batch_;  // the batch being written (storage thread, or owner when inline)
+    std::string batch_;     // the batch being written (storage thread, or owner when inline)
     std::chrono::steady_clock::time_point last_sync_ = std::chrono::steady_clock::now();
     log_stats stats_;  // guarded by mu_ (the thread updates it after each batch)
 
     std::uint64_t next_sequence_ = 1;  // set by recover(), used by start()
-    std::uint64_t appended_ = 0;  // written by the owner under mu_; appended() is owner-only
+    std::uint64_t appended_ = 0;       // written by the owner under mu_; appended() is owner-only
     std::atomic<std::uint64_t> released_{0};
     std::atomic<std::size_t> pending_bytes_{0};
     std::atomic<bool> failed_{false};
     std::atomic<bool> space_low_{false};
-    std::atomic<std::uint64_t> room_{0};     // writer_.room() after the last batch
+    std::atomic<std::uint64_t> room_{0};  // writer_.room() after the last batch
     std::atomic<std::uint64_t> reserve_{0};
     std::chrono::steady_clock::time_point last_space_try_{};  // writing thread
-    std::uint64_t closed_segments_bytes_ = 0;  // guarded by mu_
+    std::uint64_t closed_segments_bytes_ = 0;                 // guarded by mu_
 
     std::thread compactor_;
     std::atomic<bool> stop_compactor_{false};
     std::condition_variable compactor_cv_;
-    compaction_stats compaction_;       // guarded by mu_
-    std::uint64_t closed_after_pass_ = 0;  // guarded by mu_
+    compaction_stats compaction_;                            // guarded by mu_
+    std::uint64_t closed_after_pass_ = 0;                    // guarded by mu_
     std::chrono::steady_clock::time_point last_pass_end_{};  // compactor thread
-    std::mutex compact_mu_;             // one pass at a time
+    std::mutex compact_mu_;                                  // one pass at a time
 };
 
 }  // namespace conveyor::storage

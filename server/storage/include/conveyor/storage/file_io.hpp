@@ -50,8 +50,7 @@ public:
     // written (fallocate, mode 0: the file grows when that passes its end). Later writes
     // there need no new blocks, as after writing zeros, but the zeros are not written first.
     // Where the file system has no fallocate, zeros are written.
-    virtual std::error_code allocate(file_handle f, std::uint64_t offset,
-                                     std::uint64_t length) = 0;
+    virtual std::error_code allocate(file_handle f, std::uint64_t offset, std::uint64_t length) = 0;
     // Makes everything written to `f` durable (fdatasync).
     virtual std::error_code sync(file_handle f) = 0;
     // Starts writing [offset, offset + length) back to the disk without waiting for it

@@ -17,11 +17,12 @@
 //
 // Space ahead (disk full). reserve(n) allocates the segment ahead of its records (fallocate:
 // reads as zeros, nothing written), in preallocate_chunk steps, until n bytes past them are
-// allocated. Records written into that space overwrite zeros: they need no new disk blocks (so they cannot fail with ENOSPC) and
-// their fdatasync has no file size to update. Running out of room is not a failure: reserve()
-// and rotate() return storage_errc::no_space and leave the writer as it was (the new segment,
-// if any, removed), so the owner can refuse new work while records already promised still fit
-// in the space reserved earlier. Readers treat the zeros after the last record as the end.
+// allocated. Records written into that space overwrite zeros: they need no new disk blocks (so they
+// cannot fail with ENOSPC) and their fdatasync has no file size to update. Running out of room is
+// not a failure: reserve() and rotate() return storage_errc::no_space and leave the writer as it
+// was (the new segment, if any, removed), so the owner can refuse new work while records already
+// promised still fit in the space reserved earlier. Readers treat the zeros after the last record
+// as the end.
 #pragma once
 
 #include "conveyor/core/records.hpp"
