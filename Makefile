@@ -80,7 +80,7 @@ bench: build
 	./bench/run.sh
 
 # Durable conveyor against Redis AOF (T15), recovery time, data-dir size under churn.
-# conveyor worker against a Celery 5 worker (issue 4); installs python3-celery first.
+# conveyor worker against a Celery 5 worker; installs python3-celery first.
 bench-worker: build
 	./scripts/install-deps.sh bench
 	./bench/worker.sh $(WORKER_ARGS)
@@ -88,7 +88,7 @@ bench-worker: build
 bench-durable: build
 	./bench/durable.sh $(DURABLE_ARGS)
 
-# conveyor's AMQP front-end next to a private rabbitmq-server (issue 5): amqp_load, pika,
+# conveyor's AMQP front-end next to a private rabbitmq-server: amqp_load, pika,
 # Celery; installs rabbitmq-server, python3-pika and python3-celery first.
 bench-amqp: build
 	./scripts/install-deps.sh bench

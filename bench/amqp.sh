@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Conveyor's AMQP 0-9-1 front-end next to rabbitmq-server, side by side on the same machine, in
-# the same run (issue 5).
+# the same run.
 #
 #   bench/amqp.sh [-r ROUNDS] [--fsync always|everysec] [--cpp-count N] [--cpp-big-count N]
 #                 [--pika-count N] [--pika-big-count N] [--pika-confirm-count N]

@@ -5,7 +5,7 @@
 #                    [--churn TASKS] [--live TASKS] [--result-ttl-ms MS|default]
 #                    [--skip-throughput] [--skip-recovery] [--skip-churn]
 #
-# 1. T15 (RELIABILITY.md): 50 producers (-c CLIENTS), no pipelining, 100-byte payloads.
+# 1. T15 (docs/reliability.md): 50 producers (-c CLIENTS), no pipelining, 100-byte payloads.
 #    Redis `appendonly yes`, `appendfsync always`, `save ""` against conveyor `--fsync always`:
 #    redis LPUSH vs conveyor ENQUEUE (and conveyor LPUSH); then the same with `everysec`.
 #    Every measurement gets a fresh server and data directory; the order of the three

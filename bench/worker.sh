@@ -1,6 +1,5 @@
 #!/usr/bin/env bash
-# conveyor worker against a Celery 5 worker, side by side on the same machine, in the same run
-# (issue 4).
+# conveyor worker against a Celery 5 worker, side by side on the same machine, in the same run.
 #
 #   bench/worker.sh [-n TASKS] [-r ROUNDS] [--exec-tasks N] [--rate R] [--seconds S]
 #

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Measurements for bench/worker.sh (issue 4): conveyor worker against a Celery 5 worker.
+"""Measurements for bench/worker.sh: conveyor worker against a Celery 5 worker.
 
 Subcommands (each prints one JSON object on stdout):
   celery-drain    fill N no-op Celery tasks into redis-server, start `celery worker -P solo`,

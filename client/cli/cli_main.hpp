@@ -1,4 +1,4 @@
-// The client subcommands of `conveyor` (issue 4): enqueue, result, task, queues, cancel,
+// The client subcommands of `conveyor`: enqueue, result, task, queues, cancel,
 // dead, requeue. Each takes --connect <url> (else CONVEYOR_URL, else 127.0.0.1:6380).
 #pragma once
 

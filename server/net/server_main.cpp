@@ -106,7 +106,7 @@ int server_main(const std::vector<std::string>& args) {
     const bool debug = config.enable_debug_command == "yes";
     broker_service service(io.get_executor(), config);
     if (debug) service.set_debug_io(&faulty_disk);
-    // Power-loss tests (RELIABILITY.md T2, tests/integration/test_crash_recovery.py): side
+    // Power-loss tests (docs/reliability.md T2, tests/integration/test_crash_recovery.py): side
     // files say how far each log file was durable at its last fsync.
     if (debug && std::getenv("CONVEYOR_DEBUG_TRACK_SYNCS") != nullptr)
         faulty_disk.track_syncs(true);

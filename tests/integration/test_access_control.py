@@ -1,4 +1,4 @@
-"""One access decision for RESP and AMQP (issue 15, items 2, 3 and 10; docs/users.md):
+"""One access decision for RESP and AMQP (docs/users.md):
 
 - a user removed from the users file and SIGHUP: its AMQP connections are closed with 320
   CONNECTION_FORCED (they used to go on with no restrictions at all), its blocked RESP

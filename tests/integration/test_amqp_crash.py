@@ -1,4 +1,4 @@
-"""Power loss under AMQP publishes (RELIABILITY.md T2 for publisher confirms), Conveyor only.
+"""Power loss under AMQP publishes (docs/reliability.md T2 for publisher confirms), Conveyor only.
 
 Under `--fsync always` a round of the event loop whose records no reply waits for (AMQP
 publishes without confirms, consumer acks) is written without an fdatasync; the next round

@@ -1,4 +1,4 @@
-"""Users and permissions against the real server (issue 6, RELIABILITY.md promise 5):
+"""Users and permissions against the real server (docs/reliability.md promise 5):
 --requirepass, --users (written by `conveyor user add`, re-read on SIGHUP), AUTH and HELLO
 AUTH as redis-py and redis-cli send them, NOAUTH before authentication, NOPERM naming the
 verb and the queue (task ids and leases checked on the task's queue), failed AUTH logged
@@ -204,7 +204,7 @@ class UsersFileTest(ConveyorTestCase):
         lease = pairs_to_dict(ops.command("LEASE", "FROM", "billing")[0])["lease"]
         alice = self.as_user("alice", "apw")
         # A lease of a task in a queue alice has no verb on is answered as an unknown lease
-        # (a NOPERM would name the queue: issue 15), and the lease still stands.
+        # (a NOPERM would name the queue: docs/users.md), and the lease still stands.
         for cmd in (("ACK", lease.decode()), ("FAIL", lease.decode(), "boom"),
                     ("EXTEND", lease.decode(), "1000"), ("RELEASE", lease.decode())):
             self.assertErrorPrefix(alice.command(*cmd), "LEASELOST")

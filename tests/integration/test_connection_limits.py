@@ -1,5 +1,5 @@
 """Hostile and careless clients against the connection limits (docs/limits.md;
-RELIABILITY.md T11, T12): the limits before authentication (Redis 7's wording), --max-args,
+docs/reliability.md T11, T12): the limits before authentication (Redis 7's wording), --max-args,
 --query-buffer-limit, --max-clients, --idle-timeout, --output-buffer-limit (a consumer that never
 reads is dropped and its leases go back at once), and 10,000 unauthenticated connections each
 declaring a 512 MB bulk."""
@@ -249,7 +249,7 @@ class OutputBufferLimitTest(ConveyorTestCase):
 
 
 class UnauthenticatedFloodTest(ConveyorTestCase):
-    """RELIABILITY.md T11: 10,000 unauthenticated connections each declaring a 512 MB bulk
+    """docs/reliability.md T11: 10,000 unauthenticated connections each declaring a 512 MB bulk
     cost under 64 KiB each, and other clients keep working."""
 
     CONNECTIONS = 10000

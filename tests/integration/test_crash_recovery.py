@@ -1,4 +1,4 @@
-"""Crash recovery of the durable log (RELIABILITY.md T1 and T8, and restart basics).
+"""Crash recovery of the durable log (docs/reliability.md T1 and T8, and restart basics).
 
 - CrashUnderLoadTest (T1): producers ENQUEUE, workers LEASE/ACK/FAIL/RELEASE, while the
   broker is killed with SIGKILL at random moments (20+ times) and restarted on the same port

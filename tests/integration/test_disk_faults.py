@@ -1,5 +1,5 @@
 """Disk faults under the log, injected through the storage layer's file_io seam with
-`DEBUG LOG-FAULT` (server started with --enable-debug-command yes): RELIABILITY.md T3 and T5.
+`DEBUG LOG-FAULT` (server started with --enable-debug-command yes): docs/reliability.md T3 and T5.
 
 T3: with fsync slowed down, no reply leaves before its record is durable.
 T5: a failed write or fsync is never acknowledged; the server stops (exit status 1) with a

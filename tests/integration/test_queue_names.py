@@ -1,6 +1,6 @@
 """Queue names (docs/commands.md, "Queue names"): 1-255 bytes without control bytes, checked by
 every RESP command that names queues and by AMQP queue.declare (406), so a name cannot inject
-fields into INFO (issue: "alice-x\\r\\nlog_write_status:err\\r\\n..." made an admin's INFO
+fields into INFO (before this rule, "alice-x\\r\\nlog_write_status:err\\r\\n..." made an admin's INFO
 report a failed log, a full disk and a replica)."""
 
 import unittest

@@ -1,4 +1,4 @@
-"""RESP over TLS (docs/tls.md; RELIABILITY.md promise 7, T12 and T14): redis-py and redis-cli
+"""RESP over TLS (docs/tls.md; docs/reliability.md promise 7, T12 and T14): redis-py and redis-cli
 with client certificates, --tls-auth-clients yes|optional|no, TLS only with --port 0, a
 plaintext client and a stalled handshake on the TLS port, TLS 1.1 refused, certificates
 reloaded on SIGHUP without dropping connections, a large payload through TLS."""

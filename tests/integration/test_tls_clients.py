@@ -1,4 +1,4 @@
-"""`conveyor worker` and the client subcommands over TLS (issue 6): --connect rediss://...,
+"""`conveyor worker` and the client subcommands over TLS: --connect rediss://...,
 --tls-ca, --tls-cert, --tls-key (and CONVEYOR_TLS_*), against the real broker's TLS port
 (--tls-port, client certificates required by default).
 

@@ -1,4 +1,4 @@
-"""`conveyor worker` end to end with --builtin handlers (issue 4): success, failure and
+"""`conveyor worker` end to end with --builtin handlers: success, failure and
 dead-lettering, time limits, kill -9 of a worker mid-task, warm and cold shutdown, a broker
 restart under a running worker, cancellation of a running task, an unreachable broker.
 

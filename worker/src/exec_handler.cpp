@@ -1,4 +1,4 @@
-// --exec: one /bin/sh -c <command> per task (issue 4). The process runs in its own process
+// --exec: one /bin/sh -c <command> per task. The process runs in its own process
 // group; the payload goes to its stdin, stdout (bounded) is the result, exit 0 is success.
 // Stops: ctx.soft sends SIGTERM to the group, ctx.hard SIGKILL. When the leader exits, what
 // is left of its group is killed too, so a task leaves no process behind.

@@ -1,5 +1,5 @@
 // The worker runtime: leases tasks, runs in-process handlers with time limits, keeps their
-// leases alive and reports outcomes (issue 4; docs/worker.md "Runtime").
+// leases alive and reports outcomes (docs/worker.md "Runtime").
 //
 //   cc::worker w(io.get_executor(), {.url = url, .queues = {"emails"}, .concurrency = 8});
 //   w.on("send", send_email);                    // by task NAME

@@ -1,4 +1,4 @@
-// What an in-process task handler sees and returns (the worker API, issue 4).
+// What an in-process task handler sees and returns (the worker API).
 //
 // A handler is a coroutine: `awaitable<handler_result>(task_context&)`. The worker runtime
 // (worker.hpp) leases a task, builds its context, runs the handler, extends the lease while it

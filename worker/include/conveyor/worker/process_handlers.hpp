@@ -1,4 +1,4 @@
-// Task handlers that run other programs (issue 4): --exec (one process per task), --pipe (a
+// Task handlers that run other programs: --exec (one process per task), --pipe (a
 // pool of long-lived line-oriented handler processes) and the --handlers routing file.
 // Each is a client::task_handler (client/worker_types.hpp): the worker runtime runs it with
 // the task's context and obeys its outcome; the handler obeys the context's stop signals

@@ -1,4 +1,4 @@
-// `conveyor worker ...` (issue 4). Arguments after the subcommand name; returns the exit code.
+// `conveyor worker ...`. Arguments after the subcommand name; returns the exit code.
 #pragma once
 
 #include <string>

@@ -117,7 +117,7 @@ public:
     void set_disk_full(bool full) noexcept;
     bool disk_full() const noexcept;
 
-    // Power-loss simulation (RELIABILITY.md T2). While on, each successful sync of a file
+    // Power-loss simulation (docs/reliability.md T2). While on, each successful sync of a file
     // records how far its data is durable in a side file `<path>.synced` (20 decimal digits,
     // rewritten in place with one pwrite, so a kill -9 never tears it): the end of the last
     // write that was not all zeros, as of that sync. Cutting the file there after a kill -9
