@@ -440,16 +440,7 @@ std::optional<amqp_error> amqp_session::publish(channel& ch, amqp::command& cmd)
         if (ch.confirm) confirm(ch, true);
         return std::nullopt;
     }
-    if (service_.over_maxmemory()) {
-        ++service_.counters().oom_rejections;
-        if (ch.confirm) {
-            confirm(ch, false);
-            return std::nullopt;
-        }
-        return channel_exception(amqp::reply_code::resource_error,
-                                 "RESOURCE_ERROR - memory in use is past --maxmemory; message "
-                                 "refused (use publisher confirms to be told with a basic.nack)");
-    }
+    // Admitted by the admission policy before it got here (amqp_session::hold_publish).
     bool expiration_out_of_range = false;
     const auto expiration = parse_expiration(props.expiration, expiration_out_of_range);
     if (expiration_out_of_range) {

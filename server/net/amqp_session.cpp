@@ -114,7 +114,8 @@ amqp_session::amqp_session(tcp::socket socket, amqp_vhost& vhost, std::uint64_t 
       heartbeat_timer_(socket_.get_executor()),
       released_(socket_.get_executor()),
       confirm_wake_(socket_.get_executor()),
-      close_timer_(socket_.get_executor()) {
+      close_timer_(socket_.get_executor()),
+      unblock_timer_(socket_.get_executor()) {
     client_.id = id;
     client_.name = "amqp";
     describe_peer(socket_, client_);
@@ -151,6 +152,7 @@ void amqp_session::close() {
     released_.cancel();
     confirm_wake_.cancel();
     close_timer_.cancel();
+    unblock_timer_.cancel();
 }
 
 bool amqp_session::idle_longer_than(std::int64_t now_mono_us,
@@ -180,11 +182,16 @@ void amqp_session::end_session() {
     heartbeat_timer_.cancel();
     released_.cancel();
     confirm_wake_.cancel();
+    unblock_timer_.cancel();
     service_.forget_release_wait(released_);
 }
 
 asio::awaitable<void> amqp_session::read_loop() {
     while (!reader_done_ && !closing_) {
+        if (blocked_) {
+            co_await wait_unblocked();
+            continue;
+        }
         // Reads go straight into in_, past in_end_ (the bytes that arrived). An AUTH verdict
         // may resume the input (process_input) while this read is pending: it sees only
         // [in_begin_, in_end_), and nothing here moves the buffer until the read is done.
@@ -247,6 +254,7 @@ void amqp_session::process_input() {
             return;
         }
         if (phase_ == phase::authenticating) return;  // the verdict resumes the input
+        if (blocked_) return;                         // wait_unblocked resumes the input
         amqp::command cmd;
         const auto step = decoder_.feed(pending, cmd);
         in_begin_ += step.consumed;
@@ -284,9 +292,55 @@ void amqp_session::process_input() {
                 continue;
             }
             case amqp::decode_step_status::command:
+                if (hold_publish(cmd)) return;
                 on_command(cmd);
                 continue;
         }
+    }
+}
+
+// RabbitMQ's resource alarms: a connection is blocked when it publishes while new work is
+// refused (broker_service::admit_change: the disk of the log is full, or memory is past
+// --maxmemory). That publish is kept, not refused, and runs first once work is admitted
+// again; the connection's other traffic waits with it (as in RabbitMQ), other connections go
+// on. Nothing is read from its socket meanwhile, so TCP holds the publisher back.
+bool amqp_session::hold_publish(amqp::command& cmd) {
+    if (phase_ != phase::running || !std::holds_alternative<amqp::basic_publish>(cmd.method))
+        return false;
+    const auto verdict = service_.admit_change(storage::change_kind::adds, cmd.body.size() + 256);
+    if (verdict == broker_service::admission::admitted) return false;
+    held_publish_ = std::move(cmd);
+    blocked_ = true;
+    client_log(spdlog::level::info, client_.peer,
+               "amqp client {} ({}): blocked (new work is refused: disk full or --maxmemory); "
+               "its input waits until work is admitted again",
+               client_.id, client_.peer);
+    if (blocked_capability_) {
+        send(0, amqp::connection_blocked{"low on resources: disk full or memory past "
+                                         "--maxmemory"});
+        wake_writer();
+    }
+    return true;
+}
+
+// Looks again ten times a second (the log tries the disk again once a second). The peer is
+// not read while blocked, so the heartbeat check does not count the time against it.
+asio::awaitable<void> amqp_session::wait_unblocked() {
+    while (blocked_ && !closing_ && !reader_done_) {
+        unblock_timer_.expires_after(std::chrono::milliseconds(100));
+        co_await unblock_timer_.async_wait(use_tuple);
+        if (closing_ || ended_) co_return;
+        last_read_us_ = service_.now().mono_us;
+        if (service_.adds_refused()) continue;
+        blocked_ = false;
+        client_log(spdlog::level::info, client_.peer, "amqp client {} ({}): unblocked", client_.id,
+                   client_.peer);
+        if (blocked_capability_) send(0, amqp::connection_unblocked{});
+        auto held = std::move(*held_publish_);
+        held_publish_.reset();
+        on_command(held);
+        process_input();
+        after_batch();
     }
 }
 
@@ -709,6 +763,14 @@ void amqp_session::on_connection_method(amqp::command& cmd) {
 
 void amqp_session::on_start_ok(const amqp::connection_start_ok& m) {
     mechanism_ = m.mechanism;
+    if (const auto* caps = m.client_properties.find("capabilities")) {
+        if (const auto* table = std::get_if<amqp::field_table>(&caps->value)) {
+            if (const auto* blocked = table->find("connection.blocked")) {
+                const auto* on = std::get_if<bool>(&blocked->value);
+                blocked_capability_ = on && *on;
+            }
+        }
+    }
     auto creds = amqp::parse_sasl_response(m.mechanism, m.response);
     if (!creds) {
         connection_error(creds.error());

@@ -180,6 +180,12 @@ private:
     boost::asio::awaitable<void> write_loop();
     boost::asio::awaitable<void> heartbeat_loop();
     boost::asio::awaitable<void> confirm_loop();
+    // Flow control (docs/amqp.md): true when `cmd` is a basic.publish that the admission
+    // policy refuses now; it is kept (held_publish_), the connection is blocked
+    // (connection.blocked to clients that announce the capability), and its input waits in
+    // wait_unblocked until work is admitted again, which runs `cmd` first.
+    bool hold_publish(protocol::amqp::command& cmd);
+    boost::asio::awaitable<void> wait_unblocked();
     void wake_writer();
     void process_input();
     void end_session();
@@ -306,7 +312,11 @@ private:
     boost::asio::steady_timer heartbeat_timer_;
     boost::asio::steady_timer released_;
     boost::asio::steady_timer confirm_wake_;
-    boost::asio::steady_timer close_timer_;  // the wait for Close-Ok
+    boost::asio::steady_timer close_timer_;    // the wait for Close-Ok
+    boost::asio::steady_timer unblock_timer_;  // while blocked_: the next look at admission
+    bool blocked_ = false;                     // flow control: input held at a publish
+    std::optional<protocol::amqp::command> held_publish_;  // that publish, run at unblock
+    bool blocked_capability_ = false;  // the client announced connection.blocked
     std::int64_t last_read_us_ = 0;
     std::int64_t last_write_us_ = 0;
     bool reader_done_ = false;

@@ -93,6 +93,18 @@ public:
     void reload();
     access_control& access() noexcept { return access_; }
 
+    // ---- admission: one policy for every front end ------------------------------------------
+    // Whether a change whose log records take about `bytes` may go ahead now. While the disk
+    // of the log is full, changes that add work are refused and the others (ACK, FAIL, LEASE,
+    // ...) use the space reserved for finishing tasks (durable_log::admit); past --maxmemory,
+    // changes that add work are refused. Each front end says it in its protocol: RESP
+    // -MISCONF / -OOM, AMQP connection.blocked, basic.nack or 506 RESOURCE_ERROR
+    // (admission.cpp; docs/storage-format.md "Disk full", docs/amqp.md "Flow control").
+    enum class admission : std::uint8_t { admitted, disk_full, reserve_used, over_memory };
+    admission admit_change(storage::change_kind kind, std::size_t bytes);
+    // True while every change that adds work is refused, whatever its size.
+    bool adds_refused();
+
     // --maxmemory: true when memory in use is past the limit (new tasks get -OOM). The
     // allocator is asked at most once a millisecond; between two readings a burst can pass
     // the limit by what it enqueues in that time.

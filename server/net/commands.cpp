@@ -61,22 +61,35 @@ const auto& command_index() {
     return index;
 }
 
-// While the log's disk is full (durable_log::admit). The size a change will take in the log is
-// guessed from its arguments; records carry little else.
+// The admission policy (broker_service::admit_change) for a command that changes something.
+// The size a change will take in the log is guessed from its arguments; records carry little
+// else.
 bool admitted(command_context& ctx, command_effect effect) {
-    const storage::durable_log* log = ctx.service.log();
-    if (log == nullptr || !log->space_low()) return true;
     std::size_t bytes = 256;
     for (const auto& a : ctx.args) bytes += a.size();
     const auto kind = effect == command_effect::adds ? storage::change_kind::adds
                                                      : storage::change_kind::finishes;
-    if (!log->admit(kind, bytes)) return true;
-    ctx.out.error(effect == command_effect::adds
-                      ? "MISCONF the disk of the data directory is full: new tasks are refused "
-                        "until space returns (ACK, FAIL, LEASE and reads still work)"
-                      : "MISCONF the disk of the data directory is full and the space reserved "
-                        "for finishing tasks is used up: changes are refused until space returns");
-    return false;
+    using admission = broker_service::admission;
+    switch (ctx.service.admit_change(kind, bytes)) {
+        case admission::admitted:
+            return true;
+        case admission::disk_full:
+            ctx.out.error(
+                "MISCONF the disk of the data directory is full: new tasks are refused until "
+                "space returns (ACK, FAIL, LEASE and reads still work)");
+            return false;
+        case admission::reserve_used:
+            ctx.out.error(
+                "MISCONF the disk of the data directory is full and the space reserved for "
+                "finishing tasks is used up: changes are refused until space returns");
+            return false;
+        case admission::over_memory:
+            ctx.out.error(
+                "OOM command not allowed when used memory > 'maxmemory' (new tasks are refused "
+                "until memory is freed; LEASE, ACK, FAIL and reads still work)");
+            return false;
+    }
+    return true;
 }
 
 // Commands a connection may send before it authenticates (HELLO only with its AUTH option).
@@ -240,13 +253,6 @@ void execute_command(command_context& ctx) {
     if (decided == verdict::refused) return;
     if (!queue_names_valid(ctx, *spec)) return;
     if (spec->effect != command_effect::reads && !admitted(ctx, spec->effect)) return;
-    if (spec->effect == command_effect::adds && ctx.service.over_maxmemory()) {
-        ++ctx.service.counters().oom_rejections;
-        ctx.out.error(
-            "OOM command not allowed when used memory > 'maxmemory' (new tasks are refused "
-            "until memory is freed; LEASE, ACK, FAIL and reads still work)");
-        return;
-    }
     if (decided == verdict::hidden) return run_as_unknown_task(ctx, *spec);
     spec->handler(ctx);
 }

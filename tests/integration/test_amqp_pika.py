@@ -730,8 +730,11 @@ class CrossProtocolTest(PikaCase):
             acks.append(acked)
         rounds = int(info_section(self.server, "persistence")["log_fsyncs"]) - before
         self.assertLessEqual(acks[0], 64, f"the first confirm came late: {acks}")
-        self.assertGreaterEqual(len(acks), 6, f"too few confirms: {acks}")
-        self.assertGreaterEqual(rounds, 6, f"24 MiB committed in too few fsyncs: {acks}")
+        # How many rounds share one fsync depends on the disk and the machine's load (6 or
+        # more on a quiet machine, 4 seen with a build running beside): at least 3 tells
+        # bounded rounds from the defect's single one without timing the disk.
+        self.assertGreaterEqual(len(acks), 3, f"too few confirms: {acks}")
+        self.assertGreaterEqual(rounds, 3, f"24 MiB committed in too few fsyncs: {acks}")
         self.assertEqual(self.message_count("burst"), count)
 
     def test_nack_without_requeue_dead_letters(self):

@@ -250,9 +250,9 @@ TEST(durable_log, a_failed_write_on_the_storage_thread_is_never_released) {
     storage::faulty_file_io io(posix);
     durable_log log(io, options(d, fsync_mode::everysec));
     ASSERT_FALSE(log.recover([](const core::record&) {}).error);
-    io.fail_write(io.writes() + 2, EIO, 5);  // the header write is the first
     std::atomic<bool> told{false};
-    ASSERT_FALSE(log.start([&] { told = true; }));
+    ASSERT_FALSE(log.start([&] { told = true; }));  // writes the header and the space ahead
+    io.fail_write(io.writes() + 1, EIO, 5);         // the first record's write
     ASSERT_FALSE(log.append(enqueue_record(1)));
     log.kick();
     wait_released(log, 1);  // returns once the log failed (it never releases record 1)

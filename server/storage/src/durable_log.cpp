@@ -129,6 +129,12 @@ std::error_code durable_log::start(std::function<void()> on_released) {
     // Always a fresh segment, one past the newest on disk (recover() cut any torn tail).
     const std::uint64_t next = next_sequence_;
     if (std::error_code ec = writer_.open(next)) return ec;
+    // Space ahead before the first record, as after every batch: a disk that is already full
+    // (or fills before the first batch) makes the log space_low() instead of failing the
+    // first write.
+    if (std::error_code ec = keep_space(steady_clock::now())) return ec;
+    room_.store(writer_.room(), std::memory_order_release);
+    if (space_low_.load(std::memory_order_relaxed)) ++stats_.space_shortages;
     on_released_ = std::move(on_released);
     {
         std::lock_guard lk(mu_);
