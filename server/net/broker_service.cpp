@@ -1,5 +1,7 @@
 #include "net/broker_service.hpp"
 
+#include <stdexcept>
+
 #include "net/commands.hpp"
 #include "net/log_limiter.hpp"
 
@@ -353,8 +355,23 @@ void broker_service::deadlines_changed() {
     if (at < deadline_timer_.expiry()) deadline_timer_.expires_at(at);
 }
 
+namespace {
+void throw_if_injected(std::string& fault, std::string_view loop) {
+    if (fault != loop) return;
+    fault.clear();
+    throw std::runtime_error("fault injected by DEBUG LOOP-FAULT");
+}
+}  // namespace
+
+void broker_service::inject_loop_fault(std::string loop) {
+    loop_fault_ = std::move(loop);
+    deadline_timer_.cancel();  // the loops turn at once
+    housekeeping_timer_.cancel();
+}
+
 asio::awaitable<void> broker_service::run_deadlines() {
     while (!stopped_) {
+        throw_if_injected(loop_fault_, "deadline");
         auto next = broker_.next_deadline();
         deadline_timer_.expires_at(next ? to_steady(*next) : steady_clock::time_point::max());
         auto [ec] = co_await deadline_timer_.async_wait(asio::as_tuple(asio::use_awaitable));
@@ -369,6 +386,7 @@ asio::awaitable<void> broker_service::run_housekeeping() {
     while (!stopped_) {
         housekeeping_timer_.expires_after(std::chrono::seconds(1));
         co_await housekeeping_timer_.async_wait(asio::as_tuple(asio::use_awaitable));
+        throw_if_injected(loop_fault_, "housekeeping");
         flush_client_log();  // counts of client-caused log lines suppressed (log_limiter.hpp)
         if (stopped_ || !log_ || log_failed_) continue;
         set_finishing_reserve();

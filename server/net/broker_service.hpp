@@ -122,6 +122,9 @@ public:
     // debug command is off.
     storage::faulty_file_io* debug_io() noexcept { return debug_io_; }
     void set_debug_io(storage::faulty_file_io* io) noexcept { debug_io_ = io; }
+    // DEBUG LOOP-FAULT: the next turn of the deadline loop ("deadline") or the housekeeping
+    // loop ("housekeeping") throws, as a bug there would (server_main stops the server).
+    void inject_loop_fault(std::string loop);
     // The event loop calls this when it has run everything that is ready, before it waits:
     // the records of every client served in this round go to the log together (one write,
     // one fsync), as in Redis's beforeSleep.
@@ -182,6 +185,7 @@ private:
     core::waiter_id next_waiter_ = 1;
     server_counters counters_;
     std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+    std::string loop_fault_;  // DEBUG LOOP-FAULT
     bool stopped_ = false;
 
     std::unique_ptr<storage::durable_log> log_;

@@ -280,8 +280,25 @@ void cmd_info(command_context& ctx) {
     ctx.out.verbatim(render_info(ctx.service, sections, ctx.now));
 }
 
+namespace {
+/* DEBUG LOOP-FAULT DEADLINE | HOUSEKEEPING: the loop's next turn throws (fail-stop test). */
+void debug_loop_fault(command_context& ctx) {
+    const std::string& loop = ctx.args[2];
+    if (iequals(loop, "DEADLINE")) {
+        ctx.service.inject_loop_fault("deadline");
+    } else if (iequals(loop, "HOUSEKEEPING")) {
+        ctx.service.inject_loop_fault("housekeeping");
+    } else {
+        return ctx.out.error("ERR unknown LOOP-FAULT '" + loop + "'. Try DEADLINE or HOUSEKEEPING");
+    }
+    ctx.out.simple("OK");
+}
+}  // namespace
+
 /* DEBUG LOG-FAULT EIO-WRITE | EIO-SYNC | SLOW-SYNC <ms> | DISK-FULL | OFF
-   Disk faults for tests, injected below the log (only with --enable-debug-command yes). */
+   DEBUG LOOP-FAULT DEADLINE | HOUSEKEEPING
+   Faults for tests, injected below the log or into the core thread's loops (only with
+   --enable-debug-command yes). */
 void cmd_debug(command_context& ctx) {
     auto* io = ctx.service.debug_io();
     if (io == nullptr) {
@@ -289,11 +306,12 @@ void cmd_debug(command_context& ctx) {
             "ERR DEBUG command not allowed. Start the server with --enable-debug-command yes "
             "to use it.");
     }
+    if (iequals(ctx.args[1], "LOOP-FAULT") && ctx.args.size() == 3) return debug_loop_fault(ctx);
     if (!iequals(ctx.args[1], "LOG-FAULT") || ctx.args.size() < 3) {
         return ctx.out.error("ERR unknown DEBUG subcommand or wrong number of arguments for '" +
                              ctx.args[1] +
                              "'. Try DEBUG LOG-FAULT EIO-WRITE|EIO-SYNC|SLOW-SYNC "
-                             "<ms>|DISK-FULL|OFF");
+                             "<ms>|DISK-FULL|OFF or DEBUG LOOP-FAULT DEADLINE|HOUSEKEEPING");
     }
     const std::string& kind = ctx.args[2];
     if (iequals(kind, "EIO-WRITE") && ctx.args.size() == 3) {

@@ -201,15 +201,22 @@ int server_main(const std::vector<std::string>& args) {
             },
             [](std::exception_ptr e) { log_exception(e, "shutdown"); });
     });
-    if (resp) {
-        asio::co_spawn(io, resp->run(), [](std::exception_ptr e) { log_exception(e, "listener"); });
-    }
-    asio::co_spawn(io, amqp.run_expiry(),
-                   [](std::exception_ptr e) { log_exception(e, "amqp queue expiry"); });
-    asio::co_spawn(io, service.run_deadlines(),
-                   [](std::exception_ptr e) { log_exception(e, "deadline loop"); });
-    asio::co_spawn(io, service.run_housekeeping(),
-                   [](std::exception_ptr e) { log_exception(e, "housekeeping"); });
+    // Fail-stop, as a failed fsync: without its loops the broker would serve on with leases
+    // that never expire or a log that is never synced. Every acknowledged change is in the
+    // log already; a restart recovers it.
+    const auto fail_stop = [&](const char* what) {
+        return [&, what](std::exception_ptr e) {
+            if (!e) return;
+            log_exception(e, what);
+            spdlog::critical("the {} stopped; stopping the server: restart to recover", what);
+            exit_code = 1;
+            io.stop();
+        };
+    };
+    if (resp) asio::co_spawn(io, resp->run(), fail_stop("listener"));
+    asio::co_spawn(io, amqp.run_expiry(), fail_stop("amqp queue expiry"));
+    asio::co_spawn(io, service.run_deadlines(), fail_stop("deadline loop"));
+    asio::co_spawn(io, service.run_housekeeping(), fail_stop("housekeeping loop"));
 
     const auto port_text = [&](std::optional<asio::ip::tcp::endpoint> at) {
         return at ? config.bind + ":" + std::to_string(at->port()) : std::string("off");
