@@ -94,7 +94,7 @@ void access_control::reload() {
 std::optional<std::string> access_control::admit(client_state& client) const {
     client.authenticated = !required_;
     client.rules = nullptr;
-    if (!required_ && config_.protected_mode == "yes" && !client.loopback) {
+    if (!required_ && config_.loopback_only_without_auth && !client.loopback) {
         client_log(spdlog::level::info, client.peer,
                    "refused {} (protected mode: no password or users are configured)", client.peer);
         return "DENIED Conveyor is running in protected mode because no password is set for "

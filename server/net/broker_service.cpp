@@ -119,7 +119,17 @@ std::optional<std::string> broker_service::open_log(storage::file_io& io,
     using namespace std::chrono;
     storage::log_options options;
     options.directory = config_.data_dir;
-    options.fsync = storage::parse_fsync_mode(config_.fsync).value_or(storage::fsync_mode::always);
+    switch (config_.fsync_mode) {  // parsed at start (config.cpp): no fallback here
+        case fsync_policy::always:
+            options.fsync = storage::fsync_mode::always;
+            break;
+        case fsync_policy::everysec:
+            options.fsync = storage::fsync_mode::everysec;
+            break;
+        case fsync_policy::no:
+            options.fsync = storage::fsync_mode::no;
+            break;
+    }
     options.segment_target_bytes = static_cast<std::uint64_t>(config_.log_segment_bytes);
     // Room for the largest payload plus the record's other fields (id, name, result ...).
     options.max_frame_len = static_cast<std::uint32_t>(

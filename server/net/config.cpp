@@ -187,6 +187,29 @@ std::optional<std::string> check_duration_flags(const server_config& config) {
 }
 
 // The TLS, limit and timeout flags; parses the durations into config. A message on error.
+// --fsync, --enable-debug-command and --protected-mode: their words, parsed once.
+std::optional<std::string> parse_word_settings(server_config& config) {
+    if (config.fsync == "always") {
+        config.fsync_mode = fsync_policy::always;
+    } else if (config.fsync == "everysec") {
+        config.fsync_mode = fsync_policy::everysec;
+    } else if (config.fsync == "no") {
+        config.fsync_mode = fsync_policy::no;
+    } else {
+        return "conveyor server: --fsync must be always, everysec or no (got '" + config.fsync +
+               "')";
+    }
+    if (config.enable_debug_command != "yes" && config.enable_debug_command != "no") {
+        return "conveyor server: --enable-debug-command must be yes or no";
+    }
+    config.debug_command = config.enable_debug_command == "yes";
+    if (config.protected_mode != "yes" && config.protected_mode != "no") {
+        return "conveyor server: --protected-mode must be yes or no";
+    }
+    config.loopback_only_without_auth = config.protected_mode == "yes";
+    return std::nullopt;
+}
+
 std::optional<std::string> check_connection_settings(server_config& config) {
     const auto handshake = parse_duration_ms(config.handshake_timeout);
     const auto idle = parse_duration_ms(config.idle_timeout);
@@ -217,7 +240,13 @@ std::optional<std::string> check_connection_settings(server_config& config) {
                "4096-134217728, --amqp-channel-max 1-65535, --amqp-consumer-timeout positive";
     }
     const auto& auth = config.tls_auth_clients;
-    if (auth != "yes" && auth != "optional" && auth != "no") {
+    if (auth == "yes") {
+        config.tls_clients = client_certificates::required;
+    } else if (auth == "optional") {
+        config.tls_clients = client_certificates::optional;
+    } else if (auth == "no") {
+        config.tls_clients = client_certificates::none;
+    } else {
         return "conveyor server: --tls-auth-clients must be yes, optional or no (got '" + auth +
                "')";
     }
@@ -225,7 +254,7 @@ std::optional<std::string> check_connection_settings(server_config& config) {
         if (config.tls_cert.empty() || config.tls_key.empty()) {
             return "conveyor server: --tls-port needs --tls-cert and --tls-key";
         }
-        if (auth != "no" && config.tls_ca.empty()) {
+        if (config.tls_clients != client_certificates::none && config.tls_ca.empty()) {
             return "conveyor server: --tls-auth-clients " + auth +
                    " needs --tls-ca (the CA client certificates chain to); or set it to no";
         }
@@ -312,18 +341,7 @@ parse_outcome parse_server_args(const std::vector<std::string>& args) {
                 1};
     }
     if (auto error = check_duration_flags(config)) return {std::nullopt, *error, 1};
-    if (config.fsync != "always" && config.fsync != "everysec" && config.fsync != "no") {
-        return {
-            std::nullopt,
-            "conveyor server: --fsync must be always, everysec or no (got '" + config.fsync + "')",
-            1};
-    }
-    if (config.enable_debug_command != "yes" && config.enable_debug_command != "no") {
-        return {std::nullopt, "conveyor server: --enable-debug-command must be yes or no", 1};
-    }
-    if (config.protected_mode != "yes" && config.protected_mode != "no") {
-        return {std::nullopt, "conveyor server: --protected-mode must be yes or no", 1};
-    }
+    if (auto error = parse_word_settings(config)) return {std::nullopt, *error, 1};
     if (auto bytes = parse_memory_size(config.maxmemory)) {
         config.maxmemory_bytes = *bytes;
     } else {

@@ -10,6 +10,11 @@
 
 namespace conveyor::server {
 
+// The settings that are a choice among words, parsed once at start (parse_server_args); the
+// words stay in server_config for CONFIG GET.
+enum class fsync_policy : std::uint8_t { always, everysec, no };
+enum class client_certificates : std::uint8_t { required, optional, none };  // --tls-auth-clients
+
 struct server_config {
     std::string bind = "127.0.0.1";
     std::uint16_t port = 6380;  // 0 disables the RESP listener
@@ -52,6 +57,12 @@ struct server_config {
     std::int64_t amqp_frame_max = 131072;  // bytes proposed in Connection.Tune
     std::int64_t amqp_channel_max = 2047;  // channels proposed in Connection.Tune
     std::int64_t amqp_consumer_timeout_ms = 1800000;  // lease of an unacked delivery
+
+    // ---- parsed from the words above by parse_server_args: use these, not the words ----
+    fsync_policy fsync_mode = fsync_policy::always;                   // from `fsync`
+    bool debug_command = false;                                       // from enable_debug_command
+    bool loopback_only_without_auth = true;                           // from protected_mode
+    client_certificates tls_clients = client_certificates::required;  // from tls_auth_clients
 
     // name/value pairs as CONFIG GET shows them (names as the flags spell them)
     std::vector<std::pair<std::string, std::string>> as_pairs() const;

@@ -103,7 +103,7 @@ int server_main(const std::vector<std::string>& args) {
     asio::io_context io(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO);
     storage::posix_file_io disk;
     storage::faulty_file_io faulty_disk(disk);  // used only with --enable-debug-command yes
-    const bool debug = config.enable_debug_command == "yes";
+    const bool debug = config.debug_command;
     broker_service service(io.get_executor(), config);
     if (debug) service.set_debug_io(&faulty_disk);
     // Power-loss tests (docs/reliability.md T2, tests/integration/test_crash_recovery.py): side
@@ -131,7 +131,7 @@ int server_main(const std::vector<std::string>& args) {
     std::unique_ptr<tls_server_context> tls;
     if (config.tls_port != 0) {
         tls = std::make_unique<tls_server_context>(
-            tls_settings{config.tls_cert, config.tls_key, config.tls_ca, config.tls_auth_clients});
+            tls_settings{config.tls_cert, config.tls_key, config.tls_ca, config.tls_clients});
         if (auto error = tls->load()) {
             spdlog::critical("{}", *error);
             return 1;

@@ -60,12 +60,16 @@ std::optional<std::string> tls_server_context::load() {
             SSL_CTX_set_client_CA_list(native, names);
         }
     }
-    if (settings_.auth_clients == "yes") {
-        ctx->set_verify_mode(ssl::verify_peer | ssl::verify_fail_if_no_peer_cert);
-    } else if (settings_.auth_clients == "optional") {
-        ctx->set_verify_mode(ssl::verify_peer);
-    } else {
-        ctx->set_verify_mode(ssl::verify_none);
+    switch (settings_.auth_clients) {
+        case client_certificates::required:
+            ctx->set_verify_mode(ssl::verify_peer | ssl::verify_fail_if_no_peer_cert);
+            break;
+        case client_certificates::optional:
+            ctx->set_verify_mode(ssl::verify_peer);
+            break;
+        case client_certificates::none:
+            ctx->set_verify_mode(ssl::verify_none);
+            break;
     }
     current_ = std::move(ctx);
     return std::nullopt;

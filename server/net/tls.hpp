@@ -3,6 +3,8 @@
 // (a shared_ptr), so a reload changes what new connections get and drops nobody.
 #pragma once
 
+#include "net/config.hpp"
+
 #include <boost/asio/ssl/context.hpp>
 
 #include <memory>
@@ -14,8 +16,8 @@ namespace conveyor::server {
 struct tls_settings {
     std::string cert_file;  // PEM chain, leaf first
     std::string key_file;   // PEM private key
-    std::string ca_file;    // PEM CA certificates for client certificates; may be empty with "no"
-    std::string auth_clients = "yes";  // yes | optional | no
+    std::string ca_file;    // PEM CA certificates for client certificates; may be empty with none
+    client_certificates auth_clients = client_certificates::required;
 };
 
 class tls_server_context {
