@@ -12,12 +12,7 @@
 
 #include <algorithm>
 #include <charconv>
-#include <filesystem>
-#include <fstream>
 #include <random>
-
-#include <fcntl.h>
-#include <unistd.h>
 
 namespace asio = boost::asio;
 namespace amqp = conveyor::protocol::amqp;
@@ -94,57 +89,6 @@ amqp_vhost::amqp_vhost(broker_service& service)
     : service_(service), expiry_timer_(service.executor()) {
     std::random_device rd;
     name_seed_ = (std::uint64_t{rd()} << 32) ^ rd();
-}
-
-std::optional<std::string> amqp_vhost::load() {
-    const auto path = std::filesystem::path(service_.config().data_dir) / "amqp-topology.json";
-    std::ifstream in(path);
-    if (!in) return std::nullopt;
-    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    if (auto error = topology_.load(text, service_.now().mono_us)) {
-        return "cannot read " + path.string() + ": " + *error;
-    }
-    topology_.take_durable_change();
-    spdlog::info("amqp: loaded {} exchanges and {} queues from {}", topology_.exchange_count(),
-                 topology_.queue_count(), path.string());
-    return std::nullopt;
-}
-
-// Written whole to a temporary file, synced, renamed over the old one: a crash leaves the old
-// or the new file, never a torn one.
-void amqp_vhost::save_if_changed() {
-    if (!topology_.take_durable_change()) return;
-    const auto dir = std::filesystem::path(service_.config().data_dir);
-    const auto path = dir / "amqp-topology.json";
-    const auto tmp = dir / "amqp-topology.json.tmp";
-    const auto text = topology_.save();
-    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    bool ok = fd >= 0;
-    std::size_t done = 0;
-    while (ok && done < text.size()) {
-        const auto n = ::write(fd, text.data() + done, text.size() - done);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            ok = false;
-            break;
-        }
-        done += static_cast<std::size_t>(n);
-    }
-    if (ok) ok = ::fsync(fd) == 0;
-    if (fd >= 0) ::close(fd);
-    if (ok) ok = ::rename(tmp.c_str(), path.c_str()) == 0;
-    if (ok) {
-        const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd >= 0) {
-            ::fsync(dfd);
-            ::close(dfd);
-        }
-    } else {
-        spdlog::error(
-            "amqp: cannot write {}: {} (durable exchanges, queues and bindings are not "
-            "saved until the next change)",
-            path.string(), std::strerror(errno));
-    }
 }
 
 amqp_queue* amqp_vhost::find_queue(std::string_view name) {

@@ -519,6 +519,10 @@ void amqp_session::note_write_error(int error) {
 }
 
 void amqp_session::wake_writer() {
+    if (service_.log_failed()) {  // fail-stop: what this turn produced is not sent
+        close();
+        return;
+    }
     flush_direct();  // (every delivering path has flushed already; this keeps it so)
     if (!socket_full_) write_now();
     if (pending_out() > 0 || write_failed_ || reader_done_ || close_after_flush_)

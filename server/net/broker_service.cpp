@@ -147,6 +147,7 @@ std::optional<std::string> broker_service::open_log(storage::file_io& io,
             options.handoff_bytes = static_cast<std::size_t>(std::strtoull(v, nullptr, 10));
         }
     }
+    io_ = &io;
     log_ = std::make_unique<storage::durable_log>(io, options);
     on_fatal_ = std::move(on_fatal);
 
@@ -289,6 +290,21 @@ void broker_service::forget_release_wait(asio::steady_timer& timer) {
     auto it = std::find_if(release_waits_.begin(), release_waits_.end(),
                            [&](const auto& w) { return w.second == &timer; });
     if (it != release_waits_.end()) release_waits_.erase(it);
+}
+
+void broker_service::stop_on_fault(const std::string& what) {
+    // As a failed log write: nothing waiting is acknowledged, sessions write nothing more.
+    log_failed_ = true;
+    for (auto& w : release_waits_) w.second->cancel();
+    release_waits_.clear();
+    spdlog::critical(
+        "{}; no change after the failure was acknowledged. Stopping: restart to "
+        "recover every acknowledged change.",
+        what);
+    if (auto fatal = std::move(on_fatal_)) {
+        on_fatal_ = nullptr;
+        fatal();
+    }
 }
 
 void broker_service::on_log_released() {

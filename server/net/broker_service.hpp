@@ -118,6 +118,13 @@ public:
     // `on_fatal` runs on the core thread when the log fails later (fail-stop).
     std::optional<std::string> open_log(storage::file_io& io, std::function<void()> on_fatal);
     void close_log();
+    // The file layer under the log (open_log's), for other files of the data directory; null
+    // before open_log (then nothing is durable).
+    storage::file_io* file_io() noexcept { return io_; }
+    // Fail-stop for a failed write outside the log: logs `what` and stops the server as a
+    // failed log write does (log_failed() from now on, on_fatal: exit status 1; sessions
+    // send nothing more).
+    void stop_on_fault(const std::string& what);
     // The fault-injecting file layer under the log (DEBUG LOG-FAULT), or null when the
     // debug command is off.
     storage::faulty_file_io* debug_io() noexcept { return debug_io_; }
@@ -210,6 +217,7 @@ private:
     static constexpr int quiet_seconds_for_trim = 10;  // jemalloc's default decay is 10 s
     std::uint64_t appended_at_last_check_ = 0;
     int quiet_seconds_ = 0;
+    storage::file_io* io_ = nullptr;  // open_log's
     storage::faulty_file_io* debug_io_ = nullptr;
 };
 

@@ -77,11 +77,12 @@ def wait_until(predicate, timeout, interval=0.01, message="condition"):
         time.sleep(interval)
 
 
-def run_conveyor(*args, timeout=10.0):
+def run_conveyor(*args, timeout=10.0, prefix=()):
     """Runs `conveyor <args>` to completion (for --help and start-up refusals) in its own
-    process group, killed whole if it outlives `timeout`. Returns (exit code or None when
-    it had to be killed, combined output)."""
-    proc = subprocess.Popen([conveyor_bin(), *[str(a) for a in args]],
+    process group, killed whole if it outlives `timeout`; `prefix` goes before the binary
+    (setpriv, to run it as another user). Returns (exit code or None when it had to be
+    killed, combined output)."""
+    proc = subprocess.Popen([*prefix, conveyor_bin(), *[str(a) for a in args]],
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, start_new_session=True)
     try:
@@ -146,7 +147,13 @@ class ConveyorServer:
         attempts = 1 if self.fixed_port else self.BIND_RETRIES
         for attempt in range(attempts):
             port = self.fixed_port or free_port()
-            self.amqp_port = free_port() if self.amqp else None
+            # A fixed RESP port is for restarts on the same ports: the AMQP one is then taken
+            # outside the ephemeral range too (free_port_outside_ephemeral_range).
+            if self.amqp:
+                self.amqp_port = (free_port_outside_ephemeral_range() if self.fixed_port
+                                  else free_port())
+            else:
+                self.amqp_port = None
             self._spawn(port)
             if self._wait_ready():
                 return self

@@ -19,7 +19,7 @@ import pika
 import redis
 
 from amqp_target import ON_RABBITMQ
-from harness import ConveyorTestCase, wait_until
+from harness import ConveyorTestCase, free_port_outside_ephemeral_range, wait_until
 
 
 def lease_tokens(client, queue, count):
@@ -104,7 +104,7 @@ class AmqpAdmissionTest(ConveyorTestCase):
     def test_debug_disk_full_blocks_amqp_publishers_while_leases_are_acked(self):
         # 64 KiB segments: the space kept ahead is small, so a few ENQUEUEs find the disk full.
         server = self.start_conveyor("--enable-debug-command", "yes", "--log-segment-size",
-                                     "65536", amqp=True)
+                                     "65536", amqp=True, port=free_port_outside_ephemeral_range())
         c = server.client()
         self.addCleanup(c.close)
         self.declare(server.amqp_port, "pub")
@@ -231,7 +231,7 @@ class RealFullDiskAmqpTest(ConveyorTestCase):
 
     def test_amqp_and_resp_on_a_full_tmpfs(self):
         server = self.start_conveyor("--log-segment-size", "1048576", workdir=self.workdir,
-                                     amqp=True)
+                                     amqp=True, port=free_port_outside_ephemeral_range())
         c = server.client()
         self.addCleanup(c.close)
         conn = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", server.amqp_port))

@@ -26,7 +26,8 @@ import pika
 from pika.exceptions import AMQPError
 
 from amqp_target import ON_RABBITMQ
-from harness import ConveyorTestCase, info_section, lease, lease_one, wait_until
+from harness import (ConveyorTestCase, free_port_outside_ephemeral_range, info_section, lease,
+                     lease_one, wait_until)
 import test_crash_recovery  # its power-loss cut (not its cases: no class imported here)
 
 QUEUE = "power"
@@ -102,7 +103,10 @@ class AmqpPowerLossTest(ConveyorTestCase):
         if handoff_bytes is not None:
             os.environ["CONVEYOR_DEBUG_HANDOFF_BYTES"] = str(handoff_bytes)
             self.addCleanup(os.environ.pop, "CONVEYOR_DEBUG_HANDOFF_BYTES", None)
+        # Restarted on the same ports while producers reconnect: ports outside the ephemeral
+        # range (harness.free_port_outside_ephemeral_range).
         server = self.start_conveyor("--fsync", "always", "--enable-debug-command", "yes",
+                                     port=free_port_outside_ephemeral_range(),
                                      amqp=True)
         seed = os.environ.get("CONVEYOR_CRASH_SEED") or str(random.SystemRandom().randrange(10**9))
         sys.stderr.write(f"\n[amqp power loss] seed {seed}\n")
@@ -161,7 +165,7 @@ class AmqpRestartTest(ConveyorTestCase):
         super().setUp()
         # The default --amqp-consumer-timeout (30 min): a delivery that waited for its lease
         # to end would never come back within this test.
-        self.server = self.start_conveyor(amqp=True)
+        self.server = self.start_conveyor(amqp=True, port=free_port_outside_ephemeral_range())
 
     def connect(self):
         conn = pika.BlockingConnection(pika.ConnectionParameters(
