@@ -6,7 +6,7 @@ DATA_DIR ?= ./data
 CONFIG_ARGS ?=
 
 .PHONY: all deps configure build server run test unit integration soak bench bench-durable bench-worker bench-amqp clean format \
-	fuzz fuzz-build test-asan format-check
+	fuzz fuzz-build test-asan format-check lint
 
 all: build
 
@@ -104,6 +104,16 @@ format-check: deps
 		$(CLANG_FORMAT) --dry-run --Werror "$$f" >/dev/null 2>&1 || echo "$$f"; done); \
 	if [ -n "$$bad" ]; then echo "format-check: these files differ from .clang-format" \
 		"(make format rewrites them):"; echo "$$bad"; exit 1; fi
+
+# clang-tidy (.clang-tidy, warnings as errors) over the C++ sources changed since LINT_BASE
+# (default: the last commit), or over LINT_FILES; uses build/compile_commands.json.
+CLANG_TIDY ?= $(shell command -v clang-tidy-14 || command -v clang-tidy)
+LINT_BASE ?= HEAD~1
+lint: configure
+	@files="$${LINT_FILES:-$$(git diff --name-only --diff-filter=AM $(LINT_BASE) -- '*.cpp')}"; \
+	if [ -z "$$files" ]; then echo "lint: no changed C++ sources since $(LINT_BASE)"; exit 0; fi; \
+	echo "lint: $$files"; \
+	$(CLANG_TIDY) -p $(BUILD_DIR) --quiet --warnings-as-errors='*' $$files
 
 clean:
 	rm -rf $(BUILD_DIR) $(FUZZ_DIR) $(ASAN_DIR)

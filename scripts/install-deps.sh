@@ -13,6 +13,8 @@ packages=(
   clang-14 libclang-rt-14-dev llvm-14
   # make format-check (CI): the project's .clang-format, with clang-format 14.
   clang-format-14
+  # make lint: clang-tidy 14 with the project's .clang-tidy.
+  clang-tidy-14
 )
 # `scripts/install-deps.sh bench`: also the peers the benchmarks run beside conveyor.
 if [ "${1:-}" = bench ]; then

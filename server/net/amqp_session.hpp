@@ -123,7 +123,7 @@ class amqp_session final : public server_session,
                            public std::enable_shared_from_this<amqp_session> {
 public:
     amqp_session(boost::asio::ip::tcp::socket socket, amqp_vhost& vhost, std::uint64_t id);
-    ~amqp_session();
+    ~amqp_session() override;
 
     boost::asio::awaitable<void> run();
     void close() override;

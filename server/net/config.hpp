@@ -45,7 +45,7 @@ struct server_config {
     std::string idle_timeout = "0";  // as written; 0: never
     std::int64_t idle_timeout_ms = 0;
     std::int64_t max_clients = 10000;
-    std::int64_t max_args = 1024 * 1024;                     // arguments of one request
+    std::int64_t max_args = std::int64_t{1024} * 1024;       // arguments of one request
     std::int64_t query_buffer_limit = 1024ll * 1024 * 1024;  // bytes of one request
     std::int64_t output_buffer_limit = 256ll * 1024 * 1024;  // unwritten replies; 0: none
     // SO_KEEPALIVE on accepted connections (both protocols): idle seconds before the first

@@ -82,11 +82,11 @@ struct log_options {
     // While the disk is full: room admit() never gives away (for the records the core writes
     // by itself: lease expiries, retries coming due, result expiries), and how often the
     // space is tried again.
-    std::uint64_t space_floor = 64 * 1024;
+    std::uint64_t space_floor = std::uint64_t{64} * 1024;
     std::chrono::milliseconds space_retry{1000};
     // `always`: a synced kick with at least this many bytes pending goes to the sync thread
     // (see the top). 0: never (every batch inline).
-    std::size_t handoff_bytes = 256 * 1024;
+    std::size_t handoff_bytes = std::size_t{256} * 1024;
 };
 
 // What a change is, for admit() while the disk is full.
