@@ -18,23 +18,6 @@ namespace {
 
 constexpr const char* file_name = "amqp-topology.json";
 
-// Written whole to a temporary file, synced, renamed over the old one, the directory synced:
-// a crash leaves the old or the new file, never a torn one.
-std::error_code replace_file(storage::file_io& io, const std::string& dir, const std::string& path,
-                             std::string_view text) {
-    const std::string tmp = path + ".tmp";
-    if (auto ec = io.remove(tmp); ec && ec != std::errc::no_such_file_or_directory) return ec;
-    auto f = io.create_exclusive(tmp);
-    if (f.error) return f.error;
-    std::error_code ec = io.write_all(f.value, text);
-    if (!ec) ec = io.sync(f.value);
-    const std::error_code closed = io.close(f.value);
-    if (!ec) ec = closed;
-    if (!ec) ec = io.rename(tmp, path);
-    if (!ec) ec = io.sync_directory(dir);
-    return ec;
-}
-
 bool disk_full(const std::error_code& ec) {
     return ec == std::errc::no_space_on_device || ec.value() == EDQUOT;
 }
@@ -67,7 +50,10 @@ void amqp_vhost::save_if_changed() {
     if (io == nullptr) return;
     const std::string& dir = service_.config().data_dir;
     const std::string path = dir + "/" + file_name;
-    const std::error_code ec = replace_file(*io, dir, path, topology_.save());
+    // Written whole to a temporary file, synced, renamed over the old one: a crash leaves
+    // the old or the new file, never a torn one.
+    const std::error_code ec =
+        storage::replace_file(*io, dir, path, path + ".tmp", topology_.save());
     if (!ec) return;
     if (disk_full(ec)) {
         spdlog::error(

@@ -31,6 +31,23 @@ def blocked_lines(server):
     return server.log_text().count("): blocked (new work is refused")
 
 
+def check_after_kill9(case, server, c, pub, jobs):
+    """Every publish is queued; after kill -9 and a restart the queues hold `pub` and `jobs`.
+    An acknowledged ENQUEUE is synced with every record before it (the unconfirmed publishes
+    too); it is then taken back, so only those counts remain."""
+    wait_until(lambda: c.execute_command("QLEN", "pub") == pub, 10.0,
+               message="every publish queued")
+    marker = c.execute_command("ENQUEUE", "marker", "m")
+    case.assertEqual(c.execute_command("CANCEL", marker), 1)
+    c.close()
+    server.kill9()
+    server.restart(bind_wait=10.0)
+    c2 = server.client()
+    case.addCleanup(c2.close)
+    case.assertEqual(c2.execute_command("QLEN", "pub"), pub)
+    case.assertEqual(c2.execute_command("QLEN", "jobs"), jobs)
+
+
 class Publisher(threading.Thread):
     """Publishes `count` persistent messages of `size` bytes to `queue` over its own pika
     connection, with or without confirms; records connection.blocked / unblocked."""
@@ -144,7 +161,7 @@ class AmqpAdmissionTest(ConveyorTestCase):
             self.assertEqual(p.sent, 30)
             self.assertTrue(p.blocked.is_set(), "no connection.blocked")
             self.assertTrue(p.unblocked.is_set(), "no connection.unblocked")
-        self.check_after_kill9(server, c, pub=110, jobs=10)
+        check_after_kill9(self, server, c, pub=110, jobs=10)
 
     def enqueue_refused(self, c):
         try:
@@ -153,21 +170,6 @@ class AmqpAdmissionTest(ConveyorTestCase):
         except redis.ResponseError as e:
             self.assertTrue(str(e).startswith("MISCONF"), str(e))
             return True
-
-    def check_after_kill9(self, server, c, pub, jobs):
-        # An acknowledged ENQUEUE is synced with every record before it (the unconfirmed
-        # publishes too); it is then taken back, so only the counts below remain.
-        wait_until(lambda: c.execute_command("QLEN", "pub") == pub, 10.0,
-                   message="every publish queued")
-        marker = c.execute_command("ENQUEUE", "marker", "m")
-        self.assertEqual(c.execute_command("CANCEL", marker), 1)
-        c.close()
-        server.kill9()
-        server.restart(bind_wait=10.0)
-        c2 = server.client()
-        self.addCleanup(c2.close)
-        self.assertEqual(c2.execute_command("QLEN", "pub"), pub)
-        self.assertEqual(c2.execute_command("QLEN", "jobs"), jobs)
 
 
 @unittest.skipIf(ON_RABBITMQ, "Conveyor's --maxmemory")
@@ -268,17 +270,7 @@ class RealFullDiskAmqpTest(ConveyorTestCase):
             self.assertEqual(p.nacked, 0, "a publish was refused instead of held")
         self.assertEqual((confirmed.sent, unconfirmed.sent), (1980, 200))
         self.assertTrue(confirmed.blocked.is_set() and confirmed.unblocked.is_set())
-        wait_until(lambda: c.execute_command("QLEN", "pub") == 2180, 10.0,
-                   message="every publish queued")
-        marker = c.execute_command("ENQUEUE", "marker", "m")
-        self.assertEqual(c.execute_command("CANCEL", marker), 1)
-        c.close()
-        server.kill9()
-        server.restart(bind_wait=10.0)
-        c2 = server.client()
-        self.addCleanup(c2.close)
-        self.assertEqual(c2.execute_command("QLEN", "pub"), 2180)
-        self.assertEqual(c2.execute_command("QLEN", "jobs"), 10)
+        check_after_kill9(self, server, c, pub=2180, jobs=10)
 
 
 if __name__ == "__main__":

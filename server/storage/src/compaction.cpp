@@ -66,18 +66,7 @@ std::error_code durable_log::rewrite_segment(const std::string& path, std::uint6
         outcome.removed = true;
         return {};
     }
-    const std::string temp = path + ".compact";
-    io_.remove(temp);  // a leftover of an interrupted pass
-    auto created = io_.create_exclusive(temp);
-    if (created.error) return created.error;
-    std::error_code ec = io_.write_all(created.value, out);
-    if (!ec) ec = io_.sync(created.value);
-    const std::error_code closed = io_.close(created.value);
-    if (!ec) ec = closed;
-    if (!ec) ec = io_.rename(temp, path);
-    if (!ec) ec = io_.sync_directory(options_.directory);
-    if (ec) {
-        io_.remove(temp);
+    if (std::error_code ec = replace_file(io_, options_.directory, path, path + ".compact", out)) {
         return ec;
     }
     outcome.saved = bytes.size() - out.size();

@@ -70,6 +70,13 @@ public:
     virtual std::error_code rename(const std::string& from, const std::string& to) = 0;
 };
 
+// Replaces the file `path` in directory `dir` with `bytes`, atomically and durably: written to
+// `temp` (a leftover of an interrupted run is removed first), synced, renamed over `path`, the
+// directory synced. A crash leaves the old or the new file, never a torn one. On failure
+// `temp` is removed (best effort) and `path` is untouched.
+std::error_code replace_file(file_io& io, const std::string& dir, const std::string& path,
+                             const std::string& temp, std::string_view bytes);
+
 // The real thing: POSIX calls, EINTR retried, short writes continued.
 class posix_file_io final : public file_io {
 public:
