@@ -20,4 +20,18 @@ boost::asio::awaitable<void> stop_signal::wait() {
     }
 }
 
+const char* stop_reason_text(stop_reason why) noexcept {
+    switch (why) {
+        case stop_reason::time_limit:
+            return "time limit exceeded";
+        case stop_reason::cancelled:
+            return "cancelled";
+        case stop_reason::shutdown:
+            return "stopped by worker shutdown";
+        case stop_reason::none:
+            break;
+    }
+    return "stopped";
+}
+
 }  // namespace conveyor::client

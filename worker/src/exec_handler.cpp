@@ -118,20 +118,6 @@ awaitable<void> obey_stops(task_context& ctx, detail::child_process& child) {
     co_await forever.async_wait(use_awaitable);
 }
 
-std::string stop_text(client::stop_reason why) {
-    switch (why) {
-        case client::stop_reason::time_limit:
-            return "time limit exceeded";
-        case client::stop_reason::cancelled:
-            return "cancelled";
-        case client::stop_reason::shutdown:
-            return "stopped by worker shutdown";
-        case client::stop_reason::none:
-            break;
-    }
-    return "stopped";
-}
-
 // The last `keep` bytes of stderr without surrounding whitespace, cut at a UTF-8 boundary.
 std::string trimmed_tail(std::string text, std::size_t keep) {
     if (text.size() > keep) text.erase(0, text.size() - keep);
@@ -157,7 +143,7 @@ handler_result outcome(const exec_run& run, const task_context& ctx) {
     if (error.empty()) error = "command " + detail::describe_wait_status(run.status);
     if (ctx.soft->requested() || ctx.hard->requested()) {
         client::stop_reason why = ctx.soft->requested() ? ctx.soft->reason() : ctx.hard->reason();
-        error = stop_text(why) + ": " + error;
+        error = std::string(client::stop_reason_text(why)) + ": " + error;
     }
     return handler_result::failure(std::move(error));
 }

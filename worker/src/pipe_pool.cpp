@@ -42,18 +42,8 @@ using reply_outcome =
     std::variant<std::monostate, handler_result, detail::protocol_error, process_gone>;
 
 std::string stop_text(const task_context& ctx) {
-    client::stop_reason why = ctx.hard->requested() ? ctx.hard->reason() : ctx.soft->reason();
-    switch (why) {
-        case client::stop_reason::time_limit:
-            return "time limit exceeded";
-        case client::stop_reason::cancelled:
-            return "cancelled";
-        case client::stop_reason::shutdown:
-            return "stopped by worker shutdown";
-        case client::stop_reason::none:
-            break;
-    }
-    return "stopped";
+    return client::stop_reason_text(ctx.hard->requested() ? ctx.hard->reason()
+                                                          : ctx.soft->reason());
 }
 
 class pool_state {

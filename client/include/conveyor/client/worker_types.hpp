@@ -29,6 +29,9 @@
 namespace conveyor::client {
 
 enum class stop_reason : std::uint8_t { none, time_limit, cancelled, shutdown };
+// What a task stopped for, as its failure text says it: "time limit exceeded", "cancelled",
+// "stopped by worker shutdown" ("stopped" for none).
+const char* stop_reason_text(stop_reason why) noexcept;
 
 // A one-shot signal that coroutines can wait for. Not thread-safe: use it on one executor.
 class stop_signal {
