@@ -16,6 +16,7 @@
 // A publish is checked on its exchange only, never on the queues it reaches: whoever bound a
 // queue to an exchange had the right to read from it, and another user's binding cannot
 // make a publish fail.
+#include "net/amqp_errors.hpp"
 #include "net/amqp_session.hpp"
 
 #include <spdlog/spdlog.h>
@@ -32,18 +33,7 @@ using amqp_error = amqp::amqp_error;
 using access_kind = access_control::access_kind;
 
 amqp_error refusal(std::string text) {
-    amqp_error e;
-    e.code = amqp::reply_code::access_refused;
-    e.text = std::move(text);
-    e.connection_error = false;
-    return e;
-}
-
-std::string in_quotes(std::string_view s) {
-    std::string out;
-    out.reserve(s.size() + 2);
-    out.append(1, '\'').append(s).append(1, '\'');
-    return out;
+    return channel_exception(amqp::reply_code::access_refused, std::move(text));
 }
 
 constexpr std::initializer_list<auth::verb> any_verb = {auth::verb::inspect, auth::verb::consume,

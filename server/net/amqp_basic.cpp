@@ -1,5 +1,6 @@
 // AMQP exchange, queue, basic and confirm methods on a channel, and the vhost they share.
 // See amqp_session.hpp for how AMQP maps onto the broker core, docs/amqp.md for the behaviour.
+#include "net/amqp_errors.hpp"
 #include "net/amqp_session.hpp"
 
 #include "net/log_text.hpp"
@@ -26,31 +27,6 @@ using amqp_error = amqp::amqp_error;
 // consumers wait for the socket to drain before they take more.
 constexpr std::size_t lease_batch = 64;
 constexpr std::size_t output_high_water = 1024 * 1024;
-
-amqp_error channel_exception(amqp::reply_code code, std::string text) {
-    amqp_error e;
-    e.code = code;
-    e.text = std::move(text);
-    e.connection_error = false;
-    return e;
-}
-
-amqp_error connection_exception(amqp::reply_code code, std::string text) {
-    amqp_error e;
-    e.code = code;
-    e.text = std::move(text);
-    e.connection_error = true;
-    return e;
-}
-
-std::string in_quotes(std::string_view s) {
-    std::string out;
-    out.reserve(s.size() + 2);
-    out.push_back('\'');
-    out.append(s);
-    out.push_back('\'');
-    return out;
-}
 
 // AMQP priority (0-255, higher first) onto Conveyor's 0-9 (higher first). Without
 // x-max-priority a queue is FIFO, as in RabbitMQ; with it, priorities above the maximum count
