@@ -95,6 +95,30 @@ def run_conveyor(*args, timeout=10.0, prefix=()):
         return None, out.decode("utf-8", "replace")
 
 
+def mount_tmpfs_data_dir(case, size, prefix):
+    """A temporary work directory whose `data` is a tmpfs of `size` ("4m"), unmounted at the
+    case's cleanup (mounting needs root, which `make test` has: it installs packages with
+    apt-get). Returns (workdir, data)."""
+    workdir = tempfile.mkdtemp(prefix=prefix)
+    data = os.path.join(workdir, "data")
+    os.makedirs(data)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", data],
+                             capture_output=True, text=True)
+    case.assertEqual(mounted.returncode, 0,
+                     f"cannot mount a tmpfs for the full-disk test: {mounted.stderr}")
+    case.addCleanup(subprocess.run, ["umount", "-l", data])
+    return workdir, data
+
+
+def fill_disk(data, leave):
+    """A filler file in `data` that leaves about `leave` bytes free; returns its path."""
+    st = os.statvfs(data)
+    path = os.path.join(data, "filler")
+    with open(path, "wb") as f:
+        f.write(b"\0" * max(0, st.f_bavail * st.f_frsize - leave))
+    return path
+
+
 class ServerStartError(Exception):
     pass
 

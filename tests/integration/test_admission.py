@@ -10,8 +10,6 @@ space the log keeps for finishing tasks, and the server stopped with "writing th
 """
 
 import os
-import subprocess
-import tempfile
 import threading
 import unittest
 
@@ -19,7 +17,8 @@ import pika
 import redis
 
 from amqp_target import ON_RABBITMQ
-from harness import ConveyorTestCase, free_port_outside_ephemeral_range, wait_until
+from harness import (ConveyorTestCase, fill_disk, free_port_outside_ephemeral_range,
+                     mount_tmpfs_data_dir, wait_until)
 
 
 def lease_tokens(client, queue, count):
@@ -222,14 +221,7 @@ class RealFullDiskAmqpTest(ConveyorTestCase):
 
     def setUp(self):
         super().setUp()
-        self.workdir = tempfile.mkdtemp(prefix="conveyor-full-amqp-")
-        self.data = os.path.join(self.workdir, "data")
-        os.makedirs(self.data)
-        mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", self.data],
-                                 capture_output=True, text=True)
-        self.assertEqual(mounted.returncode, 0,
-                         f"cannot mount a tmpfs for the full-disk test: {mounted.stderr}")
-        self.addCleanup(subprocess.run, ["umount", "-l", self.data])
+        self.workdir, self.data = mount_tmpfs_data_dir(self, "4m", "conveyor-full-amqp-")
 
     def test_amqp_and_resp_on_a_full_tmpfs(self):
         server = self.start_conveyor("--log-segment-size", "1048576", workdir=self.workdir,
@@ -242,10 +234,7 @@ class RealFullDiskAmqpTest(ConveyorTestCase):
         for i in range(20):
             c.execute_command("ENQUEUE", "jobs", f"t{i}")
         leases = lease_tokens(c, "jobs", 10)
-        st = os.statvfs(self.data)
-        filler = os.path.join(self.data, "filler")
-        with open(filler, "wb") as f:
-            f.write(b"\0" * max(0, st.f_bavail * st.f_frsize - 64 * 1024))
+        filler = fill_disk(self.data, leave=64 * 1024)
 
         confirmed = Publisher(server.amqp_port, "pub", 1980)
         unconfirmed = Publisher(server.amqp_port, "pub", 200, confirm=False)

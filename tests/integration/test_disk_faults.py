@@ -10,15 +10,14 @@ T6: a full disk (DEBUG LOG-FAULT DISK-FULL: writes that would grow a file fail w
 """
 
 import os
-import subprocess
-import tempfile
 import threading
 import time
 import unittest
 
 import redis
 
-from harness import ConveyorServer, ConveyorTestCase, RespError, wait_until
+from harness import (ConveyorServer, ConveyorTestCase, RespError, fill_disk,
+                     mount_tmpfs_data_dir, wait_until)
 
 
 def task_state(client, task_id):
@@ -232,26 +231,10 @@ class RealFullDiskTest(ConveyorTestCase):
 
     def setUp(self):
         super().setUp()
-        self.workdir = tempfile.mkdtemp(prefix="conveyor-full-")
-        self.data = os.path.join(self.workdir, "data")
-        os.makedirs(self.data)
-        mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", self.data],
-                                 capture_output=True, text=True)
-        self.assertEqual(mounted.returncode, 0,
-                         f"cannot mount a tmpfs for the full-disk test: {mounted.stderr}")
-        self.addCleanup(subprocess.run, ["umount", "-l", self.data])
+        self.workdir, self.data = mount_tmpfs_data_dir(self, "6m", "conveyor-full-")
 
     def start(self):
         return self.start_conveyor("--log-segment-size", "1048576", workdir=self.workdir)
-
-    def fill_disk(self, leave):
-        """A filler file that leaves about `leave` bytes free."""
-        st = os.statvfs(self.data)
-        free = st.f_bavail * st.f_frsize
-        path = os.path.join(self.data, "filler")
-        with open(path, "wb") as f:
-            f.write(b"\0" * max(0, free - leave))
-        return path
 
     def test_enospc_refuses_new_tasks_keeps_acks_and_recovers_when_space_returns(self):
         self.server = self.start()
@@ -260,7 +243,7 @@ class RealFullDiskTest(ConveyorTestCase):
         leased = [dict(zip(t[::2], t[1::2]))
                   for t in c.execute_command("LEASE", "COUNT", "150", "FROM", "jobs")]
         self.assertEqual(len(leased), 150)
-        filler = self.fill_disk(leave=512 * 1024)
+        filler = fill_disk(self.data, leave=512 * 1024)
 
         accepted = []
         error = None
