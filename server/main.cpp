@@ -1,6 +1,6 @@
 // `conveyor <subcommand> ...`: one binary for the broker, the worker and the CLI.
-#include "net/check_data.hpp"
-#include "net/server_main.hpp"
+#include <conveyor/app/check_data.hpp>
+#include <conveyor/app/server_main.hpp>
 
 #include <cli_main.hpp>
 #include <conveyor/auth/user_main.hpp>

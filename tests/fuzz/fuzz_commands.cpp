@@ -23,9 +23,9 @@
 // for the backoff jitter's seed, which broker_service draws at random). With
 // CONVEYOR_FUZZ_TRACE=1 in the environment each request and its replies go to stderr, to read
 // what a saved input does.
-#include "net/broker_service.hpp"
-#include "net/commands.hpp"
-#include "net/config.hpp"
+#include <conveyor/resp/commands.hpp>
+#include <conveyor/runtime/broker_service.hpp>
+#include <conveyor/runtime/config.hpp>
 
 #include <conveyor/protocol/resp_decoder.hpp>
 #include <conveyor/protocol/resp_reply_decoder.hpp>
@@ -114,7 +114,7 @@ struct handles {
 };
 
 // One simulated connection: what resp_session keeps per client, minus the socket.
-class fuzz_session final : public waiting_client {
+class fuzz_session final : public resp_waiter {
 public:
     fuzz_session(broker_service& service, std::uint64_t id, handles& seen)
         : service_(service), seen_(seen), writer_(out_, protocol::resp_version::resp2) {
