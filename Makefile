@@ -63,8 +63,11 @@ fuzz: fuzz-build
 # any report there fails the run.
 ASAN_DIR ?= build-asan
 SANITIZE_FLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+# -Og -g1 (line tables): a sanitized unit compiles 4.5x faster than at -O2 -g (RelWithDebInfo),
+# and reports still name file and line (bench/README.md "Build time").
+ASAN_OPT_FLAGS ?= -Og -g1
 test-asan: deps
-	@cmake -S . -B $(ASAN_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	@cmake -S . -B $(ASAN_DIR) -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="$(ASAN_OPT_FLAGS)" \
 		-DCMAKE_CXX_FLAGS="$(SANITIZE_FLAGS)" -DCMAKE_EXE_LINKER_FLAGS="$(SANITIZE_FLAGS)" >/dev/null
 	@cmake --build $(ASAN_DIR) -j $(JOBS)
 	@rm -rf $(ASAN_DIR)/sanitizer-logs && mkdir -p $(ASAN_DIR)/sanitizer-logs
