@@ -233,6 +233,32 @@ void durable_log::run_handoff() {
     }
 }
 
+// Writes the batch taken by process_batch and syncs it when the mode says so. Returns the
+// fsync's duration in µs, -1 when there was none.
+std::int64_t durable_log::write_batch(std::size_t records, bool stopping, bool sync,
+                                      steady_clock::time_point now, std::error_code& ec) {
+    if (!batch_.empty()) {
+        ec = writer_.write_frames(batch_, records);
+        batch_.clear();
+    }
+    std::int64_t sync_us = -1;
+    const bool sync_due =
+        (options_.fsync == fsync_mode::always && sync) || stopping ||
+        (options_.fsync == fsync_mode::everysec && now - last_sync_ >= std::chrono::seconds(1));
+    if (!ec && sync_due && writer_.unsynced()) {
+        ec = writer_.sync();
+        const auto after = steady_clock::now();
+        sync_us = std::chrono::duration_cast<std::chrono::microseconds>(after - now).count();
+        last_sync_ = after;
+    } else if (!ec && inline_ && writer_.unsynced()) {
+        // `always`, written without a sync (nobody waited): the disk starts on it now, so the
+        // sync that comes (the next round with a waiter, or within a second) is not one long
+        // stall for all of it. (everysec and no keep their own pace.)
+        writer_.start_writeback();
+    }
+    return sync_us;
+}
+
 // Takes everything pending, writes it, syncs as the mode says, rotates when due, and
 // publishes the new released() position. False once the log has failed.
 bool durable_log::process_batch(bool stopping, bool sync) {
@@ -248,26 +274,8 @@ bool durable_log::process_batch(bool stopping, bool sync) {
     lk.unlock();
 
     std::error_code ec;
-    if (!batch_.empty()) {
-        ec = writer_.write_frames(batch_, records);
-        batch_.clear();
-    }
-    std::int64_t sync_us = -1;
     const auto now = steady_clock::now();
-    const bool sync_due =
-        (options_.fsync == fsync_mode::always && sync) || stopping ||
-        (options_.fsync == fsync_mode::everysec && now - last_sync_ >= std::chrono::seconds(1));
-    if (!ec && sync_due && writer_.unsynced()) {
-        ec = writer_.sync();
-        const auto after = steady_clock::now();
-        sync_us = std::chrono::duration_cast<std::chrono::microseconds>(after - now).count();
-        last_sync_ = after;
-    } else if (!ec && inline_ && writer_.unsynced()) {
-        // `always`, written without a sync (nobody waited): the disk starts on it now, so the
-        // sync that comes (the next round with a waiter, or within a second) is not one long
-        // stall for all of it. (everysec and no keep their own pace.)
-        writer_.start_writeback();
-    }
+    const std::int64_t sync_us = write_batch(records, stopping, sync, now, ec);
     const std::uint64_t sequence_before = writer_.sequence();
     const std::uint64_t bytes_before = writer_.segment_bytes();
     const bool was_low = space_low_.load(std::memory_order_relaxed);

@@ -232,6 +232,8 @@ public:
     const log_options& options() const noexcept { return options_; }
 
 private:
+    class compaction_pass;  // compact()'s steps (compaction.cpp)
+    friend class compaction_pass;
     void run();
     void run_handoff();  // the sync thread under `always`
     std::error_code sync_file(const std::string& path);
@@ -248,6 +250,8 @@ private:
                                     const std::function<bool(std::string_view id)>& keep,
                                     bool removable, rewrite_outcome& outcome);
     bool process_batch(bool stopping, bool sync = true);
+    std::int64_t write_batch(std::size_t records, bool stopping, bool sync,
+                             std::chrono::steady_clock::time_point now, std::error_code& ec);
     // After a batch: rotation when due and space ahead, at most once a second while the disk
     // is full. Errors other than no_space are failures.
     std::error_code keep_space(std::chrono::steady_clock::time_point now);
