@@ -1,7 +1,10 @@
 // The worker runtime (worker.hpp). Everything runs on one executor, so the state below is
 // plain data: four loops (leaser, lease keeper, reporter, status) and one supervisor per
 // running task share it and wake each other through `changed`.
+#include <conveyor/client/refusal.hpp>
 #include <conveyor/client/worker.hpp>
+
+#include "broker_link.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -52,6 +55,8 @@ std::size_t lease_capacity(std::size_t concurrency, std::size_t prefetch) {
 
 namespace {
 
+using detail::broker_link;
+
 // A broadcast wake-up: wait() completes at the next notify(). The timer never expires and
 // cancel() leaves its expiry alone, so waiters do not wake each other; they re-check their
 // condition after every wake-up.
@@ -63,127 +68,6 @@ public:
 
 private:
     asio::steady_timer timer_;
-};
-
-awaitable<void> sleep_for(milliseconds d) {
-    asio::steady_timer t(co_await asio::this_coro::executor, d);
-    co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
-}
-
-using log_fn = std::function<void(worker_log_level, const std::string&)>;
-
-// One connection role (leasing, or reporting) that reconnects when it breaks. Holders get a
-// shared_ptr, so a connection another coroutine declared broken stays valid (and closed).
-class broker_link {
-public:
-    broker_link(asio::any_io_executor ex, const worker_options& o, std::string role,
-                const log_fn& log, std::uint64_t& reconnects)
-        : ex_(ex), o_(o), role_(std::move(role)), log_(log), reconnects_(reconnects) {}
-
-    std::shared_ptr<connection> current() const { return conn_; }
-
-    // At start: retries until `deadline`, then throws client::error with the last cause.
-    awaitable<void> connect_first(time_point deadline) {
-        for (unsigned failures = 1;; ++failures) {
-            auto left = std::chrono::duration_cast<milliseconds>(deadline - steady::now());
-            std::string cause;
-            connect_options options;
-            options.connect_timeout = std::clamp(left, 1ms, o_.connect_timeout);
-            options.tls = &o_.tls;
-            try {
-                auto c = co_await connection::connect(ex_, o_.url, options);
-                conn_ = std::make_shared<connection>(std::move(c));
-                co_return;
-            } catch (const server_error&) {
-                throw;  // WRONGPASS and the like: retrying will not help
-            } catch (const error& e) {
-                // TLS files, handshake or verification: retrying will not help either.
-                if (e.code() == errc::tls_error ||
-                    e.code() == boost::system::errc::invalid_argument)
-                    throw;
-                cause = e.what();
-            }
-            left = std::chrono::duration_cast<milliseconds>(deadline - steady::now());
-            if (left <= 0ms)
-                throw error(asio::error::timed_out,
-                            "cannot reach the broker at " + to_display_string(o_.url) + " within " +
-                                std::to_string(o_.connect_timeout.count()) + " ms: " + cause);
-            co_await sleep_for(
-                std::min(left, reconnect_delay(failures, o_.reconnect_min, o_.reconnect_max)));
-        }
-    }
-
-    // The open connection, reconnecting with capped backoff when there is none; nullptr once
-    // give_up() says so (checked at least every 100 ms while waiting). One caller connects;
-    // the others poll until it is done.
-    awaitable<std::shared_ptr<connection>> get(std::function<bool()> give_up) {
-        for (;;) {
-            if (conn_ && conn_->is_open()) co_return conn_;
-            if (give_up()) co_return nullptr;
-            if (!connecting_) break;
-            co_await sleep_for(100ms);
-        }
-        connecting_ = true;
-        std::shared_ptr<connection> result;
-        connect_options options;
-        options.connect_timeout = o_.connect_timeout;
-        options.tls = &o_.tls;
-        for (unsigned failures = 0;;) {
-            std::string cause;
-            try {
-                auto c = co_await connection::connect(ex_, o_.url, options);
-                result = std::make_shared<connection>(std::move(c));
-            } catch (const std::exception& e) {
-                cause = e.what();
-            }
-            if (result) break;
-            if (++failures == 1 || failures % 20 == 0)
-                log(worker_log_level::warn,
-                    "cannot reconnect " + role_ + " connection: " + cause + " (retrying)");
-            const auto until =
-                steady::now() + reconnect_delay(failures, o_.reconnect_min, o_.reconnect_max);
-            while (steady::now() < until && !give_up())
-                co_await sleep_for(
-                    10ms + std::min<milliseconds>(100ms, std::chrono::duration_cast<milliseconds>(
-                                                             until - steady::now())));
-            if (give_up()) break;
-        }
-        connecting_ = false;
-        if (result) {
-            conn_ = result;
-            ++reconnects_;
-            log(worker_log_level::info,
-                "reconnected " + role_ + " connection to " + to_display_string(o_.url));
-        }
-        co_return result;
-    }
-
-    // `c` failed with `why`: if it is still the current connection, drop it (the next get()
-    // reconnects).
-    void broken(const std::shared_ptr<connection>& c, const std::exception& why) {
-        if (!c || c != conn_) return;
-        log(worker_log_level::warn, role_ + " connection lost: " + why.what());
-        conn_->close();
-        conn_.reset();
-    }
-
-    void close() {
-        if (conn_) conn_->close();
-        conn_.reset();
-    }
-
-private:
-    void log(worker_log_level l, const std::string& s) const {
-        if (log_) log_(l, s);
-    }
-
-    asio::any_io_executor ex_;
-    const worker_options& o_;
-    std::string role_;
-    const log_fn& log_;
-    std::uint64_t& reconnects_;
-    std::shared_ptr<connection> conn_;
-    bool connecting_ = false;
 };
 
 struct route {
@@ -248,7 +132,10 @@ struct worker::impl : std::enable_shared_from_this<impl> {
           report_link(e, o, "report", o.log, counters.reconnects),
           changed(e),
           shutdown_timer(e),
-          status_timer(e) {}
+          status_timer(e) {
+        lease_link.on_refused([this](std::exception_ptr why) { refused_for_good(why); });
+        report_link.on_refused([this](std::exception_ptr why) { refused_for_good(why); });
+    }
 
     asio::any_io_executor ex;
     worker_options o;
@@ -264,6 +151,7 @@ struct worker::impl : std::enable_shared_from_this<impl> {
     std::size_t running = 0;
     bool started = false, stopping = false, cold = false;
     bool leaser_done = false, gave_up = false;
+    std::exception_ptr refused;  // a link refused for good: run() throws it
     std::size_t undelivered = 0;
     time_point delivery_deadline = time_point::max();
     event changed;
@@ -272,6 +160,14 @@ struct worker::impl : std::enable_shared_from_this<impl> {
 
     void log(worker_log_level l, const std::string& s) const {
         if (o.log) o.log(l, s);
+    }
+
+    // The broker refused the worker in a way waiting will not heal: stop now (cold), and let
+    // run() throw `why` once everything has ended.
+    void refused_for_good(std::exception_ptr why) {
+        if (refused) return;
+        refused = why;
+        shutdown(true);
     }
 
     // ---- leasing ------------------------------------------------------------------------
@@ -294,13 +190,15 @@ struct worker::impl : std::enable_shared_from_this<impl> {
             bool pause = false;
             try {
                 got = co_await c->lease(o.queues, lo);
+                lease_link.answered();
             } catch (const server_error& e) {
-                log(worker_log_level::error, std::string("LEASE refused: ") + e.what());
-                pause = true;  // e.g. MISCONF: try again in a while
+                lease_link.refused(c, e, "LEASE");
+                pause = true;  // after a refusal or, say, MISCONF: the backoff, then again
             } catch (const std::exception& e) {
                 lease_link.broken(c, e);
             }
-            if (pause) co_await sleep_for(1000ms);
+            // A dropped connection waits its backoff in get() instead.
+            if (pause && c->is_open()) co_await lease_link.pause(give_up);
             for (auto& t : got) on_leased(std::move(t));
         }
         leaser_done = true;
@@ -503,14 +401,21 @@ struct worker::impl : std::enable_shared_from_this<impl> {
     awaitable<void> extend(task_ptr t) {
         // Named, not a temporary inside co_await: g++ 12 destroys such temporaries twice (and
         // this one owns a reference to the task).
-        const std::function<bool()> give_up = [this, t] { return !is_held(t) || this->gave_up; };
+        const std::function<bool()> give_up = [this, t] {
+            return !is_held(t) || this->gave_up || this->refused;
+        };
         auto c = co_await report_link.get(give_up);
         std::optional<lease_outcome> r;
         if (c) {
             try {
                 r = co_await c->extend(t->task.lease, t->lease.count());
+                report_link.answered();
             } catch (const server_error& e) {
-                log(worker_log_level::warn, describe(t->task) + ": EXTEND refused: " + e.what());
+                if (is_permanent(classify_refusal(e)) || !c->is_open())
+                    report_link.refused(c, e, "EXTEND");
+                else
+                    log(worker_log_level::warn,
+                        describe(t->task) + ": EXTEND refused: " + e.what());
             } catch (const std::exception& e) {
                 report_link.broken(c, e);
             }
@@ -549,15 +454,16 @@ struct worker::impl : std::enable_shared_from_this<impl> {
                 co_await changed.wait();
                 continue;
             }
-            const std::function<bool()> give_up = [this] { return delivery_expired(); };
+            const std::function<bool()> give_up = [this] { return delivery_expired() || refused; };
             auto c = co_await report_link.get(give_up);
             if (!c) {
                 gave_up = true;
                 undelivered += outbox.size();
                 log(worker_log_level::error,
                     std::to_string(outbox.size()) +
-                        " outcome(s) could not be delivered: the broker is unreachable; their "
-                        "leases will expire and the tasks be redelivered");
+                        " outcome(s) could not be delivered: the broker " +
+                        (refused ? "refused the worker" : "is unreachable") +
+                        "; their leases will expire and the tasks be redelivered");
                 outbox.clear();
                 continue;
             }
@@ -574,42 +480,60 @@ struct worker::impl : std::enable_shared_from_this<impl> {
         }
     }
 
-    awaitable<void> deliver(std::shared_ptr<connection> c, outcome oc) {
+    // Sends one outcome on `c` and counts what the broker answered.
+    awaitable<void> send_outcome(const std::shared_ptr<connection>& c, const outcome& oc) {
         const std::string what = "task " + oc.id;
+        if (oc.kind == outcome_kind::ack) {
+            auto r = co_await c->ack(oc.lease, std::string_view(oc.text));
+            if (r == lease_outcome::ok)
+                ++counters.done;
+            else
+                lost(what, "ACK");
+        } else if (oc.kind == outcome_kind::fail) {
+            auto r = co_await c->fail(oc.lease, oc.text, fail_options{.noretry = oc.noretry});
+            if (r == fail_outcome::lease_lost)
+                lost(what, "FAIL");
+            else
+                ++counters.failed;
+        } else {
+            auto r = co_await c->release(oc.lease);
+            if (r == lease_outcome::ok)
+                ++counters.released;
+            else
+                lost(what, "RELEASE");
+        }
+    }
+
+    awaitable<void> deliver(std::shared_ptr<connection> c, outcome oc) {
+        bool again = false;  // the outcome goes back to the outbox
         try {
-            if (oc.kind == outcome_kind::ack) {
-                auto r = co_await c->ack(oc.lease, std::string_view(oc.text));
-                if (r == lease_outcome::ok)
-                    ++counters.done;
-                else
-                    lost(what, "ACK");
-            } else if (oc.kind == outcome_kind::fail) {
-                auto r = co_await c->fail(oc.lease, oc.text, fail_options{.noretry = oc.noretry});
-                if (r == fail_outcome::lease_lost)
-                    lost(what, "FAIL");
-                else
-                    ++counters.failed;
-            } else {
-                auto r = co_await c->release(oc.lease);
-                if (r == lease_outcome::ok)
-                    ++counters.released;
-                else
-                    lost(what, "RELEASE");
-            }
+            co_await send_outcome(c, oc);
+            report_link.answered();
         } catch (const server_error& e) {
-            log(worker_log_level::error, what + ": broker refused the outcome: " + e.what());
-            if (oc.kind == outcome_kind::ack && e.code_word() == "ERR") {
-                // e.g. a result above --max-payload: the task fails instead of staying leased
-                outbox.push_back(outcome{outcome_kind::fail, oc.lease, oc.id,
-                                         std::string("result not stored: ") + e.what()});
+            if (is_permanent(classify_refusal(e)) || !c->is_open()) {
+                report_link.refused(c, e,
+                                    oc.kind == outcome_kind::ack    ? "ACK"
+                                    : oc.kind == outcome_kind::fail ? "FAIL"
+                                                                    : "RELEASE");
+                again = true;
+            } else {
+                log(worker_log_level::error,
+                    "task " + oc.id + ": broker refused the outcome: " + e.what());
+                if (oc.kind == outcome_kind::ack && e.code_word() == "ERR") {
+                    // e.g. a result above --max-payload: the task fails instead of staying leased
+                    outbox.push_back(outcome{outcome_kind::fail, oc.lease, oc.id,
+                                             std::string("result not stored: ") + e.what()});
+                }
             }
         } catch (const std::exception& e) {
             report_link.broken(c, e);
-            if (gave_up)
-                ++undelivered;
-            else
-                outbox.push_front(std::move(oc));
+            again = true;
         }
+        if (!again) co_return;
+        if (gave_up)
+            ++undelivered;
+        else
+            outbox.push_front(std::move(oc));
     }
 
     void lost(const std::string& what, const char* command) {
@@ -716,6 +640,7 @@ struct worker::impl : std::enable_shared_from_this<impl> {
         lease_link.close();
         report_link.close();
         if (failure) std::rethrow_exception(failure);
+        if (refused) std::rethrow_exception(refused);
         auto s = snapshot();
         log(worker_log_level::info, "stopped: done=" + std::to_string(s.done) +
                                         " failed=" + std::to_string(s.failed) +
