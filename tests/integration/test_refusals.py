@@ -165,6 +165,15 @@ class PasswordTest(RefusalTestCase):
                 self.assertIn(":***@host", err)
                 self.assertNotIn("hunter2", out + err)
 
+    def test_a_misspelt_password_flag_is_refused_without_its_value(self):
+        for command in (("worker", "--queue", "q", "--builtin", "echo"), ("queues",)):
+            with self.subTest(command=command[0]):
+                status, out, err, _ = self.run_conveyor(*command, "--pasword=hunter2",
+                                                        "--connect", self.url)
+                self.assertEqual(status, 2, err)
+                self.assertIn("'--pasword'", err)
+                self.assertNotIn("hunter2", out + err)
+
     def test_a_user_without_a_password_is_a_usage_error(self):
         status, _, err, _ = self.run_conveyor("queues", "--connect", self.url, "--user", "bob")
         self.assertEqual(status, 2, err)

@@ -113,6 +113,10 @@ std::optional<std::string> parse_flags(const std::vector<std::string>& args, wor
     try {
         po::store(po::command_line_parser(args).options(options).run(), vm);
         po::notify(vm);
+    } catch (const po::unknown_option& e) {
+        // Only the option's name: `--pasword=<secret>` must not print the secret.
+        const std::string name = e.get_option_name();
+        return "unrecognised option '" + name.substr(0, name.find('=')) + "'";
     } catch (const po::error& e) {
         return std::string(e.what());
     }

@@ -92,7 +92,9 @@ struct worker_options {
     milliseconds shutdown_timeout{30000};  // warm shutdown: how long running tasks may finish
     milliseconds stop_grace{2000};         // soft -> hard for cancellation and shutdown stops
     milliseconds abandon_after{1000};      // after `hard`, before a handler is abandoned
-    milliseconds reconnect_min{100};       // backoff after a failed connect: doubles up to max
+    // Backoff before a new attempt after a failure (connect, lost connection, error reply):
+    // doubles with each failure up to max, back to none once the broker answers a command.
+    milliseconds reconnect_min{100};
     milliseconds reconnect_max{5000};
     milliseconds connect_timeout{10000};  // run() fails if the broker is unreachable this long
     // Retries after a refusal that waiting will not heal, before run() throws errc::refused.
