@@ -46,7 +46,7 @@ bool is_permanent(refusal_kind kind) noexcept {
 }
 
 std::string explain_refusal(const server_error& e) {
-    const std::string reply = e.what();
+    std::string reply = e.what();
     switch (classify_refusal(e)) {
         case refusal_kind::protected_mode:
             // The server's own text is a paragraph; this says the same in one line.

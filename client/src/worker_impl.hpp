@@ -113,8 +113,9 @@ struct worker::impl : std::enable_shared_from_this<impl> {
           changed(e),
           shutdown_timer(e),
           status_timer(e) {
-        lease_link.on_refused([this](std::exception_ptr why) { refused_for_good(why); });
-        report_link.on_refused([this](std::exception_ptr why) { refused_for_good(why); });
+        lease_link.on_refused([this](std::exception_ptr why) { refused_for_good(std::move(why)); });
+        report_link.on_refused(
+            [this](std::exception_ptr why) { refused_for_good(std::move(why)); });
     }
 
     asio::any_io_executor ex;
@@ -146,7 +147,7 @@ struct worker::impl : std::enable_shared_from_this<impl> {
     // run() throw `why` once everything has ended.
     void refused_for_good(std::exception_ptr why) {
         if (refused) return;
-        refused = why;
+        refused = std::move(why);
         shutdown(true);
     }
 
