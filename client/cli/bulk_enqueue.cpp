@@ -101,13 +101,13 @@ struct line_outcome {
     std::string refused;  // the error reply; empty when enqueued
 };
 
-cc::awaitable<void> enqueue_line(cc::connection& conn, const std::string& queue,
-                                 std::string payload, cc::enqueue_options options,
-                                 line_outcome& out) {
+cc::awaitable<void> enqueue_line(const cli_context& ctx, cc::connection& conn,
+                                 const std::string& queue, std::string payload,
+                                 cc::enqueue_options options, line_outcome& out) {
     try {
         out.id = co_await conn.enqueue(queue, payload, options);
     } catch (const cc::server_error& e) {
-        out.refused = e.what();
+        out.refused = explain_error(ctx, e);
     }
 }
 
@@ -173,11 +173,12 @@ private:
         countdown done(ex, lines.size());
         std::exception_ptr failure;
         for (std::size_t i = 0; i < lines.size(); ++i) {
-            asio::co_spawn(ex, enqueue_line(conn, job_.queue, lines[i], job_.options, outcomes[i]),
-                           [&](std::exception_ptr e) {
-                               if (e && !failure) failure = e;
-                               done.count_down();
-                           });
+            asio::co_spawn(
+                ex, enqueue_line(ctx_, conn, job_.queue, lines[i], job_.options, outcomes[i]),
+                [&](std::exception_ptr e) {
+                    if (e && !failure) failure = e;
+                    done.count_down();
+                });
         }
         co_await done.wait();
         co_return failure;

@@ -42,6 +42,12 @@ cli_context make_context(std::string_view command, const parsed_args& args) {
     } catch (const boost::system::system_error& e) {
         throw usage_error(std::string(connect ? "--connect: " : "CONVEYOR_URL: ") + e.what());
     }
+    try {
+        ctx.url = client::with_credentials(
+            std::move(ctx.url), {.user = args.get("user"), .password = args.get("password")});
+    } catch (const boost::system::system_error& e) {
+        throw usage_error(e.what());
+    }
     client::tls_flags tls{.tls = args.has("tls"),
                           .ca = args.get("tls-ca"),
                           .cert = args.get("tls-cert"),

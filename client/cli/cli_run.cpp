@@ -1,5 +1,7 @@
 #include "cli_run.hpp"
 
+#include <conveyor/client/refusal.hpp>
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/error.hpp>
 #include <boost/asio/io_context.hpp>
@@ -26,8 +28,8 @@ cc::awaitable<cc::connection> connect_or_explain(cc::server_url url, cc::connect
     std::string reason;
     try {
         co_return co_await cc::connection::connect(url, options);
-    } catch (const cc::server_error& e) {  // a refused AUTH
-        reason = e.what();
+    } catch (const cc::server_error& e) {  // refused on sight (DENIED), or the AUTH refused
+        reason = cc::explain_refusal(e);
     } catch (const cc::error& e) {
         if (e.code() == asio::error::timed_out)
             reason = "timed out after " + std::to_string(options.connect_timeout.count()) + " ms";
@@ -49,6 +51,11 @@ cc::awaitable<int> connect_and_run(cc::server_url url, cc::connect_options optio
 
 }  // namespace
 
+std::string explain_error(const cli_context& ctx, const cc::server_error& e) {
+    if (!cc::is_permanent(cc::classify_refusal(e))) return e.what();
+    return cc::to_display_string(ctx.url) + ": " + cc::explain_refusal(e);
+}
+
 void report(const cli_context& ctx, std::string_view message) {
     std::cerr << "conveyor " << ctx.command << ": " << message << std::endl;
 }
@@ -68,6 +75,10 @@ int run_client(const cli_context& ctx, client_body body) {
         if (failure) std::rethrow_exception(failure);
     } catch (const usage_error&) {
         throw;  // cli_main reports it with exit status 2
+    } catch (const cc::server_error& e) {
+        std::cout.flush();
+        report(ctx, explain_error(ctx, e));
+        return exit_failure;
     } catch (const std::exception& e) {
         std::cout.flush();
         report(ctx, e.what());

@@ -19,14 +19,18 @@ inline constexpr int exit_ok = 0;
 inline constexpr int exit_failure = 1;  // the broker said no, or could not be reached
 inline constexpr int exit_usage = 2;    // the command line is wrong
 
-// --connect, --connect-timeout, the TLS options and --help, accepted by every subcommand.
+// --connect, --user, --password, --connect-timeout, the TLS options and --help, accepted by
+// every subcommand.
 inline constexpr option_spec common_specs[] = {
-    {"connect", 1}, {"connect-timeout", 1}, {"tls", 0}, {"tls-ca", 1}, {"tls-cert", 1},
-    {"tls-key", 1}, {"tls-server-name", 1}, {"help", 0}};
+    {"connect", 1}, {"user", 1},     {"password", 1}, {"connect-timeout", 1}, {"tls", 0},
+    {"tls-ca", 1},  {"tls-cert", 1}, {"tls-key", 1},  {"tls-server-name", 1}, {"help", 0}};
 
 inline constexpr std::string_view common_help =
     "  --connect <url>          host:port, redis://[user:password@]host[:port], or rediss://...\n"
     "                           for TLS (default: $CONVEYOR_URL, else 127.0.0.1:6380)\n"
+    "  --user <name>            user to AUTH as (default: the URL's, else $CONVEYOR_USER)\n"
+    "  --password <password>    password to AUTH with (default: the URL's, else\n"
+    "                           $CONVEYOR_PASSWORD, which keeps it out of the process list)\n"
     "  --connect-timeout <d>    give up connecting after this long (default 5s)\n"
     "  --tls                    TLS even with a host:port or redis:// address\n"
     "  --tls-ca <file>          CA certificates (PEM) to verify the server with\n"
@@ -61,6 +65,10 @@ int run_client(const cli_context& ctx, client_body body);
 
 // "conveyor <command>: <message>" on stderr.
 void report(const cli_context& ctx, std::string_view message);
+
+// What to print for the error reply `e`: a refusal that waiting will not heal as
+// "<host:port>: " and its one-line explanation (client/refusal.hpp), any other reply as sent.
+std::string explain_error(const cli_context& ctx, const client::server_error& e);
 
 // Every byte of `data` to stdout, unchanged; then a newline if stdout is a terminal and
 // `data` does not end with one (so a shell prompt is not glued to a result).

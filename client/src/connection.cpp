@@ -215,16 +215,23 @@ awaitable<void> read_loop(state_ptr self, Stream& stream) {
             if (call) call->complete(nullptr, std::move(r));
         });
         if (!ok) {
-            self->shut_down(std::make_exception_ptr(
-                error(make_error_code(errc::protocol_error),
-                      self->pipeline.error_message() + " (from " + self->where() + ")")));
+            // An error reply nobody asked for is the server's reason for closing: callers get
+            // it as a server_error (DENIED, ...), which says more than a protocol error.
+            const std::string& what = self->pipeline.error_message();
+            self->shut_down(
+                self->pipeline.unsolicited_error()
+                    ? std::make_exception_ptr(server_error(what))
+                    : std::make_exception_ptr(error(make_error_code(errc::protocol_error),
+                                                    what + " (from " + self->where() + ")")));
             co_return;
         }
     }
 }
 
-// AUTH (or PING, to confirm a TLS connection) before the loops start: the pipeline carries it
-// like any request, with no caller.
+// AUTH (or PING without a password) before the loops start, so that connect() fails on a
+// server that refuses the client on sight (protected mode's -DENIED, no free client slot, a
+// client certificate refused after a TLS 1.3 handshake) or refuses the credentials, rather
+// than the first call. The pipeline carries it like any request, with no caller.
 template <class Stream>
 awaitable<void> confirm(state_ptr self, Stream& stream) {
     self->pipeline.push(
@@ -254,7 +261,7 @@ awaitable<void> handshake(state_ptr self) {
                                        self->tls_settings.verify);
         co_await tls->async_handshake(ssl::stream_base::client, asio::use_awaitable);
         co_await confirm(self, *tls);
-    } else if (self->url.password) {
+    } else {
         co_await confirm(self, std::get<tcp::socket>(self->stream));
     }
 }

@@ -21,6 +21,8 @@ public:
                 return "TLS handshake or certificate verification failed";
             case errc::bad_url:
                 return "bad URL";
+            case errc::refused:
+                return "refused by the server";
         }
         return "unknown conveyor client error";
     }

@@ -9,7 +9,7 @@ namespace conveyor::client {
 namespace {
 
 [[noreturn]] void bad_url(std::string_view url, const std::string& why) {
-    throw_error(errc::bad_url, "bad URL '" + std::string(url) + "': " + why);
+    throw_error(errc::bad_url, "bad URL '" + redact_url(url) + "': " + why);
 }
 
 int hex_value(char c) {
@@ -98,6 +98,13 @@ server_url parse_url(std::string_view url) {
                              "' (use redis:// or rediss://, or plain host:port)");
         }
         rest = rest.substr(scheme_end + 3);
+        // Credentials first, up to the last '@': a password may hold any byte but '@' (even
+        // '/'), and no part of it must reach a message about the rest.
+        auto at = rest.rfind('@');
+        if (at != std::string_view::npos) {
+            parse_userinfo(url, rest.substr(0, at), out);
+            rest = rest.substr(at + 1);
+        }
         // Path: "/<db>" is accepted and ignored (the broker has one database).
         auto slash = rest.find('/');
         if (slash != std::string_view::npos) {
@@ -106,16 +113,44 @@ server_url parse_url(std::string_view url) {
                 bad_url(url, "the path must be a database number, got '/" + std::string(db) + "'");
             rest = rest.substr(0, slash);
         }
-        auto at = rest.rfind('@');
-        if (at != std::string_view::npos) {
-            parse_userinfo(url, rest.substr(0, at), out);
-            rest = rest.substr(at + 1);
-        }
     } else if (rest.find_first_of("/@") != std::string_view::npos) {
         bad_url(url, "credentials and paths need the redis:// form");
     }
     parse_host_port(url, rest, out);
     return out;
+}
+
+std::string redact_url(std::string_view url) {
+    auto scheme_end = url.find("://");
+    const std::size_t start = scheme_end == std::string_view::npos ? 0 : scheme_end + 3;
+    auto at = url.rfind('@');
+    if (at == std::string_view::npos || at < start) return std::string(url);
+    auto userinfo = url.substr(start, at - start);
+    auto colon = userinfo.find(':');
+    // "user:secret@" keeps the user; "secret@" (a password without its ':') is hidden whole.
+    const std::size_t hide_from = colon == std::string_view::npos ? start : start + colon + 1;
+    return std::string(url.substr(0, hide_from)) + "***" + std::string(url.substr(at));
+}
+
+namespace {
+std::optional<std::string> from_env(const char* name) {
+    const char* value = std::getenv(name);
+    if (value == nullptr || *value == '\0') return std::nullopt;
+    return std::string(value);
+}
+}  // namespace
+
+server_url with_credentials(server_url url, const credentials& given) {
+    const bool user_from_env = !given.user && !url.user;
+    if (given.password) url.password = given.password;
+    if (!url.password) url.password = from_env("CONVEYOR_PASSWORD");
+    if (given.user) url.user = given.user;
+    if (!url.user) url.user = from_env("CONVEYOR_USER");
+    if (url.user && !url.password)
+        throw error(make_error_code(boost::system::errc::invalid_argument),
+                    std::string("a user name (") + (user_from_env ? "$CONVEYOR_USER" : "--user") +
+                        ") needs a password: give it with --password or $CONVEYOR_PASSWORD");
+    return url;
 }
 
 server_url url_from_env() {

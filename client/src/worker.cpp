@@ -1,25 +1,15 @@
-// The worker runtime (worker.hpp). Everything runs on one executor, so the state below is
-// plain data: four loops (leaser, lease keeper, reporter, status) and one supervisor per
-// running task share it and wake each other through `changed`.
-#include <conveyor/client/worker.hpp>
+// The worker runtime (worker.hpp): its pure rules, leasing, running tasks, and run(). Its
+// state, and what the rest of its methods promise: worker_impl.hpp; keeping leases, reporting
+// outcomes, shutdown and status: worker_reporting.cpp.
+#include "worker_impl.hpp"
 
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/use_awaitable.hpp>
 
 #include <algorithm>
-#include <cstdio>
-#include <deque>
-#include <map>
-#include <unordered_map>
 
 namespace conveyor::client {
 
-namespace asio = boost::asio;
-using steady = std::chrono::steady_clock;
-using time_point = steady::time_point;
 using namespace std::chrono_literals;
 
 // ---- pure rules ---------------------------------------------------------------------------
@@ -50,678 +40,240 @@ std::size_t lease_capacity(std::size_t concurrency, std::size_t prefetch) {
     return std::max<std::size_t>(1, concurrency) * (1 + prefetch);
 }
 
-namespace {
-
-// A broadcast wake-up: wait() completes at the next notify(). The timer never expires and
-// cancel() leaves its expiry alone, so waiters do not wake each other; they re-check their
-// condition after every wake-up.
-class event {
-public:
-    explicit event(asio::any_io_executor ex) : timer_(std::move(ex), time_point::max()) {}
-    void notify() { timer_.cancel(); }
-    awaitable<void> wait() { co_await timer_.async_wait(asio::as_tuple(asio::use_awaitable)); }
-
-private:
-    asio::steady_timer timer_;
-};
-
-awaitable<void> sleep_for(milliseconds d) {
-    asio::steady_timer t(co_await asio::this_coro::executor, d);
-    co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
-}
-
-using log_fn = std::function<void(worker_log_level, const std::string&)>;
-
-// One connection role (leasing, or reporting) that reconnects when it breaks. Holders get a
-// shared_ptr, so a connection another coroutine declared broken stays valid (and closed).
-class broker_link {
-public:
-    broker_link(asio::any_io_executor ex, const worker_options& o, std::string role,
-                const log_fn& log, std::uint64_t& reconnects)
-        : ex_(ex), o_(o), role_(std::move(role)), log_(log), reconnects_(reconnects) {}
-
-    std::shared_ptr<connection> current() const { return conn_; }
-
-    // At start: retries until `deadline`, then throws client::error with the last cause.
-    awaitable<void> connect_first(time_point deadline) {
-        for (unsigned failures = 1;; ++failures) {
-            auto left = std::chrono::duration_cast<milliseconds>(deadline - steady::now());
-            std::string cause;
-            connect_options options;
-            options.connect_timeout = std::clamp(left, 1ms, o_.connect_timeout);
-            options.tls = &o_.tls;
-            try {
-                auto c = co_await connection::connect(ex_, o_.url, options);
-                conn_ = std::make_shared<connection>(std::move(c));
-                co_return;
-            } catch (const server_error&) {
-                throw;  // WRONGPASS and the like: retrying will not help
-            } catch (const error& e) {
-                // TLS files, handshake or verification: retrying will not help either.
-                if (e.code() == errc::tls_error ||
-                    e.code() == boost::system::errc::invalid_argument)
-                    throw;
-                cause = e.what();
-            }
-            left = std::chrono::duration_cast<milliseconds>(deadline - steady::now());
-            if (left <= 0ms)
-                throw error(asio::error::timed_out,
-                            "cannot reach the broker at " + to_display_string(o_.url) + " within " +
-                                std::to_string(o_.connect_timeout.count()) + " ms: " + cause);
-            co_await sleep_for(
-                std::min(left, reconnect_delay(failures, o_.reconnect_min, o_.reconnect_max)));
+awaitable<void> worker::impl::leaser() {
+    const auto capacity = lease_capacity(o.concurrency, o.prefetch);
+    while (!stopping) {
+        if (held.size() >= capacity) {
+            co_await changed.wait();
+            continue;
         }
-    }
-
-    // The open connection, reconnecting with capped backoff when there is none; nullptr once
-    // give_up() says so (checked at least every 100 ms while waiting). One caller connects;
-    // the others poll until it is done.
-    awaitable<std::shared_ptr<connection>> get(std::function<bool()> give_up) {
-        for (;;) {
-            if (conn_ && conn_->is_open()) co_return conn_;
-            if (give_up()) co_return nullptr;
-            if (!connecting_) break;
-            co_await sleep_for(100ms);
-        }
-        connecting_ = true;
-        std::shared_ptr<connection> result;
-        connect_options options;
-        options.connect_timeout = o_.connect_timeout;
-        options.tls = &o_.tls;
-        for (unsigned failures = 0;;) {
-            std::string cause;
-            try {
-                auto c = co_await connection::connect(ex_, o_.url, options);
-                result = std::make_shared<connection>(std::move(c));
-            } catch (const std::exception& e) {
-                cause = e.what();
-            }
-            if (result) break;
-            if (++failures == 1 || failures % 20 == 0)
-                log(worker_log_level::warn,
-                    "cannot reconnect " + role_ + " connection: " + cause + " (retrying)");
-            const auto until =
-                steady::now() + reconnect_delay(failures, o_.reconnect_min, o_.reconnect_max);
-            while (steady::now() < until && !give_up())
-                co_await sleep_for(
-                    10ms + std::min<milliseconds>(100ms, std::chrono::duration_cast<milliseconds>(
-                                                             until - steady::now())));
-            if (give_up()) break;
-        }
-        connecting_ = false;
-        if (result) {
-            conn_ = result;
-            ++reconnects_;
-            log(worker_log_level::info,
-                "reconnected " + role_ + " connection to " + to_display_string(o_.url));
-        }
-        co_return result;
-    }
-
-    // `c` failed with `why`: if it is still the current connection, drop it (the next get()
-    // reconnects).
-    void broken(const std::shared_ptr<connection>& c, const std::exception& why) {
-        if (!c || c != conn_) return;
-        log(worker_log_level::warn, role_ + " connection lost: " + why.what());
-        conn_->close();
-        conn_.reset();
-    }
-
-    void close() {
-        if (conn_) conn_->close();
-        conn_.reset();
-    }
-
-private:
-    void log(worker_log_level l, const std::string& s) const {
-        if (log_) log_(l, s);
-    }
-
-    asio::any_io_executor ex_;
-    const worker_options& o_;
-    std::string role_;
-    const log_fn& log_;
-    std::uint64_t& reconnects_;
-    std::shared_ptr<connection> conn_;
-    bool connecting_ = false;
-};
-
-struct route {
-    task_handler handler;
-    route_options options;
-    std::size_t running = 0;
-};
-
-// A leased task from LEASE until its outcome is queued.
-struct held_task {
-    explicit held_task(asio::any_io_executor ex) : wake(std::move(ex)) {}
-    leased_task task;
-    route* where = nullptr;  // null: no handler for its name
-    milliseconds hard{0};    // 0: no hard limit
-    milliseconds lease{0};   // what EXTEND asks for
-    time_point next_extend{};
-    bool extending = false;
-    bool running = false;
-    bool lease_gone = false;               // cancelled or lost: nothing to report
-    stop_reason stop = stop_reason::none;  // a stop from outside (cancel, shutdown)
-    time_point stop_hard_at = time_point::max();
-    std::shared_ptr<task_context> ctx;
-    asio::steady_timer wake;  // the supervisor's
-};
-using task_ptr = std::shared_ptr<held_task>;
-
-enum class outcome_kind { ack, fail, release };
-struct outcome {
-    outcome_kind kind = outcome_kind::ack;
-    std::string lease;
-    std::string id;
-    std::string text;  // result or error
-    bool noretry = false;
-};
-
-// What the handler coroutine left behind.
-struct handler_end {
-    bool done = false;
-    std::exception_ptr error;
-    handler_result result;
-};
-
-awaitable<handler_result> invoke(task_handler handler, std::shared_ptr<task_context> ctx) {
-    co_return co_await handler(*ctx);
-}
-
-outcome release_of(const held_task& t) {
-    return {outcome_kind::release, t.task.lease, t.task.id, {}, false};
-}
-
-std::string describe(const leased_task& t) {
-    return "task " + t.id + (t.name.empty() ? "" : " (" + t.name + ")");
-}
-
-}  // namespace
-
-struct worker::impl : std::enable_shared_from_this<impl> {
-    impl(asio::any_io_executor e, worker_options opts)
-        : ex(e),
-          o(std::move(opts)),
-          lease_link(e, o, "lease", o.log, counters.reconnects),
-          report_link(e, o, "report", o.log, counters.reconnects),
-          changed(e),
-          shutdown_timer(e),
-          status_timer(e) {}
-
-    asio::any_io_executor ex;
-    worker_options o;
-    worker_stats counters;
-    broker_link lease_link;
-    broker_link report_link;
-    std::map<std::string, route, std::less<>> routes;
-    std::optional<route> fallback;
-    std::unordered_map<std::string, task_ptr> held;  // by lease token
-    std::deque<task_ptr> waiting;
-    std::deque<outcome> outbox;
-    std::size_t in_flight = 0;
-    std::size_t running = 0;
-    bool started = false, stopping = false, cold = false;
-    bool leaser_done = false, gave_up = false;
-    std::size_t undelivered = 0;
-    time_point delivery_deadline = time_point::max();
-    event changed;
-    asio::steady_timer shutdown_timer;
-    asio::steady_timer status_timer;
-
-    void log(worker_log_level l, const std::string& s) const {
-        if (o.log) o.log(l, s);
-    }
-
-    // ---- leasing ------------------------------------------------------------------------
-
-    awaitable<void> leaser() {
-        const auto capacity = lease_capacity(o.concurrency, o.prefetch);
-        while (!stopping) {
-            if (held.size() >= capacity) {
-                co_await changed.wait();
-                continue;
-            }
-            // Named, not a temporary inside co_await: g++ 12 destroys such temporaries twice.
-            const std::function<bool()> give_up = [this] { return stopping; };
-            auto c = co_await lease_link.get(give_up);
-            if (!c) break;
-            lease_options lo{
-                .count = static_cast<int>(std::min<std::size_t>(capacity - held.size(), 10000)),
-                .block_ms = o.lease_block.count()};
-            std::vector<leased_task> got;
-            bool pause = false;
-            try {
-                got = co_await c->lease(o.queues, lo);
-            } catch (const server_error& e) {
-                log(worker_log_level::error, std::string("LEASE refused: ") + e.what());
-                pause = true;  // e.g. MISCONF: try again in a while
-            } catch (const std::exception& e) {
-                lease_link.broken(c, e);
-            }
-            if (pause) co_await sleep_for(1000ms);
-            for (auto& t : got) on_leased(std::move(t));
-        }
-        leaser_done = true;
-        changed.notify();
-    }
-
-    void on_leased(leased_task lt) {
-        auto t = std::make_shared<held_task>(ex);
-        t->task = std::move(lt);
-        if (auto it = routes.find(t->task.name); it != routes.end())
-            t->where = &it->second;
-        else if (fallback)
-            t->where = &*fallback;
-        t->hard = milliseconds(t->task.timeout_ms);
-        if (t->hard <= 0ms && t->where && t->where->options.default_timeout)
-            t->hard = *t->where->options.default_timeout;
-        const milliseconds granted(t->task.lease_ms);
-        t->lease = kept_lease(t->hard, granted, o);
-        t->next_extend =
-            steady::now() + extend_interval(granted > 0ms ? std::min(granted, t->lease) : t->lease);
-        held.emplace(t->task.lease, t);
-        if (stopping) return finish(t, release_of(*t));
-        if (!t->where)
-            return finish(t, outcome{outcome_kind::fail, t->task.lease, t->task.id,
-                                     "no handler for task name '" + t->task.name + "'"});
-        waiting.push_back(t);
-        schedule();
-    }
-
-    // Starts waiting tasks, in lease order, while slots (and their routes' limits) allow.
-    // The tasks are picked first and spawned after: a supervisor may run (and finish, and
-    // call schedule() again) inside co_spawn, which must not happen mid-iteration.
-    void schedule() {
-        std::vector<task_ptr> start;
-        for (auto it = waiting.begin(); it != waiting.end() && running < o.concurrency;) {
-            auto t = *it;
-            auto& r = *t->where;
-            if (r.options.concurrency != 0 && r.running >= r.options.concurrency) {
-                ++it;
-                continue;
-            }
-            it = waiting.erase(it);
-            ++running;
-            ++r.running;
-            t->running = true;
-            start.push_back(std::move(t));
-        }
-        for (auto& t : start) {
-            asio::co_spawn(ex, supervise(t), [self = shared_from_this(), t](std::exception_ptr e) {
-                if (!e) return;
-                try {
-                    std::rethrow_exception(e);
-                } catch (const std::exception& ex) {
-                    self->log(worker_log_level::error,
-                              describe(t->task) + ": runtime error: " + ex.what());
-                }
-            });
-        }
-    }
-
-    // Queues the outcome (if any) and forgets the task.
-    void finish(const task_ptr& t, std::optional<outcome> oc) {
-        held.erase(t->task.lease);
-        if (oc) outbox.push_back(std::move(*oc));
-        if (stopping && held.empty() && delivery_deadline == time_point::max())
-            delivery_deadline = steady::now() + o.delivery_timeout;
-        changed.notify();
-        if (!stopping) schedule();
-    }
-
-    // ---- running one task ---------------------------------------------------------------
-
-    awaitable<void> supervise(task_ptr t) {
-        auto ctx = std::make_shared<task_context>();
-        ctx->id = t->task.id;
-        ctx->lease = t->task.lease;
-        ctx->name = t->task.name;
-        ctx->queue = t->task.queue;
-        ctx->payload = t->task.payload;
-        ctx->attempt = t->task.attempt;
-        ctx->soft = std::make_shared<stop_signal>(ex);
-        ctx->hard = std::make_shared<stop_signal>(ex);
-        const auto started_at = steady::now();
-        if (t->hard > 0ms) {
-            ctx->timeout = t->hard;
-            ctx->hard_deadline = started_at + t->hard;
-            ctx->soft_deadline = started_at + soft_limit(t->hard, o.soft_grace);
-        }
-        t->ctx = ctx;
-        if (t->stop != stop_reason::none) ctx->soft->request(t->stop);
-        log(worker_log_level::debug,
-            describe(t->task) + ": started (attempt " + std::to_string(t->task.attempt) + ")");
-
-        auto end = std::make_shared<handler_end>();
-        asio::co_spawn(ex, invoke(t->where->handler, ctx),
-                       [end, t, self = shared_from_this()](std::exception_ptr e, handler_result r) {
-                           self->log(worker_log_level::debug,
-                                     describe(t->task) + ": handler returned");
-                           end->done = true;
-                           end->error = e;
-                           end->result = std::move(r);
-                           t->wake.cancel();
-                       });
-        bool abandoned = false;
-        while (!end->done) {
-            const auto now = steady::now();
-            if (now >= ctx->soft_deadline) ctx->soft->request(stop_reason::time_limit);
-            if (now >= ctx->hard_deadline) ctx->hard->request(stop_reason::time_limit);
-            if (now >= t->stop_hard_at) ctx->hard->request(t->stop);
-            const auto hard_at = std::min(ctx->hard_deadline, t->stop_hard_at);
-            const auto abandon_at =
-                hard_at == time_point::max() ? hard_at : hard_at + o.abandon_after;
-            if (now >= abandon_at) {
-                abandoned = true;
-                break;
-            }
-            auto next = abandon_at;
-            for (auto at : {ctx->soft_deadline, ctx->hard_deadline, t->stop_hard_at})
-                if (at > now) next = std::min(next, at);
-            t->wake.expires_at(next);
-            co_await t->wake.async_wait(asio::as_tuple(asio::use_awaitable));
-        }
-        --running;
-        --t->where->running;
-        t->running = false;
-        if (abandoned) {
-            ++counters.abandoned;
-            log(worker_log_level::warn, describe(t->task) + ": handler still running " +
-                                            std::to_string(o.abandon_after.count()) +
-                                            " ms after its hard stop; abandoned");
-        }
-        finish(t, decide(*t, *end));
-    }
-
-    std::optional<outcome> decide(const held_task& t, const handler_end& end) {
-        const auto& ctx = *t.ctx;
-        outcome oc{outcome_kind::fail, t.task.lease, t.task.id, {}, false};
-        if (t.lease_gone) return std::nullopt;  // the broker already knows
-        if (end.done && !end.error && end.result.ok) {
-            oc.kind = outcome_kind::ack;
-            oc.text = end.result.data;
-        } else if (ctx.soft->reason() == stop_reason::time_limit ||
-                   ctx.hard->reason() == stop_reason::time_limit) {
-            oc.text = "time limit exceeded";
-        } else if (t.stop == stop_reason::shutdown) {
-            oc.kind = outcome_kind::release;
-        } else if (end.error) {
-            try {
-                std::rethrow_exception(end.error);
-            } catch (const std::exception& e) {
-                oc.text = e.what();
-            } catch (...) {
-                oc.text = "handler threw a non-standard exception";
-            }
-        } else {
-            oc.text = end.result.data;
-            oc.noretry = !end.result.retry;
-        }
-        if (oc.kind == outcome_kind::fail)
-            log(worker_log_level::info, describe(t.task) + ": failed: " + oc.text);
-        else
-            log(worker_log_level::debug,
-                describe(t.task) +
-                    (oc.kind == outcome_kind::ack ? ": succeeded" : ": stopped; to be released"));
-        return oc;
-    }
-
-    // Soft stop now, hard after stop_grace (cancellation, lost lease, shutdown).
-    void stop_task(const task_ptr& t, stop_reason why) {
-        if (t->stop == stop_reason::none) t->stop = why;
-        if (!t->running || !t->ctx) return;
-        t->ctx->soft->request(why);
-        t->stop_hard_at = std::min(t->stop_hard_at, steady::now() + o.stop_grace);
-        t->wake.cancel();
-    }
-
-    // ---- keeping leases -----------------------------------------------------------------
-
-    awaitable<void> keeper() {
-        asio::steady_timer tick(ex);
-        while (!(stopping && leaser_done && held.empty())) {
-            const auto now = steady::now();
-            for (auto& [lease, t] : held) {
-                if (t->extending || t->next_extend > now) continue;
-                t->extending = true;
-                asio::co_spawn(ex, extend(t), [self = shared_from_this()](std::exception_ptr e) {
-                    if (e) self->log(worker_log_level::error, "EXTEND failed unexpectedly");
-                });
-            }
-            tick.expires_after(100ms);
-            co_await tick.async_wait(asio::as_tuple(asio::use_awaitable));
-        }
-    }
-
-    bool is_held(const task_ptr& t) const {
-        auto it = held.find(t->task.lease);
-        return it != held.end() && it->second == t;
-    }
-
-    awaitable<void> extend(task_ptr t) {
-        // Named, not a temporary inside co_await: g++ 12 destroys such temporaries twice (and
-        // this one owns a reference to the task).
-        const std::function<bool()> give_up = [this, t] { return !is_held(t) || this->gave_up; };
-        auto c = co_await report_link.get(give_up);
-        std::optional<lease_outcome> r;
-        if (c) {
-            try {
-                r = co_await c->extend(t->task.lease, t->lease.count());
-            } catch (const server_error& e) {
-                log(worker_log_level::warn, describe(t->task) + ": EXTEND refused: " + e.what());
-            } catch (const std::exception& e) {
-                report_link.broken(c, e);
-            }
-        }
-        t->extending = false;
-        if (!r || !is_held(t)) co_return;  // retried at the next tick; or already finished
-        if (*r == lease_outcome::ok) {
-            t->next_extend = steady::now() + extend_interval(t->lease);
-            co_return;
-        }
-        const bool cancelled = *r == lease_outcome::cancelled;
-        ++(cancelled ? counters.cancelled : counters.lease_lost);
-        log(cancelled ? worker_log_level::info : worker_log_level::warn,
-            describe(t->task) + (cancelled
-                                     ? ": cancelled; stopping it"
-                                     : ": lease lost (EXTEND answered LEASELOST); stopping it"));
-        t->lease_gone = true;
-        if (t->running) {
-            stop_task(t, stop_reason::cancelled);
-            co_return;
-        }
-        std::erase(waiting, t);
-        finish(t, std::nullopt);
-    }
-
-    // ---- reporting outcomes -------------------------------------------------------------
-
-    bool delivery_expired() const {
-        return stopping && held.empty() && steady::now() >= delivery_deadline;
-    }
-
-    awaitable<void> reporter() {
-        for (;;) {
-            if (outbox.empty()) {
-                if (stopping && leaser_done && held.empty() && in_flight == 0) break;
-                co_await changed.wait();
-                continue;
-            }
-            const std::function<bool()> give_up = [this] { return delivery_expired(); };
-            auto c = co_await report_link.get(give_up);
-            if (!c) {
-                gave_up = true;
-                undelivered += outbox.size();
-                log(worker_log_level::error,
-                    std::to_string(outbox.size()) +
-                        " outcome(s) could not be delivered: the broker is unreachable; their "
-                        "leases will expire and the tasks be redelivered");
-                outbox.clear();
-                continue;
-            }
-            while (!outbox.empty()) {
-                ++in_flight;
-                asio::co_spawn(ex, deliver(c, std::move(outbox.front())),
-                               [self = shared_from_this()](std::exception_ptr e) {
-                                   --self->in_flight;
-                                   if (e) self->log(worker_log_level::error, "delivery failed");
-                                   self->changed.notify();
-                               });
-                outbox.pop_front();
-            }
-        }
-    }
-
-    awaitable<void> deliver(std::shared_ptr<connection> c, outcome oc) {
-        const std::string what = "task " + oc.id;
+        // Named, not a temporary inside co_await: g++ 12 destroys such temporaries twice.
+        const std::function<bool()> give_up = [this] { return stopping; };
+        auto c = co_await lease_link.get(give_up);
+        if (!c) break;
+        lease_options lo{
+            .count = static_cast<int>(std::min<std::size_t>(capacity - held.size(), 10000)),
+            .block_ms = o.lease_block.count()};
+        std::vector<leased_task> got;
+        bool pause = false;
         try {
-            if (oc.kind == outcome_kind::ack) {
-                auto r = co_await c->ack(oc.lease, std::string_view(oc.text));
-                if (r == lease_outcome::ok)
-                    ++counters.done;
-                else
-                    lost(what, "ACK");
-            } else if (oc.kind == outcome_kind::fail) {
-                auto r = co_await c->fail(oc.lease, oc.text, fail_options{.noretry = oc.noretry});
-                if (r == fail_outcome::lease_lost)
-                    lost(what, "FAIL");
-                else
-                    ++counters.failed;
-            } else {
-                auto r = co_await c->release(oc.lease);
-                if (r == lease_outcome::ok)
-                    ++counters.released;
-                else
-                    lost(what, "RELEASE");
-            }
+            got = co_await c->lease(o.queues, lo);
+            lease_link.answered();
         } catch (const server_error& e) {
-            log(worker_log_level::error, what + ": broker refused the outcome: " + e.what());
-            if (oc.kind == outcome_kind::ack && e.code_word() == "ERR") {
-                // e.g. a result above --max-payload: the task fails instead of staying leased
-                outbox.push_back(outcome{outcome_kind::fail, oc.lease, oc.id,
-                                         std::string("result not stored: ") + e.what()});
-            }
+            lease_link.refused(c, e, "LEASE");
+            pause = true;  // after a refusal or, say, MISCONF: the backoff, then again
         } catch (const std::exception& e) {
-            report_link.broken(c, e);
-            if (gave_up)
-                ++undelivered;
-            else
-                outbox.push_front(std::move(oc));
+            lease_link.broken(c, e);
         }
+        // A dropped connection waits its backoff in get() instead.
+        if (pause && c->is_open()) co_await lease_link.pause(give_up);
+        for (auto& t : got) on_leased(std::move(t));
     }
+    leaser_done = true;
+    changed.notify();
+}
 
-    void lost(const std::string& what, const char* command) {
-        ++counters.lease_lost;
-        log(worker_log_level::warn,
-            what + ": " + command + " answered LEASELOST (the lease ended meanwhile); ignored");
-    }
+void worker::impl::on_leased(leased_task lt) {
+    auto t = std::make_shared<held_task>(ex);
+    t->task = std::move(lt);
+    if (auto it = routes.find(t->task.name); it != routes.end())
+        t->where = &it->second;
+    else if (fallback)
+        t->where = &*fallback;
+    t->hard = milliseconds(t->task.timeout_ms);
+    if (t->hard <= 0ms && t->where && t->where->options.default_timeout)
+        t->hard = *t->where->options.default_timeout;
+    const milliseconds granted(t->task.lease_ms);
+    t->lease = kept_lease(t->hard, granted, o);
+    t->next_extend =
+        steady::now() + extend_interval(granted > 0ms ? std::min(granted, t->lease) : t->lease);
+    held.emplace(t->task.lease, t);
+    if (stopping) return finish(t, release_of(*t));
+    if (!t->where)
+        return finish(t, outcome{outcome_kind::fail, t->task.lease, t->task.id,
+                                 "no handler for task name '" + t->task.name + "'"});
+    waiting.push_back(t);
+    schedule();
+}
 
-    // ---- shutdown and status ------------------------------------------------------------
-
-    void shutdown(bool cold_now) {
-        if (!stopping) {
-            stopping = true;
-            log(worker_log_level::info, "shutting down: releasing " +
-                                            std::to_string(waiting.size()) + " waiting task(s); " +
-                                            std::to_string(running) + " running");
-            auto left = std::move(waiting);
-            waiting.clear();
-            for (auto& t : left) finish(t, release_of(*t));
-            shutdown_timer.expires_after(o.shutdown_timeout);
-            shutdown_timer.async_wait([self = shared_from_this()](boost::system::error_code ec) {
-                if (ec || self->cold) return;
-                self->log(worker_log_level::warn, "shutdown timeout: stopping running tasks");
-                self->stop_running();
-            });
-            if (held.empty() && delivery_deadline == time_point::max())
-                delivery_deadline = steady::now() + o.delivery_timeout;
-            changed.notify();
-            if (!cold_now) return;
+void worker::impl::schedule() {
+    std::vector<task_ptr> start;
+    for (auto it = waiting.begin(); it != waiting.end() && running < o.concurrency;) {
+        auto t = *it;
+        auto& r = *t->where;
+        if (r.options.concurrency != 0 && r.running >= r.options.concurrency) {
+            ++it;
+            continue;
         }
-        if (cold) return;
-        cold = true;
-        shutdown_timer.cancel();
-        log(worker_log_level::info, "cold shutdown: stopping " + std::to_string(running) +
-                                        " running task(s) and releasing them");
-        stop_running();
+        it = waiting.erase(it);
+        ++running;
+        ++r.running;
+        t->running = true;
+        start.push_back(std::move(t));
     }
-
-    void stop_running() {
-        for (auto& [lease, t] : held)
-            if (t->running) stop_task(t, stop_reason::shutdown);
-    }
-
-    awaitable<void> status_loop() {
-        std::uint64_t last = 0;
-        while (o.status_interval > 0ms) {
-            status_timer.expires_after(o.status_interval);
-            auto [ec] = co_await status_timer.async_wait(asio::as_tuple(asio::use_awaitable));
-            if (ec) co_return;
-            auto s = snapshot();
-            const double rate = static_cast<double>(s.done + s.failed - last) * 1000.0 /
-                                static_cast<double>(o.status_interval.count());
-            last = s.done + s.failed;
-            char buf[64];
-            std::snprintf(buf, sizeof buf, "%.1f", rate);
-            log(worker_log_level::info,
-                "status: done=" + std::to_string(s.done) + " failed=" + std::to_string(s.failed) +
-                    " running=" + std::to_string(s.running) +
-                    " waiting=" + std::to_string(s.waiting) + " rate=" + buf + "/s");
-        }
-    }
-
-    worker_stats snapshot() const {
-        auto s = counters;
-        s.running = running;
-        s.waiting = waiting.size();
-        s.unreported = outbox.size() + in_flight;
-        return s;
-    }
-
-    // ---- run ----------------------------------------------------------------------------
-
-    awaitable<void> run() {
-        if (started) throw std::logic_error("worker::run() called twice");
-        started = true;
-        if (o.queues.empty()) throw std::invalid_argument("worker: no queue to lease from");
-        const auto deadline = steady::now() + o.connect_timeout;
-        co_await lease_link.connect_first(deadline);
-        co_await report_link.connect_first(deadline);
-        std::string queues;
-        for (auto& q : o.queues) queues += (queues.empty() ? "" : ", ") + q;
-        log(worker_log_level::info,
-            "connected to " + to_display_string(o.url) + (uses_tls(o.url, o.tls) ? " (TLS)" : "") +
-                "; leasing from " + queues + " (concurrency " + std::to_string(o.concurrency) +
-                ", prefetch " + std::to_string(o.prefetch) + ")");
-
-        int loops = 3;
-        std::exception_ptr failure;
-        auto on_end = [self = shared_from_this(), &loops, &failure](std::exception_ptr e) {
-            if (e && !failure) {
-                failure = e;
-                self->shutdown(true);
+    for (auto& t : start) {
+        asio::co_spawn(ex, supervise(t), [self = shared_from_this(), t](std::exception_ptr e) {
+            if (!e) return;
+            try {
+                std::rethrow_exception(e);
+            } catch (const std::exception& ex) {
+                self->log(worker_log_level::error,
+                          describe(t->task) + ": runtime error: " + ex.what());
             }
-            --loops;
-            self->changed.notify();
-        };
-        asio::co_spawn(ex, leaser(), on_end);
-        asio::co_spawn(ex, keeper(), on_end);
-        asio::co_spawn(ex, reporter(), on_end);
-        asio::co_spawn(ex, status_loop(), [](std::exception_ptr) {});
-        while (loops > 0) co_await changed.wait();
-        status_timer.cancel();
-        shutdown_timer.cancel();
-        lease_link.close();
-        report_link.close();
-        if (failure) std::rethrow_exception(failure);
-        auto s = snapshot();
-        log(worker_log_level::info, "stopped: done=" + std::to_string(s.done) +
-                                        " failed=" + std::to_string(s.failed) +
-                                        " released=" + std::to_string(s.released));
+        });
     }
-};
+}
+
+void worker::impl::finish(const task_ptr& t, std::optional<outcome> oc) {
+    held.erase(t->task.lease);
+    if (oc) outbox.push_back(std::move(*oc));
+    if (stopping && held.empty() && delivery_deadline == time_point::max())
+        delivery_deadline = steady::now() + o.delivery_timeout;
+    changed.notify();
+    if (!stopping) schedule();
+}
+
+awaitable<void> worker::impl::supervise(task_ptr t) {
+    auto ctx = std::make_shared<task_context>();
+    ctx->id = t->task.id;
+    ctx->lease = t->task.lease;
+    ctx->name = t->task.name;
+    ctx->queue = t->task.queue;
+    ctx->payload = t->task.payload;
+    ctx->attempt = t->task.attempt;
+    ctx->soft = std::make_shared<stop_signal>(ex);
+    ctx->hard = std::make_shared<stop_signal>(ex);
+    const auto started_at = steady::now();
+    if (t->hard > 0ms) {
+        ctx->timeout = t->hard;
+        ctx->hard_deadline = started_at + t->hard;
+        ctx->soft_deadline = started_at + soft_limit(t->hard, o.soft_grace);
+    }
+    t->ctx = ctx;
+    if (t->stop != stop_reason::none) ctx->soft->request(t->stop);
+    log(worker_log_level::debug,
+        describe(t->task) + ": started (attempt " + std::to_string(t->task.attempt) + ")");
+
+    auto end = std::make_shared<handler_end>();
+    asio::co_spawn(ex, invoke(t->where->handler, ctx),
+                   [end, t, self = shared_from_this()](std::exception_ptr e, handler_result r) {
+                       self->log(worker_log_level::debug, describe(t->task) + ": handler returned");
+                       end->done = true;
+                       end->error = e;
+                       end->result = std::move(r);
+                       t->wake.cancel();
+                   });
+    bool abandoned = false;
+    while (!end->done) {
+        const auto now = steady::now();
+        if (now >= ctx->soft_deadline) ctx->soft->request(stop_reason::time_limit);
+        if (now >= ctx->hard_deadline) ctx->hard->request(stop_reason::time_limit);
+        if (now >= t->stop_hard_at) ctx->hard->request(t->stop);
+        const auto hard_at = std::min(ctx->hard_deadline, t->stop_hard_at);
+        const auto abandon_at = hard_at == time_point::max() ? hard_at : hard_at + o.abandon_after;
+        if (now >= abandon_at) {
+            abandoned = true;
+            break;
+        }
+        auto next = abandon_at;
+        for (auto at : {ctx->soft_deadline, ctx->hard_deadline, t->stop_hard_at})
+            if (at > now) next = std::min(next, at);
+        t->wake.expires_at(next);
+        co_await t->wake.async_wait(asio::as_tuple(asio::use_awaitable));
+    }
+    --running;
+    --t->where->running;
+    t->running = false;
+    if (abandoned) {
+        ++counters.abandoned;
+        log(worker_log_level::warn, describe(t->task) + ": handler still running " +
+                                        std::to_string(o.abandon_after.count()) +
+                                        " ms after its hard stop; abandoned");
+    }
+    finish(t, decide(*t, *end));
+}
+
+std::optional<outcome> worker::impl::decide(const held_task& t, const handler_end& end) {
+    const auto& ctx = *t.ctx;
+    outcome oc{outcome_kind::fail, t.task.lease, t.task.id, {}, false};
+    if (t.lease_gone) return std::nullopt;  // the broker already knows
+    if (end.done && !end.error && end.result.ok) {
+        oc.kind = outcome_kind::ack;
+        oc.text = end.result.data;
+    } else if (ctx.soft->reason() == stop_reason::time_limit ||
+               ctx.hard->reason() == stop_reason::time_limit) {
+        oc.text = "time limit exceeded";
+    } else if (t.stop == stop_reason::shutdown) {
+        oc.kind = outcome_kind::release;
+    } else if (end.error) {
+        try {
+            std::rethrow_exception(end.error);
+        } catch (const std::exception& e) {
+            oc.text = e.what();
+        } catch (...) {
+            oc.text = "handler threw a non-standard exception";
+        }
+    } else {
+        oc.text = end.result.data;
+        oc.noretry = !end.result.retry;
+    }
+    if (oc.kind == outcome_kind::fail)
+        log(worker_log_level::info, describe(t.task) + ": failed: " + oc.text);
+    else
+        log(worker_log_level::debug,
+            describe(t.task) +
+                (oc.kind == outcome_kind::ack ? ": succeeded" : ": stopped; to be released"));
+    return oc;
+}
+
+void worker::impl::stop_task(const task_ptr& t, stop_reason why) {
+    if (t->stop == stop_reason::none) t->stop = why;
+    if (!t->running || !t->ctx) return;
+    t->ctx->soft->request(why);
+    t->stop_hard_at = std::min(t->stop_hard_at, steady::now() + o.stop_grace);
+    t->wake.cancel();
+}
+
+awaitable<void> worker::impl::run() {
+    if (started) throw std::logic_error("worker::run() called twice");
+    started = true;
+    if (o.queues.empty()) throw std::invalid_argument("worker: no queue to lease from");
+    const auto deadline = steady::now() + o.connect_timeout;
+    co_await lease_link.connect_first(deadline);
+    co_await report_link.connect_first(deadline);
+    std::string queues;
+    for (auto& q : o.queues) queues += (queues.empty() ? "" : ", ") + q;
+    log(worker_log_level::info, "connected to " + to_display_string(o.url) +
+                                    (uses_tls(o.url, o.tls) ? " (TLS)" : "") + "; leasing from " +
+                                    queues + " (concurrency " + std::to_string(o.concurrency) +
+                                    ", prefetch " + std::to_string(o.prefetch) + ")");
+
+    int loops = 3;
+    std::exception_ptr failure;
+    auto on_end = [self = shared_from_this(), &loops, &failure](std::exception_ptr e) {
+        if (e && !failure) {
+            failure = e;
+            self->shutdown(true);
+        }
+        --loops;
+        self->changed.notify();
+    };
+    asio::co_spawn(ex, leaser(), on_end);
+    asio::co_spawn(ex, keeper(), on_end);
+    asio::co_spawn(ex, reporter(), on_end);
+    asio::co_spawn(ex, status_loop(), [](std::exception_ptr) {});
+    while (loops > 0) co_await changed.wait();
+    status_timer.cancel();
+    shutdown_timer.cancel();
+    lease_link.close();
+    report_link.close();
+    if (failure) std::rethrow_exception(failure);
+    if (refused) std::rethrow_exception(refused);
+    auto s = snapshot();
+    log(worker_log_level::info, "stopped: done=" + std::to_string(s.done) +
+                                    " failed=" + std::to_string(s.failed) +
+                                    " released=" + std::to_string(s.released));
+}
 
 worker::worker(boost::asio::any_io_executor ex, worker_options options)
     : impl_(std::make_shared<impl>(std::move(ex), std::move(options))) {}

@@ -7,6 +7,7 @@
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/write.hpp>
 
 #include <set>
 
@@ -253,6 +254,36 @@ TEST_F(client_test, connect_errors) {
         EXPECT_EQ(co_await error_of(cc::connection::connect(url, {.connect_timeout = 200ms})),
                   asio::error::timed_out);
         EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
+    });
+}
+
+namespace {
+// A peer that writes `line` to the first client it accepts, before any request, and closes,
+// as a server in protected mode does (-DENIED) or one with no free client slot.
+asio::awaitable<void> refuse_on_sight(asio::ip::tcp::acceptor& acceptor, std::string line) {
+    auto socket = co_await acceptor.async_accept(asio::use_awaitable);
+    co_await asio::async_write(socket, asio::buffer(line), asio::use_awaitable);
+    socket.close();
+}
+}  // namespace
+
+TEST_F(client_test, a_server_refusing_on_sight_fails_connect_with_its_reply) {
+    run([&]() -> asio::awaitable<void> {
+        auto ex = co_await asio::this_coro::executor;
+        for (std::string reply : {"DENIED protected mode", "ERR max number of clients reached"}) {
+            asio::ip::tcp::acceptor peer(ex, {asio::ip::make_address("127.0.0.1"), 0});
+            asio::co_spawn(ex, refuse_on_sight(peer, "-" + reply + "\r\n"),
+                           [](std::exception_ptr e) { EXPECT_FALSE(e); });
+            cc::server_url url;
+            url.port = peer.local_endpoint().port();
+            std::string what;
+            try {
+                co_await cc::connection::connect(url);
+            } catch (const cc::server_error& e) {
+                what = e.what();
+            }
+            EXPECT_EQ(what, reply);
+        }
     });
 }
 

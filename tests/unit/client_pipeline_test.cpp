@@ -105,6 +105,20 @@ TEST(client_pipeline, unsent_requests_get_no_reply) {
     EXPECT_FALSE(p.feed(":1\r\n", got.sink()));  // sticky
 }
 
+TEST(client_pipeline, an_error_reply_nobody_asked_for_is_kept_as_the_reason) {
+    // What a server in protected mode sends on accept, before any request: -DENIED, then close.
+    pipeline p;
+    collected got;
+    EXPECT_FALSE(p.feed("-DENIED protected mode\r\n", got.sink()));
+    EXPECT_TRUE(p.unsolicited_error());
+    EXPECT_EQ(p.error_message(), "DENIED protected mode");
+    EXPECT_TRUE(got.replies.empty());
+    // Any other reply nobody asked for stays a protocol error.
+    pipeline q;
+    EXPECT_FALSE(q.feed("+OK\r\n", got.sink()));
+    EXPECT_FALSE(q.unsolicited_error());
+}
+
 TEST(client_pipeline, a_protocol_error_stops_the_stream) {
     pipeline p;
     p.push(cc::request::ping(), 1);

@@ -120,6 +120,76 @@ TEST(client_url, bad_urls_are_rejected_with_a_reason) {
     EXPECT_NE(bad_url_message("host:99999").find("'host:99999'"), std::string::npos);
 }
 
+TEST(client_url, a_bad_url_error_never_shows_the_password) {
+    for (auto url : {"redis://u:hunter2@host:99999", "redis://:hunter2@h/db1",
+                     "redis://u:hun/ter2@host:0", "redis://hunter2@host", "u:hunter2@host",
+                     "bogus://u:hunter2@host", "redis://:hunter2@[::1"}) {
+        auto message = bad_url_message(url);
+        EXPECT_FALSE(message.empty()) << url;
+        EXPECT_EQ(message.find("hunter2"), std::string::npos) << message;
+        EXPECT_EQ(message.find("ter2"), std::string::npos) << message;
+    }
+    EXPECT_NE(bad_url_message("redis://u:hunter2@host:99999").find("'redis://u:***@host:99999'"),
+              std::string::npos);
+    EXPECT_EQ(cc::redact_url("redis://host:1"), "redis://host:1");
+    EXPECT_EQ(cc::redact_url("redis://hunter2@h"), "redis://***@h");
+}
+
+TEST(client_url, a_slash_in_the_password_is_part_of_the_password) {
+    auto u = cc::parse_url("redis://u:pa/ss@host:7/0");
+    EXPECT_EQ(u.password, "pa/ss");
+    EXPECT_EQ(u.host, "host");
+    EXPECT_EQ(u.port, 7);
+}
+
+TEST(client_url, credentials_come_from_flags_then_the_url_then_the_environment) {
+    ::unsetenv("CONVEYOR_USER");
+    ::unsetenv("CONVEYOR_PASSWORD");
+    auto url = cc::parse_url("redis://alice:urlpw@h");
+    auto u = cc::with_credentials(url, {});
+    EXPECT_EQ(u.user, "alice");
+    EXPECT_EQ(u.password, "urlpw");
+    u = cc::with_credentials(url, {.user = "bob", .password = "flagpw"});
+    EXPECT_EQ(u.user, "bob");
+    EXPECT_EQ(u.password, "flagpw");
+    ::setenv("CONVEYOR_USER", "envuser", 1);
+    ::setenv("CONVEYOR_PASSWORD", "envpw", 1);
+    u = cc::with_credentials(url, {});  // the URL's win over the variables
+    EXPECT_EQ(u.user, "alice");
+    EXPECT_EQ(u.password, "urlpw");
+    u = cc::with_credentials(cc::parse_url("h"), {});
+    EXPECT_EQ(u.user, "envuser");
+    EXPECT_EQ(u.password, "envpw");
+    u = cc::with_credentials(cc::parse_url("redis://:urlpw@h"), {});  // each on its own
+    EXPECT_EQ(u.user, "envuser");
+    EXPECT_EQ(u.password, "urlpw");
+    ::setenv("CONVEYOR_USER", "", 1);  // empty counts as unset
+    ::unsetenv("CONVEYOR_PASSWORD");
+    u = cc::with_credentials(cc::parse_url("h"), {});
+    EXPECT_FALSE(u.user);
+    EXPECT_FALSE(u.password);
+    ::unsetenv("CONVEYOR_USER");
+}
+
+TEST(client_url, a_user_without_a_password_is_refused_naming_where_it_came_from) {
+    ::unsetenv("CONVEYOR_USER");
+    ::unsetenv("CONVEYOR_PASSWORD");
+    auto message = [](const cc::credentials& given) -> std::string {
+        try {
+            cc::with_credentials(cc::parse_url("h"), given);
+        } catch (const cc::error& e) {
+            EXPECT_EQ(e.code(), boost::system::errc::invalid_argument);
+            return e.what();
+        }
+        return "";
+    };
+    EXPECT_NE(message({.user = "bob"}).find("(--user) needs a password"), std::string::npos);
+    ::setenv("CONVEYOR_USER", "bob", 1);
+    EXPECT_NE(message({}).find("($CONVEYOR_USER) needs a password"), std::string::npos);
+    EXPECT_EQ(message({.password = "pw"}), "");
+    ::unsetenv("CONVEYOR_USER");
+}
+
 TEST(client_url, environment_variable_is_used_when_no_url_is_given) {
     ::unsetenv("CONVEYOR_URL");
     EXPECT_EQ(cc::url_from_env(), cc::server_url{});

@@ -36,6 +36,7 @@ constexpr const char* usage_line =
 
 struct worker_flags {
     std::optional<std::string> connect;
+    cc::credentials credentials;
     cc::tls_flags tls;
     std::vector<std::string> queues;
     std::size_t concurrency = std::max(1u, std::thread::hardware_concurrency());
@@ -56,6 +57,11 @@ po::options_description make_options(worker_flags& f) {
         ("connect", po::value<std::string>()->value_name("URL"),
          "broker: host:port, redis://[user:password@]host[:port], or rediss://... for TLS "
          "(default $CONVEYOR_URL, else 127.0.0.1:6380)")
+        ("user", po::value<std::string>()->value_name("NAME"),
+         "user to AUTH as (default: the URL's, else $CONVEYOR_USER)")
+        ("password", po::value<std::string>()->value_name("PASSWORD"),
+         "password to AUTH with (default: the URL's, else $CONVEYOR_PASSWORD, which keeps it "
+         "out of the process list)")
         ("tls", po::bool_switch(&f.tls.tls), "TLS even with a host:port or redis:// address")
         ("tls-ca", po::value<std::string>()->value_name("FILE"),
          "CA certificates (PEM) to verify the broker with "
@@ -107,6 +113,10 @@ std::optional<std::string> parse_flags(const std::vector<std::string>& args, wor
     try {
         po::store(po::command_line_parser(args).options(options).run(), vm);
         po::notify(vm);
+    } catch (const po::unknown_option& e) {
+        // Only the option's name: `--pasword=<secret>` must not print the secret.
+        const std::string name = e.get_option_name();
+        return "unrecognised option '" + name.substr(0, name.find('=')) + "'";
     } catch (const po::error& e) {
         return std::string(e.what());
     }
@@ -117,6 +127,8 @@ std::optional<std::string> parse_flags(const std::vector<std::string>& args, wor
         return out.str();
     }
     f.connect = opt<std::string>(vm, "connect");
+    f.credentials = {.user = opt<std::string>(vm, "user"),
+                     .password = opt<std::string>(vm, "password")};
     f.tls.ca = opt<std::string>(vm, "tls-ca");
     f.tls.cert = opt<std::string>(vm, "tls-cert");
     f.tls.key = opt<std::string>(vm, "tls-key");
@@ -234,7 +246,7 @@ int worker_main(const std::vector<std::string>& args) {
     }
     cc::worker_options o;
     try {
-        o.url = cc::url_or_env(f.connect);
+        o.url = cc::with_credentials(cc::url_or_env(f.connect), f.credentials);
         o.tls = cc::tls_from_flags(o.url, f.tls);
     } catch (const std::exception& e) {
         std::cerr << "conveyor worker: " << e.what() << "\n";

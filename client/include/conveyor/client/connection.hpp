@@ -61,7 +61,7 @@ struct connect_request;   // connection.cpp
 }  // namespace detail
 
 struct connect_options {
-    // Bounds resolve + TCP connect + TLS handshake + AUTH together; errc is
+    // Bounds resolve + TCP connect + TLS handshake + AUTH (or PING) together; errc is
     // asio::error::timed_out.
     std::chrono::milliseconds connect_timeout{5000};
     // TLS settings (tls.hpp), read during the call to connect() only; null: the defaults (TLS
@@ -86,10 +86,11 @@ public:
     using executor_type = boost::asio::any_io_executor;
 
     // Resolves, connects, over TLS does the handshake, and, when the URL has a password, sends
-    // AUTH [<user>] <password> (a refused AUTH throws its server_error, e.g. WRONGPASS). A TLS
-    // connection without a password sends PING instead: TLS 1.3 tells a client that the server
-    // refused its certificate only after the handshake, and that must fail connect(), not the
-    // first call. A TLS failure (a file that cannot be used, a failed handshake or
+    // AUTH [<user>] <password> (a refused AUTH throws its server_error, e.g. WRONGPASS), else
+    // PING. Either way a server that refuses the client on sight fails connect() with its
+    // server_error, not the first call: protected mode's -DENIED, `-ERR max number of clients
+    // reached`, and a client certificate refused after a TLS 1.3 handshake (refusal.hpp
+    // classifies such replies). A TLS failure (a file that cannot be used, a failed handshake or
     // verification) throws errc::tls_error, its message naming the server and the reason
     // ("certificate verify failed: ...").
     //

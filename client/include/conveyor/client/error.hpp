@@ -6,7 +6,7 @@
 // on are returned as values instead (a lost lease, a cancelled task, a result not there yet).
 //   - I/O failures carry Asio's codes (connection_refused, eof, timed_out, ...).
 //   - Client-side failures carry a client::errc in client_category() (closed, protocol error,
-//     TLS error, bad URL, unexpected reply), or boost::system::errc::invalid_argument for
+//     TLS error, bad URL, unexpected reply, refused), or boost::system::errc::invalid_argument for
 //     options that cannot be sent (or TLS files given inconsistently).
 //   - An error reply from the server that the typed call does not turn into a value throws
 //     server_error (code() is errc::server_error): code_word() is the upper-case word the
@@ -31,6 +31,8 @@ enum class errc {
     tls_error,         // TLS setup, handshake or certificate verification failed (what() says
                        // why); I/O errors of an established TLS connection keep Asio's codes
     bad_url,           // a connection URL that cannot be parsed
+    refused,           // the server refused the client for a reason waiting will not heal
+                       // (refusal.hpp); what() says why and what to do
 };
 
 const boost::system::error_category& client_category() noexcept;

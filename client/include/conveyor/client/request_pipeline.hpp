@@ -52,7 +52,8 @@ public:
     // Decodes the replies in `bytes` (any split of the stream) and calls
     // on_reply(Waiter&&, reply&&) for each, with the waiter of the oldest request in flight.
     // RESP3 push messages are not replies and are skipped. Returns false on a protocol error
-    // or a reply nobody asked for (error_message() says which); the stream is then
+    // or a reply nobody asked for (error_message() says which; for an error reply nobody
+    // asked for, it is that reply's text and unsolicited_error() is true); the stream is then
     // unusable and the caller closes the connection.
     template <class OnReply>
     bool feed(std::string_view bytes, OnReply&& on_reply) {
@@ -75,7 +76,14 @@ public:
             }
             if (value_.type == protocol::resp_type::push) continue;
             if (in_flight() == 0) {
-                ok = fail("Protocol error: a reply arrived with no request waiting for it");
+                // A server that refuses a client on sight (protected mode's -DENIED, -ERR max
+                // number of clients reached) says why before any request, then closes.
+                if (value_.is_error()) {
+                    unsolicited_error_ = true;
+                    ok = fail(value_.text);
+                } else {
+                    ok = fail("Protocol error: a reply arrived with no request waiting for it");
+                }
                 break;
             }
             Waiter w = std::move(waiters_.front());
@@ -92,6 +100,8 @@ public:
     }
 
     const std::string& error_message() const noexcept { return error_; }
+    // Whether feed() failed on an error reply that arrived with no request waiting for it.
+    bool unsolicited_error() const noexcept { return unsolicited_error_; }
 
     // Removes every waiter, oldest first, handing each to f(Waiter&&); drops unsent bytes.
     // For close: the caller fails each one.
@@ -121,6 +131,7 @@ private:
     reply value_;
     std::string error_;
     bool failed_ = false;
+    bool unsolicited_error_ = false;
 };
 
 }  // namespace conveyor::client

@@ -7,7 +7,8 @@
 //   [::1]:6380, redis://[::1]                   IPv6 literals in brackets
 //
 // User and password are percent-decoded ("p%40ss" is "p@ss"). `redis://:secret@host` gives a
-// password with no user (AUTH <password>); `redis://user:secret@host` gives both.
+// password with no user (AUTH <password>); `redis://user:secret@host` gives both. Tools may
+// also take them apart from the URL (with_credentials below).
 #pragma once
 
 #include <cstdint>
@@ -31,8 +32,27 @@ struct server_url {
 };
 
 // Parses one of the forms above. An empty string gives the defaults. Throws
-// boost::system::system_error with errc::bad_url and a message naming what is wrong.
+// boost::system::system_error with errc::bad_url and a message naming what is wrong; the
+// message quotes the URL as redact_url() shows it, and never a part of the password.
 server_url parse_url(std::string_view url);
+
+// `url` with the password of its credentials replaced by "***" (`redis://u:***@h`), the whole
+// credentials when they lack the ':' (`redis://***@h`); unchanged without an '@'.
+std::string redact_url(std::string_view url);
+
+// Credentials given apart from the URL, as Conveyor's tools take them (--user, --password);
+// unset when not given.
+struct credentials {
+    std::optional<std::string> user{};
+    std::optional<std::string> password{};
+};
+
+// `url` with the credentials the tools use, each on its own: the password is `given.password`,
+// else the URL's, else $CONVEYOR_PASSWORD; the user is `given.user`, else the URL's, else
+// $CONVEYOR_USER (variables count when set and not empty). Throws client::error with
+// boost::system::errc::invalid_argument when a user name is left without a password (AUTH
+// needs one); the message names where the user came from and never shows a password.
+server_url with_credentials(server_url url, const credentials& given);
 
 // The URL to use when none was given: CONVEYOR_URL from the environment if set and not empty,
 // else the defaults. Throws as parse_url does when CONVEYOR_URL is malformed.

@@ -27,7 +27,15 @@
 //     that last step now. run() returns when nothing is held and every outcome is delivered.
 //   - Connection loss: both connections reconnect with capped exponential backoff; running
 //     tasks go on, their outcomes wait in a queue and are sent after the reconnect; an ACK
-//     answered LEASELOST is logged and counted, not fatal.
+//     answered LEASELOST is logged and counted, not fatal. The backoff grows with every
+//     failure (a failed connect, a lost connection, an error reply) until the broker answers
+//     a command again, so a connection that dies as soon as it is made is not retried faster.
+//   - Refusals (refusal.hpp): one that waiting will not heal (DENIED, NOAUTH, WRONGPASS,
+//     NOPERM, not a Conveyor server), at connect or in reply to a command, drops the
+//     connection and is retried refusal_retries times with the same backoff; then the worker
+//     stops (cold) and run() throws client::error with errc::refused, saying why and what to
+//     do. Replies that may heal (LOADING, MISCONF, OOM, no free client slot, other errors
+//     to LEASE) are retried with the backoff for as long as they last.
 //
 // Threading: the worker and its handlers run on the executor given to the constructor; use a
 // single-threaded io_context (or a strand). request_shutdown() may be called from any thread.
@@ -84,10 +92,14 @@ struct worker_options {
     milliseconds shutdown_timeout{30000};  // warm shutdown: how long running tasks may finish
     milliseconds stop_grace{2000};         // soft -> hard for cancellation and shutdown stops
     milliseconds abandon_after{1000};      // after `hard`, before a handler is abandoned
-    milliseconds reconnect_min{100};       // backoff after a failed connect: doubles up to max
+    // Backoff before a new attempt after a failure (connect, lost connection, error reply):
+    // doubles with each failure up to max, back to none once the broker answers a command.
+    milliseconds reconnect_min{100};
     milliseconds reconnect_max{5000};
     milliseconds connect_timeout{10000};  // run() fails if the broker is unreachable this long
-    milliseconds lease_block{1000};       // LEASE BLOCK: also how fast leasing notices a stop
+    // Retries after a refusal that waiting will not heal, before run() throws errc::refused.
+    unsigned refusal_retries = 3;
+    milliseconds lease_block{1000};  // LEASE BLOCK: also how fast leasing notices a stop
     // After the last task ended at shutdown, how long undelivered outcomes wait for the broker.
     milliseconds delivery_timeout{10000};
     milliseconds status_interval{0};  // a status line every this often; 0: none
@@ -116,8 +128,9 @@ public:
     void on_any(task_handler handler, route_options options = {});
 
     // Connects (retrying for connect_timeout: then throws client::error naming the broker and
-    // the cause; a refused AUTH or a TLS failure throws at once), then leases and runs tasks
-    // until a shutdown has completed. Call once.
+    // the cause; a TLS failure throws at once, a refusal after refusal_retries retries), then
+    // leases and runs tasks until a shutdown has completed, or until the broker has refused
+    // the worker for good (then it throws errc::refused). Call once.
     awaitable<void> run();
 
     // Warm (cold = false) or cold shutdown; a second warm request turns cold. Thread-safe.
