@@ -202,8 +202,7 @@ TEST_F(amqp_connection, tune_ok_limits_are_obeyed) {
     amqp::basic_publish p;
     p.routing_key = std::string(200, 'k');
     std::string bytes;
-    amqp::encode_content_command(bytes, 1, p, std::string("\0\0", 2), std::string(5000, 'x'),
-                                 8192);
+    amqp::encode_content_command(bytes, 1, p, std::string("\0\0", 2), std::string(5000, 'x'), 8192);
     EXPECT_EQ(feed(bytes), std::vector<kind>{kind::closing});
     EXPECT_EQ(only<amqp::connection_close>().reply_code, 501);
 }
@@ -288,7 +287,7 @@ TEST_F(amqp_connection, channel_exception_discards_until_close_ok) {
     send(1, amqp::channel_open{});
     written();
     EXPECT_TRUE(machine_->channel_error(1, amqp::reply_code::not_found, "NOT_FOUND - no queue 'q'",
-                                       amqp::queue_declare::id));
+                                        amqp::queue_declare::id));
     const auto& close = only<amqp::channel_close>(1);
     EXPECT_EQ(close.reply_code, 404);
     EXPECT_EQ(close.class_id, 50);
@@ -324,8 +323,7 @@ TEST_F(amqp_connection, publish_over_the_body_limit_is_reported_on_an_open_chann
     written();
     amqp::basic_publish p;
     std::string bytes;
-    amqp::encode_content_command(bytes, 1, p, std::string("\0\0", 2), std::string(11, 'x'),
-                                 8192);
+    amqp::encode_content_command(bytes, 1, p, std::string("\0\0", 2), std::string(11, 'x'), 8192);
     EXPECT_EQ(feed(bytes), std::vector<kind>{kind::body_too_large});
     EXPECT_EQ(last_.channel, 1);
 }

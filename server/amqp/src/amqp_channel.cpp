@@ -48,7 +48,8 @@ std::size_t amqp_channel::credit(const amqp_consumer& c) const {
     if (c.prefetch > 0)
         n = std::min<std::size_t>(n, c.prefetch > c.unacked ? c.prefetch - c.unacked : 0);
     if (channel_prefetch_ > 0)
-        n = std::min<std::size_t>(n, channel_prefetch_ > counted_ ? channel_prefetch_ - counted_ : 0);
+        n = std::min<std::size_t>(n,
+                                  channel_prefetch_ > counted_ ? channel_prefetch_ - counted_ : 0);
     return n;
 }
 

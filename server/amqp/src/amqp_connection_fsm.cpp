@@ -68,7 +68,7 @@ amqp_connection_fsm::event amqp_connection_fsm::on_header(std::string_view bytes
 }
 
 amqp_connection_fsm::event amqp_connection_fsm::on_decoded(amqp::decode_step step,
-                                                            amqp::command& cmd) {
+                                                           amqp::command& cmd) {
     switch (step.status) {
         case amqp::decode_step_status::need_more:
             return {};
@@ -186,8 +186,8 @@ void amqp_connection_fsm::login_refused() {
     // RabbitMQ's wording; with authentication_failure_close the client reports it as an
     // authentication error.
     close(amqp::reply_code::access_refused,
-          "ACCESS_REFUSED - Login was refused using authentication mechanism " +
-              login_.mechanism + ". For details see the broker logfile.");
+          "ACCESS_REFUSED - Login was refused using authentication mechanism " + login_.mechanism +
+              ". For details see the broker logfile.");
 }
 
 void amqp_connection_fsm::on_tune_ok(const amqp::connection_tune_ok& m) {

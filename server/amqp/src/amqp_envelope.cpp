@@ -4,7 +4,6 @@
 
 namespace conveyor::server {
 
-
 // Version byte 1 (2: the same layout, routed to an exclusive queue), then exchange and routing
 // key as AMQP shortstrs, then the raw properties.
 namespace {

@@ -22,35 +22,36 @@ const amqp_session::method_row* amqp_session::find_method(amqp::method_key key) 
     using s = amqp_session;
     // Sorted by key (class, method) for the binary search below.
     static constexpr std::array<method_row, 23> table{{
-        {amqp::exchange_declare::id, &s::exchange_declare},  // 40.10
-        {amqp::exchange_delete::id, &s::exchange_delete},    // 40.20
-        {amqp::exchange_bind::id, &s::exchange_bind},        // 40.30
-        {amqp::exchange_unbind::id, &s::exchange_unbind},    // 40.40
-        {amqp::queue_declare::id, &s::queue_declare},        // 50.10
-        {amqp::queue_bind::id, &s::queue_bind},              // 50.20
-        {amqp::queue_purge::id, &s::queue_purge},            // 50.30
-        {amqp::queue_delete::id, &s::queue_delete},          // 50.40
-        {amqp::queue_unbind::id, &s::queue_unbind},          // 50.50
-        {amqp::basic_qos::id, &s::basic_qos},                // 60.10
-        {amqp::basic_consume::id, &s::basic_consume},        // 60.20
-        {amqp::basic_cancel::id, &s::basic_cancel},          // 60.30
-        {amqp::basic_publish::id, &s::publish},              // 60.40
-        {amqp::basic_get::id, &s::basic_get},                // 60.70
-        {amqp::basic_ack::id, &s::basic_ack},                // 60.80
-        {amqp::basic_reject::id, &s::basic_reject},          // 60.90
+        {amqp::exchange_declare::id, &s::exchange_declare},        // 40.10
+        {amqp::exchange_delete::id, &s::exchange_delete},          // 40.20
+        {amqp::exchange_bind::id, &s::exchange_bind},              // 40.30
+        {amqp::exchange_unbind::id, &s::exchange_unbind},          // 40.40
+        {amqp::queue_declare::id, &s::queue_declare},              // 50.10
+        {amqp::queue_bind::id, &s::queue_bind},                    // 50.20
+        {amqp::queue_purge::id, &s::queue_purge},                  // 50.30
+        {amqp::queue_delete::id, &s::queue_delete},                // 50.40
+        {amqp::queue_unbind::id, &s::queue_unbind},                // 50.50
+        {amqp::basic_qos::id, &s::basic_qos},                      // 60.10
+        {amqp::basic_consume::id, &s::basic_consume},              // 60.20
+        {amqp::basic_cancel::id, &s::basic_cancel},                // 60.30
+        {amqp::basic_publish::id, &s::publish},                    // 60.40
+        {amqp::basic_get::id, &s::basic_get},                      // 60.70
+        {amqp::basic_ack::id, &s::basic_ack},                      // 60.80
+        {amqp::basic_reject::id, &s::basic_reject},                // 60.90
         {amqp::basic_recover_async::id, &s::basic_recover_async},  // 60.100
-        {amqp::basic_recover::id, &s::basic_recover},        // 60.110
-        {amqp::basic_nack::id, &s::basic_nack},              // 60.120
-        {amqp::confirm_select::id, &s::confirm_select},      // 85.10
-        {amqp::tx_select::id, &s::tx_method},                // 90.10
-        {amqp::tx_commit::id, &s::tx_method},                // 90.20
-        {amqp::tx_rollback::id, &s::tx_method},              // 90.30
+        {amqp::basic_recover::id, &s::basic_recover},              // 60.110
+        {amqp::basic_nack::id, &s::basic_nack},                    // 60.120
+        {amqp::confirm_select::id, &s::confirm_select},            // 85.10
+        {amqp::tx_select::id, &s::tx_method},                      // 90.10
+        {amqp::tx_commit::id, &s::tx_method},                      // 90.20
+        {amqp::tx_rollback::id, &s::tx_method},                    // 90.30
     }};
     static_assert(std::is_sorted(table.begin(), table.end(), [](const auto& a, const auto& b) {
         return a.key.key() < b.key.key();
     }));
-    auto it = std::lower_bound(table.begin(), table.end(), key.key(),
-                               [](const method_row& r, std::uint32_t k) { return r.key.key() < k; });
+    auto it =
+        std::lower_bound(table.begin(), table.end(), key.key(),
+                         [](const method_row& r, std::uint32_t k) { return r.key.key() < k; });
     return it != table.end() && it->key == key ? &*it : nullptr;
 }
 

@@ -30,7 +30,6 @@ constexpr std::size_t direct_max_iov = 1024;  // IOV_MAX on Linux
 // The most out_ keeps allocated once drained (a burst's megabytes go back to the allocator).
 constexpr std::size_t out_keep_capacity = 256 * 1024;
 
-
 // Writes `iov` with as few sendmsg calls as IOV_MAX allows; stops at a short write or an error
 // (`error` then set). Returns the bytes written.
 std::size_t send_gathered(int fd, const std::vector<iovec>& iov, int& error) {
@@ -120,7 +119,8 @@ void amqp_session::write_direct() {
     static constexpr char frame_end_octet = static_cast<char>(amqp::frame_end);
     const std::size_t chunk = amqp::body_chunk_size(fsm_.frame_max());
     std::size_t frames_total = 0;
-    for (const auto& d : direct_) frames_total += amqp::body_frame_count(d.body.size(), fsm_.frame_max());
+    for (const auto& d : direct_)
+        frames_total += amqp::body_frame_count(d.body.size(), fsm_.frame_max());
     std::string headers;  // reserved whole: the buffers point into it as it is filled
     headers.reserve(frames_total * amqp::frame_header_size);
     std::vector<iovec> iov;

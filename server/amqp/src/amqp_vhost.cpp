@@ -15,7 +15,6 @@ namespace asio = boost::asio;
 
 namespace conveyor::server {
 
-
 amqp_vhost::amqp_vhost(broker_service& service)
     : service_(service), expiry_timer_(service.executor()) {
     std::random_device rd;

@@ -53,13 +53,13 @@ public:
     };
 
     enum class event_kind : std::uint8_t {
-        need_more,  // every whole frame is consumed: read more
-        paused,     // a login waits for its verdict (login_ok / login_refused)
-        none,       // something was consumed and answered here: feed again
-        login,      // start-ok: check login() and call login_ok, login_refused or close
-        method,     // a method for a channel: the caller may look at the user, then
-                    // calls channel_method(cmd)
-        command,    // a method (with its content) for an open channel: the caller runs it
+        need_more,       // every whole frame is consumed: read more
+        paused,          // a login waits for its verdict (login_ok / login_refused)
+        none,            // something was consumed and answered here: feed again
+        login,           // start-ok: check login() and call login_ok, login_refused or close
+        method,          // a method for a channel: the caller may look at the user, then
+                         // calls channel_method(cmd)
+        command,         // a method (with its content) for an open channel: the caller runs it
         channel_opened,  // cmd.channel is open now
         channel_ended,   // cmd.channel is gone (closed by the peer, or its close-ok came)
         body_too_large,  // a publish on open channel cmd.channel is over the body limit
@@ -85,13 +85,12 @@ public:
 
     enum class tick_action : std::uint8_t {
         none,
-        heartbeat_sent,      // a heartbeat frame was appended to the output
-        handshake_timeout,   // not open within handshake_timeout_us: drop the connection
-        missed_heartbeats    // nothing read for two heartbeat intervals: drop the connection
+        heartbeat_sent,     // a heartbeat frame was appended to the output
+        handshake_timeout,  // not open within handshake_timeout_us: drop the connection
+        missed_heartbeats   // nothing read for two heartbeat intervals: drop the connection
     };
 
-    amqp_connection_fsm(amqp_connection_settings settings, std::string& out,
-                        std::int64_t now_us);
+    amqp_connection_fsm(amqp_connection_settings settings, std::string& out, std::int64_t now_us);
 
     event feed(std::string_view bytes, protocol::amqp::command& cmd);
     // After a `method` event: channel open / close / flow are answered here (events
