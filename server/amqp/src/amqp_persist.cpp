@@ -1,8 +1,8 @@
 // The AMQP topology file, <data-dir>/amqp-topology.json (durable exchanges, queues and
-// bindings; docs/amqp.md "Durability"), read and written through the log's storage::file_io,
-// so that DEBUG LOG-FAULT reaches it as it reaches the log. The rule is the log's: a file
-// that exists but cannot be read refuses the start; a failed write or sync stops the server
-// (fail-stop, nothing after it is acknowledged), except a full disk: the client's method
+// bindings; docs/amqp.md "Exchanges, queues, bindings"), read and written through the log's
+// storage::file_io, so that DEBUG LOG-FAULT reaches it as it reaches the log. The rule is the
+// log's: a file that exists but cannot be read refuses the start; a failed write or sync stops the
+// server (fail-stop, nothing after it is acknowledged), except a full disk: the client's method
 // that made a durable change is refused (506 RESOURCE_ERROR) and the change undone; a change
 // the broker makes itself (x-expires, auto-delete) is logged and written at the next change.
 #include <conveyor/amqp/amqp_vhost.hpp>

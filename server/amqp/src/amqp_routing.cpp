@@ -18,6 +18,25 @@ using namespace topology_rules;
 
 namespace {
 
+// Items in the order first added, each once; a set takes over from the linear scan only for
+// wide fan-outs.
+template <class T>
+struct distinct {
+    static constexpr std::size_t linear_limit = 16;
+    std::vector<T> items;
+    std::unordered_set<T> seen;  // filled once items outgrow linear_limit
+
+    void add(T item) {
+        if (items.size() < linear_limit) {
+            if (std::find(items.begin(), items.end(), item) != items.end()) return;
+        } else {
+            if (seen.empty()) seen.insert(items.begin(), items.end());
+            if (!seen.insert(item).second) return;
+        }
+        items.push_back(item);
+    }
+};
+
 bool same_value(const field_value& a, const field_value& b) {
     if (auto x = integer_of(a)) {
         auto y = integer_of(b);
@@ -161,45 +180,20 @@ amqp::amqp_result<std::vector<std::string>> amqp_topology::route(std::string_vie
         return out;
     }
 
-    // Names point into this topology, which does not change during the call. Sets take over
-    // from linear scans only for wide fan-outs.
-    constexpr std::size_t linear_limit = 16;
-    std::vector<std::string_view> hits;
-    std::unordered_set<std::string_view> hit_set;
-    std::vector<const exchange_entry*> pending{&it->second};
-    std::unordered_set<const exchange_entry*> visited_set;
-
-    auto add_queue = [&](std::string_view name) {
-        if (hits.size() < linear_limit) {
-            if (std::find(hits.begin(), hits.end(), name) != hits.end()) return;
-        } else {
-            if (hit_set.empty()) hit_set.insert(hits.begin(), hits.end());
-            if (!hit_set.insert(name).second) return;
-        }
-        hits.push_back(name);
-    };
-    auto add_exchange_dest = [&](std::string_view name) {
-        auto x = exchanges_.find(name);
-        if (x == exchanges_.end()) return;
-        const exchange_entry* e = &x->second;
-        if (pending.size() < linear_limit) {
-            if (std::find(pending.begin(), pending.end(), e) != pending.end()) return;
-        } else {
-            if (visited_set.empty()) visited_set.insert(pending.begin(), pending.end());
-            if (!visited_set.insert(e).second) return;
-        }
-        pending.push_back(e);
-    };
+    // Names point into this topology, which does not change during the call.
+    distinct<std::string_view> hits;
+    distinct<const exchange_entry*> pending;
+    pending.add(&it->second);
     auto deliver = [&](std::string_view name, bool to_exchange) {
-        if (to_exchange) {
-            add_exchange_dest(name);
-        } else {
-            add_queue(name);
+        if (!to_exchange) {
+            hits.add(name);
+        } else if (auto x = exchanges_.find(name); x != exchanges_.end()) {
+            pending.add(&x->second);
         }
     };
 
-    for (std::size_t i = 0; i < pending.size(); ++i) {
-        const exchange_entry& x = *pending[i];
+    for (std::size_t i = 0; i < pending.items.size(); ++i) {
+        const exchange_entry& x = *pending.items[i];
         switch (x.exchange.kind) {
             case exchange_kind::direct:
                 if (auto k = x.by_key.find(routing_key); k != x.by_key.end()) {
@@ -221,8 +215,8 @@ amqp::amqp_result<std::vector<std::string>> amqp_topology::route(std::string_vie
                 break;
         }
     }
-    out.reserve(hits.size());
-    for (auto name : hits) out.emplace_back(name);
+    out.reserve(hits.items.size());
+    for (auto name : hits.items) out.emplace_back(name);
     return out;
 }
 

@@ -232,6 +232,39 @@ void amqp_topology::auto_delete_exchanges(std::vector<std::string> candidates) {
 // ---- queues -------------------------------------------------------------------------------------
 
 // queue.declare <name> [passive durable exclusive auto-delete] <arguments>
+namespace {
+
+// A redeclaration must match: 406 naming the first argument that differs.
+std::optional<amqp_error> inequivalent_queue(const amqp_queue& q, bool durable, bool exclusive,
+                                             bool auto_delete, const queue_args& args) {
+    const std::string resource = rs_queue(q.name);
+    if (q.durable != durable) {
+        return inequivalent("durable", resource, bool_text(durable), bool_text(q.durable));
+    }
+    if (q.exclusive != exclusive) {
+        return inequivalent("exclusive", resource, bool_text(exclusive), bool_text(q.exclusive));
+    }
+    if (q.auto_delete != auto_delete) {
+        return inequivalent("auto_delete", resource, bool_text(auto_delete),
+                            bool_text(q.auto_delete));
+    }
+    auto text = [](const auto& v) { return v ? std::to_string(*v) : std::string("none"); };
+    if (args.max_priority != q.args.max_priority) {
+        return inequivalent("x-max-priority", resource, text(args.max_priority),
+                            text(q.args.max_priority));
+    }
+    if (args.message_ttl_ms != q.args.message_ttl_ms) {
+        return inequivalent("x-message-ttl", resource, text(args.message_ttl_ms),
+                            text(q.args.message_ttl_ms));
+    }
+    if (args.expires_ms != q.args.expires_ms) {
+        return inequivalent("x-expires", resource, text(args.expires_ms), text(q.args.expires_ms));
+    }
+    return std::nullopt;
+}
+
+}  // namespace
+
 amqp::amqp_result<amqp_topology::declared> amqp_topology::declare_queue(
     std::string_view name, bool passive, bool durable, bool exclusive, bool auto_delete,
     const field_table& arguments, std::uint64_t connection, std::int64_t now_us) {
@@ -243,31 +276,8 @@ amqp::amqp_result<amqp_topology::declared> amqp_topology::declare_queue(
         if (!passive) {
             auto args = parse_queue_args(name, arguments);
             if (!args) return args.error();
-            std::string resource = rs_queue(name);
-            if (q.durable != durable) {
-                return inequivalent("durable", resource, bool_text(durable), bool_text(q.durable));
-            }
-            if (q.exclusive != exclusive) {
-                return inequivalent("exclusive", resource, bool_text(exclusive),
-                                    bool_text(q.exclusive));
-            }
-            if (q.auto_delete != auto_delete) {
-                return inequivalent("auto_delete", resource, bool_text(auto_delete),
-                                    bool_text(q.auto_delete));
-            }
-            auto text = [](const auto& v) { return v ? std::to_string(*v) : std::string("none"); };
-            if (args->max_priority != q.args.max_priority) {
-                return inequivalent("x-max-priority", resource, text(args->max_priority),
-                                    text(q.args.max_priority));
-            }
-            if (args->message_ttl_ms != q.args.message_ttl_ms) {
-                return inequivalent("x-message-ttl", resource, text(args->message_ttl_ms),
-                                    text(q.args.message_ttl_ms));
-            }
-            if (args->expires_ms != q.args.expires_ms) {
-                return inequivalent("x-expires", resource, text(args->expires_ms),
-                                    text(q.args.expires_ms));
-            }
+            if (auto e = inequivalent_queue(q, durable, exclusive, auto_delete, *args))
+                return std::move(*e);
             if (q.adopted) {  // declared now: saved from here on
                 q.adopted = false;
                 durable_changed_ = true;

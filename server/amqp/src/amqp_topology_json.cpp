@@ -117,7 +117,6 @@ std::optional<bool> get_bool(const boost::json::object& o, std::string_view fiel
     return std::nullopt;
 }
 
-
 }  // namespace
 
 // ---- persistence --------------------------------------------------------------------------------
@@ -180,10 +179,79 @@ std::string amqp_topology::save() const {
     return json::serialize(doc);
 }
 
+namespace {
+
+// One entry of the file, read; `why` says what is wrong when it cannot be used.
+struct exchange_row {
+    std::string name;
+    exchange_kind kind = exchange_kind::direct;
+    bool auto_delete = false;
+    bool internal = false;
+    field_table arguments;
+};
+struct queue_row {
+    std::string name;
+    bool auto_delete = false;
+    field_table arguments;
+    queue_args args;
+};
+
+std::optional<exchange_row> read_exchange(const boost::json::value& v, std::string& why) {
+    const auto* o = v.if_object();
+    if (o == nullptr) return why = "not an object", std::nullopt;
+    auto name = get_bytes(*o, "name");
+    const auto* type = o->if_contains("type");
+    auto kind = type != nullptr && type->is_string()
+                    ? parse_exchange_kind(std::string_view(type->get_string()))
+                    : std::nullopt;
+    auto auto_delete = get_bool(*o, "auto_delete");
+    auto internal = get_bool(*o, "internal");
+    auto arguments = get_table(*o);
+    if (!name || name->empty() || !kind || !auto_delete || !internal || !arguments)
+        return why = "bad name, type, flag or arguments", std::nullopt;
+    return exchange_row{std::move(*name), *kind, *auto_delete, *internal, std::move(*arguments)};
+}
+
+std::optional<queue_row> read_queue(const boost::json::value& v, std::string& why) {
+    const auto* o = v.if_object();
+    if (o == nullptr) return why = "not an object", std::nullopt;
+    auto name = get_bytes(*o, "name");
+    auto auto_delete = get_bool(*o, "auto_delete");
+    auto arguments = get_table(*o);
+    if (!name || name->empty() || !auto_delete || !arguments)
+        return why = "bad name, flag or arguments", std::nullopt;
+    auto args = parse_queue_args(*name, *arguments);
+    if (!args) return why = args.error().text, std::nullopt;
+    return queue_row{std::move(*name), *auto_delete, std::move(*arguments), *args};
+}
+
+std::optional<amqp_binding> read_binding(const boost::json::value& v, std::string& why) {
+    const auto* o = v.if_object();
+    if (o == nullptr) return why = "not an object", std::nullopt;
+    auto source = get_bytes(*o, "source");
+    auto destination = get_bytes(*o, "destination");
+    auto to_exchange = get_bool(*o, "to_exchange");
+    auto key = get_bytes(*o, "key");
+    auto arguments = get_table(*o);
+    if (!source || !destination || !to_exchange || !key || !arguments)
+        return why = "bad source, destination, key or arguments", std::nullopt;
+    return amqp_binding{.source = std::move(*source),
+                        .destination = std::move(*destination),
+                        .to_exchange = *to_exchange,
+                        .key = std::move(*key),
+                        .arguments = std::move(*arguments)};
+}
+
+const boost::json::array* list(const boost::json::object& root, std::string_view field) {
+    const auto* v = root.if_contains(field);
+    return v == nullptr ? nullptr : v->if_array();
+}
+
+}  // namespace
+
 std::optional<std::string> amqp_topology::load(std::string_view text, std::int64_t now_us) {
-    namespace json = boost::json;
     boost::system::error_code ec;
-    json::value doc = json::parse(text, ec);
+    boost::json::value doc = boost::json::parse(text, ec);
     if (ec) return "AMQP topology: not JSON: " + ec.message();
     const auto* root = doc.if_object();
     if (root == nullptr) return std::string("AMQP topology: not a JSON object");
@@ -191,82 +259,43 @@ std::optional<std::string> amqp_topology::load(std::string_view text, std::int64
     if (version == nullptr || !version->is_int64() || version->as_int64() != 1) {
         return std::string("AMQP topology: missing or unknown version");
     }
-    auto list = [&](std::string_view field) -> const json::array* {
-        const auto* v = root->if_contains(field);
-        return v == nullptr ? nullptr : v->if_array();
-    };
-    const json::array* exchanges = list("exchanges");
-    const json::array* queues = list("queues");
-    const json::array* bindings = list("bindings");
+    const auto* exchanges = list(*root, "exchanges");
+    const auto* queues = list(*root, "queues");
+    const auto* bindings = list(*root, "bindings");
     if (exchanges == nullptr || queues == nullptr || bindings == nullptr) {
         return std::string("AMQP topology: exchanges, queues and bindings must be arrays");
     }
-
+    auto bad = [](std::string_view kind, std::size_t i, std::string_view why) {
+        return "AMQP topology: " + std::string(kind) + " " + std::to_string(i) + ": " +
+               std::string(why);
+    };
     amqp_topology next = *this;
+    std::string why;
     for (std::size_t i = 0; i < exchanges->size(); ++i) {
-        auto bad = [&](std::string_view why) {
-            return "AMQP topology: exchange " + std::to_string(i) + ": " + std::string(why);
-        };
-        const auto* o = (*exchanges)[i].if_object();
-        if (o == nullptr) return bad("not an object");
-        auto name = get_bytes(*o, "name");
-        const auto* type = o->if_contains("type");
-        auto kind = type != nullptr && type->is_string()
-                        ? parse_exchange_kind(std::string_view(type->get_string()))
-                        : std::nullopt;
-        auto auto_delete = get_bool(*o, "auto_delete");
-        auto internal = get_bool(*o, "internal");
-        auto arguments = get_table(*o);
-        if (!name || name->empty() || !kind || !auto_delete || !internal || !arguments) {
-            return bad("bad name, type, flag or arguments");
-        }
-        if (next.exchanges_.contains(*name)) return bad("'" + *name + "' exists already");
-        next.add_exchange(*name, *kind, true, *auto_delete, *internal, false, *arguments);
+        auto x = read_exchange((*exchanges)[i], why);
+        if (!x) return bad("exchange", i, why);
+        if (next.exchanges_.contains(x->name))
+            return bad("exchange", i, "'" + x->name + "' exists already");
+        next.add_exchange(x->name, x->kind, true, x->auto_delete, x->internal, false, x->arguments);
     }
     for (std::size_t i = 0; i < queues->size(); ++i) {
-        auto bad = [&](std::string_view why) {
-            return "AMQP topology: queue " + std::to_string(i) + ": " + std::string(why);
-        };
-        const auto* o = (*queues)[i].if_object();
-        if (o == nullptr) return bad("not an object");
-        auto name = get_bytes(*o, "name");
-        auto auto_delete = get_bool(*o, "auto_delete");
-        auto arguments = get_table(*o);
-        if (!name || name->empty() || !auto_delete || !arguments) {
-            return bad("bad name, flag or arguments");
-        }
-        auto args = parse_queue_args(*name, *arguments);
-        if (!args) return bad(args.error().text);
-        if (next.queues_.contains(*name)) return bad("'" + *name + "' exists already");
+        auto q = read_queue((*queues)[i], why);
+        if (!q) return bad("queue", i, why);
+        if (next.queues_.contains(q->name))
+            return bad("queue", i, "'" + q->name + "' exists already");
         queue_entry entry;
-        entry.queue = amqp_queue{.name = *name,
+        entry.queue = amqp_queue{.name = q->name,
                                  .durable = true,
-                                 .auto_delete = *auto_delete,
-                                 .arguments = std::move(*arguments),
-                                 .args = *args,
+                                 .auto_delete = q->auto_delete,
+                                 .arguments = std::move(q->arguments),
+                                 .args = q->args,
                                  .last_used_us = now_us};
-        next.queues_.emplace(*name, std::move(entry));
+        next.queues_.emplace(q->name, std::move(entry));
     }
     for (std::size_t i = 0; i < bindings->size(); ++i) {
-        auto bad = [&](std::string_view why) {
-            return "AMQP topology: binding " + std::to_string(i) + ": " + std::string(why);
-        };
-        const auto* o = (*bindings)[i].if_object();
-        if (o == nullptr) return bad("not an object");
-        auto source = get_bytes(*o, "source");
-        auto destination = get_bytes(*o, "destination");
-        auto to_exchange = get_bool(*o, "to_exchange");
-        auto key = get_bytes(*o, "key");
-        auto arguments = get_table(*o);
-        if (!source || !destination || !to_exchange || !key || !arguments) {
-            return bad("bad source, destination, key or arguments");
-        }
-        amqp_binding b{.source = std::move(*source),
-                       .destination = std::move(*destination),
-                       .to_exchange = *to_exchange,
-                       .key = std::move(*key),
-                       .arguments = std::move(*arguments)};
-        if (auto e = next.bind(b)) return bad(e->text);
+        auto b = read_binding((*bindings)[i], why);
+        if (!b) return bad("binding", i, why);
+        if (auto e = next.bind(*b)) return bad("binding", i, e->text);
     }
     next.durable_changed_ = false;
     *this = std::move(next);

@@ -48,7 +48,7 @@ inline amqp_error reserved_prefix(std::string_view what, std::string_view name) 
                                                          "' contains reserved prefix 'amq.*'");
 }
 inline amqp_error inequivalent(std::string_view arg, const std::string& resource,
-                        std::string_view received, std::string_view current) {
+                               std::string_view received, std::string_view current) {
     return channel_error(reply_code::precondition_failed,
                          "PRECONDITION_FAILED - inequivalent arg '" + std::string(arg) + "' for " +
                              resource + ": received '" + std::string(received) +
@@ -119,6 +119,5 @@ inline std::optional<match_mode> parse_match_mode(const field_value* v) {
     if (*s == "any-with-x") return match_mode::any_with_x;
     return std::nullopt;
 }
-
 
 }  // namespace conveyor::server::topology_rules
