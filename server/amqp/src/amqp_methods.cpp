@@ -82,7 +82,9 @@ amqp_session::result amqp_session::tx_method(amqp_channel&, amqp::command&) {
 amqp_session::result amqp_session::exchange_declare(amqp_channel& ch, amqp::command& cmd) {
     const auto& m = std::get<amqp::exchange_declare>(cmd.method);
     if (auto e = exchange_access(cmd.method)) return e;
-    auto before = vhost_.before_durable_change(m.durable && !m.passive);
+    // Only a new durable exchange changes the file (an existing one is only compared).
+    const bool creates = !m.passive && vhost_.topology().find_exchange(m.exchange) == nullptr;
+    auto before = vhost_.before_durable_change(m.durable && creates);
     if (auto e = vhost_.topology().declare_exchange(m.exchange, m.type, m.passive, m.durable,
                                                     m.auto_delete, m.internal, m.arguments))
         return e;
@@ -162,7 +164,11 @@ amqp_session::result amqp_session::queue_declare(amqp_channel& ch, amqp::command
             return e;
         // A queue that so far exists only in the core (created over RESP) is declared here
         // with the flags and arguments given, like a new one.
-        auto before = vhost_.before_durable_change(m.durable && !m.exclusive);
+        // Only a new durable queue, or one so far adopted from the core, changes the file (a
+        // declared one is only compared): no copy of the topology for a redeclaration.
+        const auto* existing = vhost_.topology().find_queue(name);
+        const bool changes = existing == nullptr || existing->adopted;
+        auto before = vhost_.before_durable_change(m.durable && !m.exclusive && changes);
         auto r = vhost_.topology().declare_queue(name, false, m.durable, m.exclusive, m.auto_delete,
                                                  m.arguments, client_.id, now.mono_us);
         if (!r) return r.error();

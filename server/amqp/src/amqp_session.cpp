@@ -210,7 +210,7 @@ bool amqp_session::on_event(const amqp_connection_fsm::event& ev, amqp::command&
 // file is caught here, on its next method, in case the reload's own check (access_changed)
 // did not reach this connection.
 void amqp_session::on_method(amqp::command& cmd) {
-    if (forced_out()) return;
+    if (!fsm_.running() || forced_out()) return;
     const auto ev = fsm_.channel_method(cmd);
     using kind = amqp_connection_fsm::event_kind;
     switch (ev.kind) {
