@@ -181,6 +181,13 @@ std::string amqp_topology::save() const {
 
 namespace {
 
+// nullopt, with the reason in `why`.
+template <class T>
+std::optional<T> unusable(std::string& why, std::string reason) {
+    why = std::move(reason);
+    return std::nullopt;
+}
+
 // One entry of the file, read; `why` says what is wrong when it cannot be used.
 struct exchange_row {
     std::string name;
@@ -198,7 +205,7 @@ struct queue_row {
 
 std::optional<exchange_row> read_exchange(const boost::json::value& v, std::string& why) {
     const auto* o = v.if_object();
-    if (o == nullptr) return why = "not an object", std::nullopt;
+    if (o == nullptr) return unusable<exchange_row>(why, "not an object");
     auto name = get_bytes(*o, "name");
     const auto* type = o->if_contains("type");
     auto kind = type != nullptr && type->is_string()
@@ -208,33 +215,33 @@ std::optional<exchange_row> read_exchange(const boost::json::value& v, std::stri
     auto internal = get_bool(*o, "internal");
     auto arguments = get_table(*o);
     if (!name || name->empty() || !kind || !auto_delete || !internal || !arguments)
-        return why = "bad name, type, flag or arguments", std::nullopt;
+        return unusable<exchange_row>(why, "bad name, type, flag or arguments");
     return exchange_row{std::move(*name), *kind, *auto_delete, *internal, std::move(*arguments)};
 }
 
 std::optional<queue_row> read_queue(const boost::json::value& v, std::string& why) {
     const auto* o = v.if_object();
-    if (o == nullptr) return why = "not an object", std::nullopt;
+    if (o == nullptr) return unusable<queue_row>(why, "not an object");
     auto name = get_bytes(*o, "name");
     auto auto_delete = get_bool(*o, "auto_delete");
     auto arguments = get_table(*o);
     if (!name || name->empty() || !auto_delete || !arguments)
-        return why = "bad name, flag or arguments", std::nullopt;
+        return unusable<queue_row>(why, "bad name, flag or arguments");
     auto args = parse_queue_args(*name, *arguments);
-    if (!args) return why = args.error().text, std::nullopt;
+    if (!args) return unusable<queue_row>(why, args.error().text);
     return queue_row{std::move(*name), *auto_delete, std::move(*arguments), *args};
 }
 
 std::optional<amqp_binding> read_binding(const boost::json::value& v, std::string& why) {
     const auto* o = v.if_object();
-    if (o == nullptr) return why = "not an object", std::nullopt;
+    if (o == nullptr) return unusable<amqp_binding>(why, "not an object");
     auto source = get_bytes(*o, "source");
     auto destination = get_bytes(*o, "destination");
     auto to_exchange = get_bool(*o, "to_exchange");
     auto key = get_bytes(*o, "key");
     auto arguments = get_table(*o);
     if (!source || !destination || !to_exchange || !key || !arguments)
-        return why = "bad source, destination, key or arguments", std::nullopt;
+        return unusable<amqp_binding>(why, "bad source, destination, key or arguments");
     return amqp_binding{.source = std::move(*source),
                         .destination = std::move(*destination),
                         .to_exchange = *to_exchange,
