@@ -2,7 +2,9 @@
 through the log's file layer and follows the log's rule: a file that exists but cannot be
 read refuses the start (it used to be taken as missing, and the durable topology vanished at
 the next save); a failed write stops the server with status 1 before declare-ok is sent (it
-used to be logged after the client already had declare-ok)."""
+used to be logged after the client already had declare-ok). A full disk refuses the durable
+change instead: the method gets 506 RESOURCE_ERROR naming the file, the topology is as it was,
+and the server goes on."""
 
 import os
 import tempfile
@@ -62,6 +64,53 @@ class TopologyFileTest(ConveyorTestCase):
         self.addCleanup(conn.close)
         ch = conn.channel()
         ch.queue_declare("kept", durable=True, passive=True)
+
+
+    def test_full_disk_refuses_durable_declare_with_506_until_space_returns(self):
+        server = self.start_conveyor("--enable-debug-command", "yes", amqp=True,
+                                     port=free_port_outside_ephemeral_range())
+        conn = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", server.amqp_port))
+        conn.channel().queue_declare("kept", durable=True)
+        c = server.client()
+        self.assertEqual(c.execute_command("DEBUG", "LOG-FAULT", "DISK-FULL"), "OK")
+        ch = conn.channel()
+        with self.assertRaises(pika.exceptions.ChannelClosedByBroker) as refused:
+            ch.queue_declare("refused", durable=True)
+        self.assertEqual(refused.exception.reply_code, 506)
+        path = os.path.join(server.data_dir, "amqp-topology.json")
+        self.assertIn("RESOURCE_ERROR - cannot write " + path + ": No space left on device",
+                      refused.exception.reply_text)
+        # Rolled back: the queue is not declared, and the connection and server go on.
+        with self.assertRaises(pika.exceptions.ChannelClosedByBroker) as missing:
+            conn.channel().queue_declare("refused", passive=True)
+        self.assertEqual(missing.exception.reply_code, 404)
+        # A non-durable declare writes nothing: still answered.
+        conn.channel().queue_declare("transient", durable=False)
+        conn.close()
+        self.assertTrue(server.is_running(), server.log_text())
+
+        server.restart(bind_wait=10.0)
+        conn = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", server.amqp_port))
+        conn.channel().queue_declare("kept", durable=True, passive=True)
+        with self.assertRaises(pika.exceptions.ChannelClosedByBroker) as after_restart:
+            conn.channel().queue_declare("refused", passive=True)
+        self.assertEqual(after_restart.exception.reply_code, 404)
+        conn.close()
+
+        # The restart cleared the fault; arm it again, then clear it: accepted again.
+        c = server.client()
+        self.assertEqual(c.execute_command("DEBUG", "LOG-FAULT", "DISK-FULL"), "OK")
+        conn = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", server.amqp_port))
+        with self.assertRaises(pika.exceptions.ChannelClosedByBroker):
+            conn.channel().queue_declare("refused", durable=True)
+        self.assertEqual(c.execute_command("DEBUG", "LOG-FAULT", "OFF"), "OK")
+        conn.channel().queue_declare("refused", durable=True)
+        conn.close()
+        c.close()
+        server.restart(bind_wait=10.0)
+        conn = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", server.amqp_port))
+        self.addCleanup(conn.close)
+        conn.channel().queue_declare("refused", durable=True, passive=True)
 
 
 if __name__ == "__main__":

@@ -54,9 +54,9 @@ bool amqp_session::forced_out() {
     return true;
 }
 
-std::optional<amqp_error> amqp_session::check_access(std::string_view kind, std::string_view name,
-                                                     std::initializer_list<auth::verb> verbs,
-                                                     std::string_view needs) {
+amqp_session::result amqp_session::check_access(std::string_view kind, std::string_view name,
+                                                std::initializer_list<auth::verb> verbs,
+                                                std::string_view needs) {
     const auto access = service_.access().access_of(client_);
     if (access.kind == access_kind::everything) return std::nullopt;
     // Unauthenticated or removed: refused; on_command closes the connection before the
@@ -72,15 +72,15 @@ std::optional<amqp_error> amqp_session::check_access(std::string_view kind, std:
                    std::string(needs) + ")");
 }
 
-std::optional<amqp_error> amqp_session::check_verb(std::string_view queue, auth::verb v) {
+amqp_session::result amqp_session::check_verb(std::string_view queue, auth::verb v) {
     return check_access("queue", queue, {v}, auth::verb_name(v));
 }
 
-std::optional<amqp_error> amqp_session::check_exchange(std::string_view exchange, auth::verb v) {
+amqp_session::result amqp_session::check_exchange(std::string_view exchange, auth::verb v) {
     return check_access("exchange", exchange, {v}, auth::verb_name(v));
 }
 
-std::optional<amqp_error> amqp_session::exchange_access(const amqp::method& m) {
+amqp_session::result amqp_session::exchange_access(const amqp::method& m) {
     using auth::verb;
     if (auto* x = std::get_if<amqp::exchange_declare>(&m)) {
         if (x->passive) return check_access("exchange", x->exchange, any_verb, "any verb");
@@ -103,7 +103,7 @@ std::optional<amqp_error> amqp_session::exchange_access(const amqp::method& m) {
     return std::nullopt;
 }
 
-std::optional<amqp_error> amqp_session::publish_access(const amqp::basic_publish& m) {
+amqp_session::result amqp_session::publish_access(const amqp::basic_publish& m) {
     if (m.exchange.empty()) return check_verb(m.routing_key, auth::verb::enqueue);
     return check_exchange(m.exchange, auth::verb::enqueue);
 }
@@ -132,9 +132,10 @@ amqp::amqp_result<amqp_queue*> amqp_session::usable_queue(std::string_view name,
 }
 
 void amqp_session::access_changed() {
-    if (ended_ || closing_ || phase_ == phase::header || phase_ == phase::start_ok ||
-        phase_ == phase::authenticating || phase_ == phase::closing || phase_ == phase::closed)
-        return;
+    // From tune-ok on (the user is known) until the connection closes.
+    using phase = amqp_connection_fsm::phase;
+    const auto p = fsm_.current();
+    if (ended_ || closing_ || p < phase::tune_ok || p > phase::running) return;
     if (forced_out()) return after_batch();
     const auto access = service_.access().access_of(client_);
     if (access.kind != access_kind::rules) return;
@@ -143,10 +144,10 @@ void amqp_session::access_changed() {
     // to settle.
     std::vector<amqp_consumer*> cancelled;
     for (auto& [n, ch] : channels_) {
-        if (ch.closing) continue;
-        for (auto& [tag, c] : ch.consumers) {
+        if (ch.closing()) continue;
+        for (auto* c : ch.consumers()) {
             if (!auth::allowed(*access.rules, auth::verb::consume, c->queue))
-                cancelled.push_back(c.get());
+                cancelled.push_back(c);
         }
     }
     for (auto* c : cancelled) {

@@ -1,10 +1,10 @@
-// AMQP exchanges, queues, bindings and routing of the single vhost "/" (see the header). Reply
-// texts follow RabbitMQ 3.x word for word where clients or people might look at them.
+// AMQP exchanges and queues of the single vhost "/" (see the header); bindings and routing are
+// in amqp_routing.cpp, the file's JSON in amqp_topology_json.cpp. Reply texts follow RabbitMQ
+// 3.x word for word where clients or people might look at them.
 #include <conveyor/amqp/amqp_topology.hpp>
+#include "amqp_topology_rules.hpp"
 
 #include <conveyor/runtime/queue_name.hpp>
-
-#include <boost/json.hpp>
 
 #include <algorithm>
 #include <limits>
@@ -19,6 +19,7 @@ using amqp::amqp_error;
 using amqp::field_table;
 using amqp::field_value;
 using amqp::reply_code;
+using namespace topology_rules;
 
 namespace {
 
@@ -27,95 +28,6 @@ namespace {
 constexpr std::int64_t max_expiry_ms = 4294967295;
 constexpr int max_priority = 255;
 
-amqp_error channel_error(reply_code code, std::string text) {
-    amqp_error e;
-    e.code = code;
-    e.text = std::move(text);
-    e.connection_error = false;
-    return e;
-}
-
-std::string rs_exchange(std::string_view name) {
-    return "exchange '" + std::string(name) + "' in vhost '/'";
-}
-std::string rs_queue(std::string_view name) {
-    return "queue '" + std::string(name) + "' in vhost '/'";
-}
-
-amqp_error no_exchange(std::string_view name) {
-    return channel_error(reply_code::not_found, "NOT_FOUND - no " + rs_exchange(name));
-}
-amqp_error no_queue(std::string_view name) {
-    return channel_error(reply_code::not_found, "NOT_FOUND - no " + rs_queue(name));
-}
-amqp_error default_exchange_refused() {
-    return channel_error(reply_code::access_refused,
-                         "ACCESS_REFUSED - operation not permitted on the default exchange");
-}
-amqp_error reserved_prefix(std::string_view what, std::string_view name) {
-    return channel_error(reply_code::access_refused, "ACCESS_REFUSED - " + std::string(what) +
-                                                         " name '" + std::string(name) +
-                                                         "' contains reserved prefix 'amq.*'");
-}
-amqp_error inequivalent(std::string_view arg, const std::string& resource,
-                        std::string_view received, std::string_view current) {
-    return channel_error(reply_code::precondition_failed,
-                         "PRECONDITION_FAILED - inequivalent arg '" + std::string(arg) + "' for " +
-                             resource + ": received '" + std::string(received) +
-                             "' but current is '" + std::string(current) + "'");
-}
-
-std::string_view bool_text(bool b) {
-    return b ? "true" : "false";
-}
-
-bool reserved_name(std::string_view name) {
-    return name.starts_with("amq.");
-}
-
-// The integer alternatives of a field value (tags b B s U u I i l L), widened.
-std::optional<std::int64_t> integer_of(const field_value& v) {
-    return std::visit(
-        [](const auto& x) -> std::optional<std::int64_t> {
-            using T = std::decay_t<decltype(x)>;
-            if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
-                return static_cast<std::int64_t>(x);
-            } else {
-                return std::nullopt;
-            }
-        },
-        v.value);
-}
-
-// RabbitMQ's name of a field type, for "{unacceptable_type,longstr}".
-std::string_view type_name(const field_value& v) {
-    switch (v.tag) {
-        case 't':
-            return "bool";
-        case 'f':
-            return "float";
-        case 'd':
-            return "double";
-        case 'D':
-            return "decimal";
-        case 'S':
-            return "longstr";
-        case 'x':
-            return "binary";
-        case 'A':
-            return "array";
-        case 'T':
-            return "timestamp";
-        case 'F':
-            return "table";
-        case 'V':
-            return "void";
-        default:
-            return "unknown";
-    }
-}
-
-// One x-argument: an integer in [min, max]; `min_problem` names a value below min as RabbitMQ
 // does (value_negative for ">= 0", value_zero for "> 0").
 amqp::amqp_result<std::int64_t> integer_arg(std::string_view queue, std::string_view arg,
                                             const field_value& v, std::int64_t min,
@@ -139,140 +51,6 @@ amqp::amqp_result<std::int64_t> integer_arg(std::string_view queue, std::string_
 
 // Header values compare by value, integers across widths (pika and py-amqp choose the tag
 // from the magnitude), like RabbitMQ's Erlang term comparison.
-bool same_value(const field_value& a, const field_value& b) {
-    if (auto x = integer_of(a)) {
-        auto y = integer_of(b);
-        return y && *x == *y;
-    }
-    return a == b;
-}
-
-enum class match_mode { all, any, all_with_x, any_with_x };
-
-std::optional<match_mode> parse_match_mode(const field_value* v) {
-    if (v == nullptr) return match_mode::all;
-    const auto* s = std::get_if<std::string>(&v->value);
-    if (s == nullptr) return std::nullopt;
-    if (*s == "all") return match_mode::all;
-    if (*s == "any") return match_mode::any;
-    if (*s == "all-with-x") return match_mode::all_with_x;
-    if (*s == "any-with-x") return match_mode::any_with_x;
-    return std::nullopt;
-}
-
-// Headers exchange: the binding's arguments (x- ones aside, unless *-with-x; never x-match)
-// against the message headers; a void argument asks for presence only.
-bool headers_match(const field_table& binding, const field_table* headers) {
-    auto mode = parse_match_mode(binding.find("x-match")).value_or(match_mode::all);
-    bool any = mode == match_mode::any || mode == match_mode::any_with_x;
-    bool with_x = mode == match_mode::all_with_x || mode == match_mode::any_with_x;
-    for (const auto& e : binding.entries) {
-        if (e.name == "x-match" || (!with_x && e.name.starts_with("x-"))) continue;
-        const field_value* h = headers != nullptr ? headers->find(e.name) : nullptr;
-        bool ok = h != nullptr && (e.value.tag == 'V' || same_value(e.value, *h));
-        if (any && ok) return true;
-        if (!any && !ok) return false;
-    }
-    return !any;
-}
-
-// ---- persistence helpers ------------------------------------------------------------------
-
-std::string to_hex(std::string_view bytes) {
-    static constexpr char digits[] = "0123456789abcdef";
-    std::string out;
-    out.reserve(bytes.size() * 2);
-    for (unsigned char c : bytes) {
-        out += digits[c >> 4];
-        out += digits[c & 15];
-    }
-    return out;
-}
-
-std::optional<std::string> from_hex(std::string_view hex) {
-    if (hex.size() % 2 != 0) return std::nullopt;
-    auto nibble = [](char c) -> int {
-        if (c >= '0' && c <= '9') return c - '0';
-        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-        return -1;
-    };
-    std::string out;
-    out.reserve(hex.size() / 2);
-    for (std::size_t i = 0; i < hex.size(); i += 2) {
-        int hi = nibble(hex[i]);
-        int lo = nibble(hex[i + 1]);
-        if (hi < 0 || lo < 0) return std::nullopt;
-        out += static_cast<char>(hi * 16 + lo);
-    }
-    return out;
-}
-
-bool valid_utf8(std::string_view s) {
-    for (std::size_t i = 0; i < s.size();) {
-        auto c = static_cast<unsigned char>(s[i]);
-        std::size_t n = c < 0x80         ? 1
-                        : (c >> 5) == 6  ? 2
-                        : (c >> 4) == 14 ? 3
-                        : (c >> 3) == 30 ? 4
-                                         : 0;
-        if (n == 0 || i + n > s.size()) return false;
-        for (std::size_t k = 1; k < n; ++k) {
-            if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return false;
-        }
-        i += n;
-    }
-    return true;
-}
-
-// AMQP names and keys are bytes: text when it is UTF-8, else "<field>_hex".
-void put_bytes(boost::json::object& o, std::string_view field, std::string_view bytes) {
-    if (valid_utf8(bytes)) {
-        o[field] = bytes;
-    } else {
-        o[std::string(field) + "_hex"] = to_hex(bytes);
-    }
-}
-
-std::optional<std::string> get_bytes(const boost::json::object& o, std::string_view field) {
-    if (const auto* v = o.if_contains(field)) {
-        if (const auto* s = v->if_string()) return std::string(*s);
-        return std::nullopt;
-    }
-    if (const auto* v = o.if_contains(std::string(field) + "_hex")) {
-        if (const auto* s = v->if_string()) return from_hex(*s);
-    }
-    return std::nullopt;
-}
-
-std::string table_hex(const field_table& t) {
-    std::string bytes;
-    amqp::encode_table(bytes, t);
-    return to_hex(bytes);
-}
-
-std::optional<field_table> get_table(const boost::json::object& o) {
-    const auto* v = o.if_contains("arguments");
-    if (v == nullptr) return field_table{};
-    const auto* s = v->if_string();
-    if (s == nullptr) return std::nullopt;
-    auto bytes = from_hex(*s);
-    if (!bytes || bytes->size() < 4) return std::nullopt;
-    auto* p = reinterpret_cast<const unsigned char*>(bytes->data());
-    std::uint32_t len = (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) |
-                        (std::uint32_t{p[2]} << 8) | p[3];
-    if (len != bytes->size() - 4) return std::nullopt;
-    auto table = amqp::decode_table_body(std::string_view(*bytes).substr(4));
-    if (!table) return std::nullopt;
-    return std::move(table.value());
-}
-
-std::optional<bool> get_bool(const boost::json::object& o, std::string_view field) {
-    const auto* v = o.if_contains(field);
-    if (v == nullptr) return false;
-    if (const auto* b = v->if_bool()) return *b;
-    return std::nullopt;
-}
 
 }  // namespace
 
@@ -323,46 +101,6 @@ amqp::amqp_result<queue_args> parse_queue_args(std::string_view queue, const fie
 // Words are split on '.'; "" has no words, "a." has "a" and "". '#' is matched like '*' in a
 // glob and '*' like '?', by the linear-space greedy algorithm with one backtrack point (the
 // last '#'): O(words(pattern) * words(key)) at worst, no recursion.
-bool topic_matches(std::string_view pattern, std::string_view routing_key) {
-    constexpr std::size_t end = std::string_view::npos;
-    // A cursor is the offset of a word's first byte, or `end` past the last word.
-    auto first = [&](std::string_view s) { return s.empty() ? end : 0; };
-    auto next = [&](std::string_view s, std::size_t at) {
-        auto dot = s.find('.', at);
-        return dot == end ? end : dot + 1;
-    };
-    auto word = [&](std::string_view s, std::size_t at) {
-        auto dot = s.find('.', at);
-        return s.substr(at, dot == end ? end : dot - at);
-    };
-
-    std::size_t p = first(pattern);
-    std::size_t k = first(routing_key);
-    std::size_t star_p = end;  // the pattern word after the last '#' seen
-    std::size_t star_k = end;  // the key word that '#' is to absorb next on a mismatch
-    bool have_star = false;
-    while (k != end) {
-        std::string_view pw = p == end ? std::string_view{} : word(pattern, p);
-        if (p != end && pw == "#") {
-            have_star = true;
-            star_p = next(pattern, p);
-            star_k = k;
-            p = star_p;
-        } else if (p != end && (pw == "*" || pw == word(routing_key, k))) {
-            p = next(pattern, p);
-            k = next(routing_key, k);
-        } else if (have_star) {
-            star_k = next(routing_key, star_k);
-            k = star_k;
-            p = star_p;
-        } else {
-            return false;
-        }
-    }
-    while (p != end && word(pattern, p) == "#") p = next(pattern, p);
-    return p == end;
-}
-
 // ---- amqp_topology ----------------------------------------------------------------------------
 
 amqp_topology::amqp_topology() {
@@ -494,6 +232,39 @@ void amqp_topology::auto_delete_exchanges(std::vector<std::string> candidates) {
 // ---- queues -------------------------------------------------------------------------------------
 
 // queue.declare <name> [passive durable exclusive auto-delete] <arguments>
+namespace {
+
+// A redeclaration must match: 406 naming the first argument that differs.
+std::optional<amqp_error> inequivalent_queue(const amqp_queue& q, bool durable, bool exclusive,
+                                             bool auto_delete, const queue_args& args) {
+    const std::string resource = rs_queue(q.name);
+    if (q.durable != durable) {
+        return inequivalent("durable", resource, bool_text(durable), bool_text(q.durable));
+    }
+    if (q.exclusive != exclusive) {
+        return inequivalent("exclusive", resource, bool_text(exclusive), bool_text(q.exclusive));
+    }
+    if (q.auto_delete != auto_delete) {
+        return inequivalent("auto_delete", resource, bool_text(auto_delete),
+                            bool_text(q.auto_delete));
+    }
+    auto text = [](const auto& v) { return v ? std::to_string(*v) : std::string("none"); };
+    if (args.max_priority != q.args.max_priority) {
+        return inequivalent("x-max-priority", resource, text(args.max_priority),
+                            text(q.args.max_priority));
+    }
+    if (args.message_ttl_ms != q.args.message_ttl_ms) {
+        return inequivalent("x-message-ttl", resource, text(args.message_ttl_ms),
+                            text(q.args.message_ttl_ms));
+    }
+    if (args.expires_ms != q.args.expires_ms) {
+        return inequivalent("x-expires", resource, text(args.expires_ms), text(q.args.expires_ms));
+    }
+    return std::nullopt;
+}
+
+}  // namespace
+
 amqp::amqp_result<amqp_topology::declared> amqp_topology::declare_queue(
     std::string_view name, bool passive, bool durable, bool exclusive, bool auto_delete,
     const field_table& arguments, std::uint64_t connection, std::int64_t now_us) {
@@ -505,31 +276,8 @@ amqp::amqp_result<amqp_topology::declared> amqp_topology::declare_queue(
         if (!passive) {
             auto args = parse_queue_args(name, arguments);
             if (!args) return args.error();
-            std::string resource = rs_queue(name);
-            if (q.durable != durable) {
-                return inequivalent("durable", resource, bool_text(durable), bool_text(q.durable));
-            }
-            if (q.exclusive != exclusive) {
-                return inequivalent("exclusive", resource, bool_text(exclusive),
-                                    bool_text(q.exclusive));
-            }
-            if (q.auto_delete != auto_delete) {
-                return inequivalent("auto_delete", resource, bool_text(auto_delete),
-                                    bool_text(q.auto_delete));
-            }
-            auto text = [](const auto& v) { return v ? std::to_string(*v) : std::string("none"); };
-            if (args->max_priority != q.args.max_priority) {
-                return inequivalent("x-max-priority", resource, text(args->max_priority),
-                                    text(q.args.max_priority));
-            }
-            if (args->message_ttl_ms != q.args.message_ttl_ms) {
-                return inequivalent("x-message-ttl", resource, text(args->message_ttl_ms),
-                                    text(q.args.message_ttl_ms));
-            }
-            if (args->expires_ms != q.args.expires_ms) {
-                return inequivalent("x-expires", resource, text(args->expires_ms),
-                                    text(q.args.expires_ms));
-            }
+            if (auto e = inequivalent_queue(q, durable, exclusive, auto_delete, *args))
+                return std::move(*e);
             if (q.adopted) {  // declared now: saved from here on
                 q.adopted = false;
                 durable_changed_ = true;
@@ -690,8 +438,8 @@ void amqp_topology::add_binding(exchange_entry& source, const amqp_binding& b) {
     if (is_durable(b)) durable_changed_ = true;
 }
 
-template <class Pred>
-bool amqp_topology::remove_bindings_if(exchange_entry& source, Pred pred) {
+bool amqp_topology::remove_bindings_if(exchange_entry& source,
+                                       const std::function<bool(const amqp_binding&)>& pred) {
     std::vector<amqp_binding> removed;
     std::erase_if(source.bindings, [&](amqp_binding& b) {
         if (!pred(b)) return false;
@@ -722,306 +470,6 @@ bool amqp_topology::remove_bindings_if(exchange_entry& source, Pred pred) {
         }
     }
     return !removed.empty();
-}
-
-namespace {
-
-// RabbitMQ names every missing end: "no exchange 'x' in vhost '/' and no queue 'q' ...".
-std::optional<amqp_error> missing_ends(bool source_found, bool destination_found,
-                                       const amqp_binding& b) {
-    std::string text;
-    if (!source_found) text = "no " + rs_exchange(b.source);
-    if (!destination_found) {
-        if (!text.empty()) text += " and ";
-        text += "no " + (b.to_exchange ? rs_exchange(b.destination) : rs_queue(b.destination));
-    }
-    if (text.empty()) return std::nullopt;
-    return channel_error(reply_code::not_found, "NOT_FOUND - " + text);
-}
-
-}  // namespace
-
-// queue.bind <queue> <exchange> <routing-key> <arguments>
-// exchange.bind <destination> <source> <routing-key> <arguments>
-std::optional<amqp_topology::error> amqp_topology::bind(const amqp_binding& b) {
-    if (b.source.empty() || (b.to_exchange && b.destination.empty())) {
-        return default_exchange_refused();
-    }
-    auto s = exchanges_.find(b.source);
-    bool destination_found =
-        b.to_exchange ? exchanges_.contains(b.destination) : queues_.contains(b.destination);
-    if (auto e = missing_ends(s != exchanges_.end(), destination_found, b)) return e;
-    exchange_entry& source = s->second;
-    if (source.exchange.kind == exchange_kind::headers) {
-        const field_value* m = b.arguments.find("x-match");
-        if (!parse_match_mode(m)) {
-            const auto* text = std::get_if<std::string>(&m->value);
-            std::string shown =
-                text != nullptr ? "'" + *text + "'" : "of type " + std::string(type_name(*m));
-            return channel_error(reply_code::precondition_failed,
-                                 "PRECONDITION_FAILED - Invalid x-match field value " + shown +
-                                     "; expected all, any, all-with-x, or any-with-x");
-        }
-    }
-    if (is_bound(source, b)) return std::nullopt;
-    add_binding(source, b);
-    return std::nullopt;
-}
-
-// queue.unbind <queue> <exchange> <routing-key> <arguments>
-// exchange.unbind <destination> <source> <routing-key> <arguments>
-std::optional<amqp_topology::error> amqp_topology::unbind(const amqp_binding& b) {
-    if (b.source.empty() || (b.to_exchange && b.destination.empty())) {
-        return default_exchange_refused();
-    }
-    auto s = exchanges_.find(b.source);
-    bool destination_found =
-        b.to_exchange ? exchanges_.contains(b.destination) : queues_.contains(b.destination);
-    if (auto e = missing_ends(s != exchanges_.end(), destination_found, b)) return e;
-    if (!is_bound(s->second, b)) return std::nullopt;
-    bool first = true;  // one binding: bind made them unique
-    remove_bindings_if(s->second, [&](const amqp_binding& o) {
-        if (!first || !(o == b)) return false;
-        first = false;
-        return true;
-    });
-    auto_delete_exchanges({b.source});
-    return std::nullopt;
-}
-
-// ---- routing ------------------------------------------------------------------------------------
-
-amqp::amqp_result<std::vector<std::string>> amqp_topology::route(std::string_view exchange,
-                                                                 std::string_view routing_key,
-                                                                 const field_table* headers) const {
-    auto it = exchanges_.find(exchange);
-    if (it == exchanges_.end()) return no_exchange(exchange);
-    std::vector<std::string> out;
-    if (exchange.empty()) {
-        if (queues_.contains(routing_key)) out.emplace_back(routing_key);
-        return out;
-    }
-
-    // Names point into this topology, which does not change during the call. Sets take over
-    // from linear scans only for wide fan-outs.
-    constexpr std::size_t linear_limit = 16;
-    std::vector<std::string_view> hits;
-    std::unordered_set<std::string_view> hit_set;
-    std::vector<const exchange_entry*> pending{&it->second};
-    std::unordered_set<const exchange_entry*> visited_set;
-
-    auto add_queue = [&](std::string_view name) {
-        if (hits.size() < linear_limit) {
-            if (std::find(hits.begin(), hits.end(), name) != hits.end()) return;
-        } else {
-            if (hit_set.empty()) hit_set.insert(hits.begin(), hits.end());
-            if (!hit_set.insert(name).second) return;
-        }
-        hits.push_back(name);
-    };
-    auto add_exchange_dest = [&](std::string_view name) {
-        auto x = exchanges_.find(name);
-        if (x == exchanges_.end()) return;
-        const exchange_entry* e = &x->second;
-        if (pending.size() < linear_limit) {
-            if (std::find(pending.begin(), pending.end(), e) != pending.end()) return;
-        } else {
-            if (visited_set.empty()) visited_set.insert(pending.begin(), pending.end());
-            if (!visited_set.insert(e).second) return;
-        }
-        pending.push_back(e);
-    };
-    auto deliver = [&](std::string_view name, bool to_exchange) {
-        if (to_exchange) {
-            add_exchange_dest(name);
-        } else {
-            add_queue(name);
-        }
-    };
-
-    for (std::size_t i = 0; i < pending.size(); ++i) {
-        const exchange_entry& x = *pending[i];
-        switch (x.exchange.kind) {
-            case exchange_kind::direct:
-                if (auto k = x.by_key.find(routing_key); k != x.by_key.end()) {
-                    for (const auto& d : k->second) deliver(d.name, d.to_exchange);
-                }
-                break;
-            case exchange_kind::fanout:
-                for (const auto& b : x.bindings) deliver(b.destination, b.to_exchange);
-                break;
-            case exchange_kind::topic:
-                for (const auto& b : x.bindings) {
-                    if (topic_matches(b.key, routing_key)) deliver(b.destination, b.to_exchange);
-                }
-                break;
-            case exchange_kind::headers:
-                for (const auto& b : x.bindings) {
-                    if (headers_match(b.arguments, headers)) deliver(b.destination, b.to_exchange);
-                }
-                break;
-        }
-    }
-    out.reserve(hits.size());
-    for (auto name : hits) out.emplace_back(name);
-    return out;
-}
-
-// ---- persistence --------------------------------------------------------------------------------
-
-std::string amqp_topology::save() const {
-    namespace json = boost::json;
-    auto sorted_names = [](const auto& map) {
-        std::vector<std::string_view> names;
-        for (const auto& [name, entry] : map) names.push_back(name);
-        std::sort(names.begin(), names.end());
-        return names;
-    };
-    json::array exchanges;
-    json::array bindings;
-    for (auto name : sorted_names(exchanges_)) {
-        const exchange_entry& x = exchanges_.find(name)->second;
-        if (x.exchange.durable && !x.exchange.builtin) {
-            json::object o;
-            put_bytes(o, "name", name);
-            o["type"] = to_string(x.exchange.kind);
-            o["auto_delete"] = x.exchange.auto_delete;
-            o["internal"] = x.exchange.internal;
-            o["arguments"] = table_hex(x.exchange.arguments);
-            exchanges.push_back(std::move(o));
-        }
-        for (const auto& b : x.bindings) {
-            if (!is_durable(b)) continue;
-            json::object o;
-            put_bytes(o, "source", b.source);
-            put_bytes(o, "destination", b.destination);
-            o["to_exchange"] = b.to_exchange;
-            put_bytes(o, "key", b.key);
-            o["arguments"] = table_hex(b.arguments);
-            bindings.push_back(std::move(o));
-        }
-    }
-    json::array queues;
-    for (auto name : sorted_names(queues_)) {
-        const queue_entry& entry = queues_.find(name)->second;
-        const amqp_queue& q = entry.queue;
-        if (!q.durable || q.exclusive) continue;
-        if (q.adopted && std::none_of(entry.bound_from.begin(), entry.bound_from.end(),
-                                      [&](const std::string& source) {
-                                          const auto* x = find_exchange(source);
-                                          return x != nullptr && x->durable && !source.empty();
-                                      })) {
-            continue;
-        }
-        json::object o;
-        put_bytes(o, "name", name);
-        o["auto_delete"] = q.auto_delete;
-        o["arguments"] = table_hex(q.arguments);
-        queues.push_back(std::move(o));
-    }
-    json::object doc;
-    doc["version"] = 1;
-    doc["exchanges"] = std::move(exchanges);
-    doc["queues"] = std::move(queues);
-    doc["bindings"] = std::move(bindings);
-    return json::serialize(doc);
-}
-
-std::optional<std::string> amqp_topology::load(std::string_view text, std::int64_t now_us) {
-    namespace json = boost::json;
-    boost::system::error_code ec;
-    json::value doc = json::parse(text, ec);
-    if (ec) return "AMQP topology: not JSON: " + ec.message();
-    const auto* root = doc.if_object();
-    if (root == nullptr) return std::string("AMQP topology: not a JSON object");
-    const auto* version = root->if_contains("version");
-    if (version == nullptr || !version->is_int64() || version->as_int64() != 1) {
-        return std::string("AMQP topology: missing or unknown version");
-    }
-    auto list = [&](std::string_view field) -> const json::array* {
-        const auto* v = root->if_contains(field);
-        return v == nullptr ? nullptr : v->if_array();
-    };
-    const json::array* exchanges = list("exchanges");
-    const json::array* queues = list("queues");
-    const json::array* bindings = list("bindings");
-    if (exchanges == nullptr || queues == nullptr || bindings == nullptr) {
-        return std::string("AMQP topology: exchanges, queues and bindings must be arrays");
-    }
-
-    amqp_topology next = *this;
-    for (std::size_t i = 0; i < exchanges->size(); ++i) {
-        auto bad = [&](std::string_view why) {
-            return "AMQP topology: exchange " + std::to_string(i) + ": " + std::string(why);
-        };
-        const auto* o = (*exchanges)[i].if_object();
-        if (o == nullptr) return bad("not an object");
-        auto name = get_bytes(*o, "name");
-        const auto* type = o->if_contains("type");
-        auto kind = type != nullptr && type->is_string()
-                        ? parse_exchange_kind(std::string_view(type->get_string()))
-                        : std::nullopt;
-        auto auto_delete = get_bool(*o, "auto_delete");
-        auto internal = get_bool(*o, "internal");
-        auto arguments = get_table(*o);
-        if (!name || name->empty() || !kind || !auto_delete || !internal || !arguments) {
-            return bad("bad name, type, flag or arguments");
-        }
-        if (next.exchanges_.contains(*name)) return bad("'" + *name + "' exists already");
-        next.add_exchange(*name, *kind, true, *auto_delete, *internal, false, *arguments);
-    }
-    for (std::size_t i = 0; i < queues->size(); ++i) {
-        auto bad = [&](std::string_view why) {
-            return "AMQP topology: queue " + std::to_string(i) + ": " + std::string(why);
-        };
-        const auto* o = (*queues)[i].if_object();
-        if (o == nullptr) return bad("not an object");
-        auto name = get_bytes(*o, "name");
-        auto auto_delete = get_bool(*o, "auto_delete");
-        auto arguments = get_table(*o);
-        if (!name || name->empty() || !auto_delete || !arguments) {
-            return bad("bad name, flag or arguments");
-        }
-        auto args = parse_queue_args(*name, *arguments);
-        if (!args) return bad(args.error().text);
-        if (next.queues_.contains(*name)) return bad("'" + *name + "' exists already");
-        queue_entry entry;
-        entry.queue = amqp_queue{.name = *name,
-                                 .durable = true,
-                                 .auto_delete = *auto_delete,
-                                 .arguments = std::move(*arguments),
-                                 .args = *args,
-                                 .last_used_us = now_us};
-        next.queues_.emplace(*name, std::move(entry));
-    }
-    for (std::size_t i = 0; i < bindings->size(); ++i) {
-        auto bad = [&](std::string_view why) {
-            return "AMQP topology: binding " + std::to_string(i) + ": " + std::string(why);
-        };
-        const auto* o = (*bindings)[i].if_object();
-        if (o == nullptr) return bad("not an object");
-        auto source = get_bytes(*o, "source");
-        auto destination = get_bytes(*o, "destination");
-        auto to_exchange = get_bool(*o, "to_exchange");
-        auto key = get_bytes(*o, "key");
-        auto arguments = get_table(*o);
-        if (!source || !destination || !to_exchange || !key || !arguments) {
-            return bad("bad source, destination, key or arguments");
-        }
-        amqp_binding b{.source = std::move(*source),
-                       .destination = std::move(*destination),
-                       .to_exchange = *to_exchange,
-                       .key = std::move(*key),
-                       .arguments = std::move(*arguments)};
-        if (auto e = next.bind(b)) return bad(e->text);
-    }
-    next.durable_changed_ = false;
-    *this = std::move(next);
-    return std::nullopt;
-}
-
-bool amqp_topology::take_durable_change() noexcept {
-    return std::exchange(durable_changed_, false);
 }
 
 }  // namespace conveyor::server

@@ -216,8 +216,8 @@ private:
     bool is_bound(const exchange_entry& source, const amqp_binding& b) const;
     void add_binding(exchange_entry& source, const amqp_binding& b);
     // Removes the bindings of `source` that `pred` selects; true when any was removed.
-    template <class Pred>
-    bool remove_bindings_if(exchange_entry& source, Pred pred);
+    bool remove_bindings_if(exchange_entry& source,
+                            const std::function<bool(const amqp_binding&)>& pred);
     // Erases an exchange with its bindings from and to it; the sources that lost a binding
     // are appended to `candidates` (auto-delete).
     void erase_exchange(std::string_view name, std::vector<std::string>& candidates);

@@ -13,6 +13,7 @@
 
 #include <conveyor/resp/commands.hpp>
 #include <conveyor/runtime/broker_service.hpp>
+#include <conveyor/runtime/input_buffer.hpp>
 #include <conveyor/runtime/session.hpp>
 
 #include <conveyor/protocol/resp_decoder.hpp>
@@ -31,23 +32,6 @@
 #include <vector>
 
 namespace conveyor::server {
-
-// Bytes read but not yet decoded. Unlike std::string it never zero-fills the space a read is
-// about to overwrite (16 KiB per read would otherwise be cleared for nothing).
-class input_buffer {
-public:
-    std::string_view pending() const noexcept { return {data_.get() + begin_, end_ - begin_}; }
-    void consume(std::size_t n) noexcept { begin_ += n; }
-    // Room for at least `n` more bytes at the end; moves pending bytes to the front first.
-    std::span<char> prepare(std::size_t n);
-    void commit(std::size_t n) noexcept { end_ += n; }
-
-private:
-    std::unique_ptr<char[]> data_;
-    std::size_t capacity_ = 0;
-    std::size_t begin_ = 0;
-    std::size_t end_ = 0;
-};
 
 class resp_session final : public resp_waiter,
                            public server_session,
