@@ -3,8 +3,8 @@
 The broker URL comes from CONVEYOR_BROKER_URL; the default names port 5673 explicitly, the
 port `conveyor server --amqp-port 5673` listens on in this example's README.md.
 
-    celery -A tasks worker -P solo -l info        # in this directory
-    python3 producer.py 2 3                       # sends add(2, 3), prints 5
+    python3 -m celery -A tasks worker -P solo -l info        # in this directory
+    python3 producer.py 2 3                                  # sends add(2, 3), prints 5
 """
 
 import os
