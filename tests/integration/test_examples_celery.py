@@ -103,7 +103,9 @@ class CeleryExampleTest(ConveyorTestCase):
         self.assertIn("succeeded in", self.log())
         self.assertIn(": 42", self.log())
         # acks_late: both deliveries were acked after the task ran, so nothing is left.
-        self.assertEqual(self.server.client().execute_command("QLEN", "celery"), 0)
+        resp = self.server.client()
+        self.addCleanup(resp.close)
+        self.assertEqual(resp.execute_command("QLEN", "celery"), 0)
 
 
 if __name__ == "__main__":
