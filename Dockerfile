@@ -16,8 +16,6 @@
 # cpack); stage 2 installs only that package, whose Depends pull in the runtime libraries.
 
 FROM debian:bookworm AS build
-RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends sudo ca-certificates \
-    && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY scripts/install-deps.sh scripts/install-deps.sh
 RUN ./scripts/install-deps.sh && rm -rf /var/lib/apt/lists/*
