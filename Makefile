@@ -6,7 +6,7 @@ DATA_DIR ?= ./data
 CONFIG_ARGS ?=
 
 .PHONY: all deps configure build server run test unit integration soak bench bench-durable bench-worker bench-amqp clean format \
-	fuzz fuzz-build test-asan format-check lint
+	fuzz fuzz-build test-asan format-check lint install package
 
 all: build
 
@@ -26,6 +26,18 @@ server: configure
 run: server
 	mkdir -p $(DATA_DIR)
 	$(BUILD_DIR)/conveyor server --data-dir $(DATA_DIR)
+
+# The broker as a system service (docs/install.md): `make install` puts conveyor in
+# $(PREFIX)/bin, the systemd unit in $(PREFIX)/lib/systemd/system and conveyor.conf in
+# /etc/conveyor (cmake -DCONVEYOR_CONF_DIR=... to change); `make package` builds
+# $(BUILD_DIR)/conveyor_<version>_<arch>.deb (apt install ./build/conveyor_*.deb). Both
+# build only the binary.
+PREFIX ?= /usr/local
+install: server
+	cmake --install $(BUILD_DIR) --prefix $(PREFIX) --component server
+
+package: server
+	cd $(BUILD_DIR) && cpack -G DEB
 
 # Every test (unit + integration), after a short pass of every fuzz target (FUZZ_SHORT_SECONDS
 # each, in build-fuzz/); ctest's summary line is the last thing printed, then a line naming

@@ -11,6 +11,8 @@ packages=(
   # tests/fuzz (make fuzz, and the short pass in make test): clang-14 with libFuzzer and the
   # sanitizer runtimes (libclang-rt-14-dev), llvm-symbolizer for readable reports (llvm-14).
   clang-14 libclang-rt-14-dev llvm-14
+  # make package: dpkg-shlibdeps (the .deb's Depends from the libraries the binary links).
+  dpkg-dev
   # make format-check (CI): the project's .clang-format, with clang-format 14.
   clang-format-14
   # make lint: clang-tidy 14 with the project's .clang-tidy.

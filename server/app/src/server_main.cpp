@@ -2,6 +2,7 @@
 
 #include <conveyor/amqp/amqp_session.hpp>
 #include <conveyor/app/listener.hpp>
+#include <conveyor/app/notify.hpp>
 #include <conveyor/runtime/broker_service.hpp>
 #include <conveyor/runtime/config.hpp>
 #include <conveyor/runtime/tls.hpp>
@@ -225,6 +226,7 @@ int server_main(const std::vector<std::string>& args) {
                  CONVEYOR_VERSION, port_text(resp->plain_endpoint()),
                  port_text(resp->tls_endpoint()), port_text(resp->amqp_endpoint()), config.data_dir,
                  config.fsync, static_cast<long>(::getpid()));
+    const service_readiness readiness;  // READY=1 to systemd now, STOPPING=1 on return
     // io.run(), with a hook before each wait: run one handler (blocking), then everything
     // that became ready meanwhile, then hand this round's records to the log. A round also
     // ends once it has appended round_limit_bytes: a client streaming large messages keeps
