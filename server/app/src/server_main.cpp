@@ -142,7 +142,9 @@ int server_main(const std::vector<std::string>& args) {
     if (lock_fd < 0 || ::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
         spdlog::critical(
             "cannot lock data directory '{}' ({}): {}", config.data_dir, lock_path,
-            errno == EWOULDBLOCK ? "another conveyor server is using it" : std::strerror(errno));
+            errno == EWOULDBLOCK
+                ? "another conveyor server (or conveyor check-data) is using it"
+                : std::strerror(errno));
         return 1;
     }
 
