@@ -78,14 +78,14 @@ std::string duration_error_text(std::string_view text, const parsed_duration& pa
     quoted.append(text);
     quoted.push_back('\'');
     switch (parsed.error) {
-    case duration_errc::ok:
-        return {};
-    case duration_errc::malformed:
-        return quoted + " is not a duration (" + duration_forms(bare) + ")";
-    case duration_errc::not_whole_ms:
-        return quoted + " is not a whole number of milliseconds";
-    case duration_errc::out_of_range:
-        break;
+        case duration_errc::ok:
+            return {};
+        case duration_errc::malformed:
+            return quoted + " is not a duration (" + duration_forms(bare) + ")";
+        case duration_errc::not_whole_ms:
+            return quoted + " is not a whole number of milliseconds";
+        case duration_errc::out_of_range:
+            break;
     }
     return quoted + " is out of range (max " + std::to_string(max_ms) + " ms)";
 }

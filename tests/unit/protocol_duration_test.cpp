@@ -50,8 +50,8 @@ TEST(duration, decimal_fractions_are_exact) {
 }
 
 TEST(duration, malformed_text_is_refused) {
-    for (const char* text : {"", "s", "ms", "-1", "+1", " 1", "1 ", "1x", "1S", "1sec", "1.s", ".5s",
-                             "1.2.3s", "10ms5", "1e3", "0x10", "1_000"}) {
+    for (const char* text : {"", "s", "ms", "-1", "+1", " 1", "1 ", "1x", "1S", "1sec", "1.s",
+                             ".5s", "1.2.3s", "10ms5", "1e3", "0x10", "1_000"}) {
         EXPECT_EQ(error(text), duration_errc::malformed) << text;
     }
 }
@@ -64,22 +64,21 @@ TEST(duration, the_range_ends_at_100_years_inclusive) {
     EXPECT_EQ(error("36500.001d"), duration_errc::out_of_range);
     EXPECT_EQ(error("999999999999999999d"), duration_errc::out_of_range);
     EXPECT_EQ(error("99999999999999999999"), duration_errc::out_of_range);  // past 64 bits
-    EXPECT_EQ(parse_duration("61s", bare_unit::seconds, 60'000).error,
-              duration_errc::out_of_range);
+    EXPECT_EQ(parse_duration("61s", bare_unit::seconds, 60'000).error, duration_errc::out_of_range);
 }
 
 TEST(duration, error_texts_name_the_value_and_the_forms) {
     using conveyor::protocol::duration_error_text;
-    EXPECT_EQ(duration_error_text("10x", parse_duration("10x", bare_unit::seconds),
-                                  bare_unit::seconds),
-              "'10x' is not a duration (500ms, 30s, 1.5s, 5m, 1h, 2d; a bare number is seconds)");
+    EXPECT_EQ(
+        duration_error_text("10x", parse_duration("10x", bare_unit::seconds), bare_unit::seconds),
+        "'10x' is not a duration (500ms, 30s, 1.5s, 5m, 1h, 2d; a bare number is seconds)");
     EXPECT_EQ(duration_error_text("0.1ms", parse_duration("0.1ms", bare_unit::milliseconds),
                                   bare_unit::milliseconds),
               "'0.1ms' is not a whole number of milliseconds");
     EXPECT_EQ(duration_error_text("200y", parse_duration("36501d", bare_unit::milliseconds),
                                   bare_unit::milliseconds),
               "'200y' is out of range (max 3153600000000 ms)");
-    EXPECT_EQ(duration_error_text("5s", parse_duration("5s", bare_unit::seconds),
-                                  bare_unit::seconds),
-              "");
+    EXPECT_EQ(
+        duration_error_text("5s", parse_duration("5s", bare_unit::seconds), bare_unit::seconds),
+        "");
 }

@@ -140,11 +140,10 @@ int server_main(const std::vector<std::string>& args) {
     const std::string lock_path = config.data_dir + "/LOCK";
     const int lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (lock_fd < 0 || ::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
-        spdlog::critical(
-            "cannot lock data directory '{}' ({}): {}", config.data_dir, lock_path,
-            errno == EWOULDBLOCK
-                ? "another conveyor server (or conveyor check-data) is using it"
-                : std::strerror(errno));
+        spdlog::critical("cannot lock data directory '{}' ({}): {}", config.data_dir, lock_path,
+                         errno == EWOULDBLOCK
+                             ? "another conveyor server (or conveyor check-data) is using it"
+                             : std::strerror(errno));
         return 1;
     }
 

@@ -41,9 +41,9 @@ struct duration_setting {
     const std::string& text;
     std::int64_t& ms;
     bare_unit bare;
-    std::int64_t min_ms;     // 0 or 1
-    std::int64_t max_ms;     // core::max_duration_ms, or less for whole_seconds
-    bool whole_seconds;      // kept in seconds (TCP keepalive, AMQP heartbeat)
+    std::int64_t min_ms;  // 0 or 1
+    std::int64_t max_ms;  // core::max_duration_ms, or less for whole_seconds
+    bool whole_seconds;   // kept in seconds (TCP keepalive, AMQP heartbeat)
 };
 
 std::optional<std::string> parse_durations(server_config& c, const duration_texts& t,
@@ -138,8 +138,9 @@ std::optional<std::string> check_numbers(server_config& c, const problems& p) {
     };
     for (const auto& b : bounds) {
         if (b.value >= b.min && b.value <= b.max) continue;
-        const std::string range = b.max == any ? "at least " + std::to_string(b.min)
-                                               : std::to_string(b.min) + "-" + std::to_string(b.max);
+        const std::string range = b.max == any
+                                      ? "at least " + std::to_string(b.min)
+                                      : std::to_string(b.min) + "-" + std::to_string(b.max);
         return p.about(b.name, "must be " + range + ", got " + std::to_string(b.value));
     }
     if (auto bytes = parse_memory_size(c.maxmemory)) {

@@ -15,8 +15,9 @@ file_read read_config_file(const std::string& path) {
     std::ifstream in(path);
     if (!in) {
         const int err = errno;
-        return {{}, "cannot open config file '" + path + "': " +
-                        (err != 0 ? std::strerror(err) : "cannot be read")};
+        return {{},
+                "cannot open config file '" + path +
+                    "': " + (err != 0 ? std::strerror(err) : "cannot be read")};
     }
     file_read out;
     std::string line;
