@@ -127,6 +127,10 @@ class ConfigFileErrorsTest(ArgsCase):
         out = self.refused(path)
         self.assertIn(f"conveyor server: {path}:2: fsync must be always, everysec or no "
                       "(got 'sometimes')", out)
+        path = self.config("log-level verbose\n")
+        out = self.refused(path)
+        self.assertIn(f"conveyor server: {path}:1: log-level must be trace, debug, info, warn, "
+                      "error, critical or off (got 'verbose')", out)
         path = self.config("\nidle-timeout soon\n")
         out = self.refused(path)
         self.assertIn(f"conveyor server: {path}:2: idle-timeout: 'soon' is not a duration "

@@ -33,9 +33,9 @@ TEST(server_args, an_argument_after_the_flags_is_refused) {
 }
 
 TEST(server_args, durations_take_units_and_bare_numbers_keep_each_flags_unit) {
-    const auto outcome = parse_server_args({"--default-lease-ms", "2s", "--tcp-keepalive", "5m",
-                                            "--idle-timeout", "90", "--amqp-consumer-timeout",
-                                            "1500", "--amqp-heartbeat", "30"});
+    const auto outcome =
+        parse_server_args({"--default-lease-ms", "2s", "--tcp-keepalive", "5m", "--idle-timeout",
+                           "90", "--amqp-consumer-timeout", "1500", "--amqp-heartbeat", "30"});
     ASSERT_TRUE(outcome.config) << outcome.message;
     EXPECT_EQ(outcome.config->default_lease_ms, 2000);
     EXPECT_EQ(outcome.config->tcp_keepalive, 300);

@@ -6,6 +6,9 @@
 #include <conveyor/core/types.hpp>
 #include <conveyor/protocol/duration.hpp>
 
+#include <algorithm>
+#include <iterator>
+
 namespace conveyor::server::config_detail {
 namespace {
 
@@ -83,8 +86,8 @@ std::optional<std::string> parse_durations(server_config& c, const duration_text
     return std::nullopt;
 }
 
-// --fsync, --enable-debug-command, --protected-mode and --tls-auth-clients: their words,
-// parsed once.
+// --fsync, --enable-debug-command, --protected-mode, --log-level and --tls-auth-clients: their
+// words, parsed once.
 std::optional<std::string> parse_words(server_config& c, const problems& p) {
     if (c.fsync == "always") {
         c.fsync_mode = fsync_policy::always;
@@ -103,6 +106,15 @@ std::optional<std::string> parse_words(server_config& c, const problems& p) {
     if (c.protected_mode != "yes" && c.protected_mode != "no")
         return p.about("protected-mode", "must be yes or no (got '" + c.protected_mode + "')");
     c.loopback_only_without_auth = c.protected_mode == "yes";
+    // spdlog's names (server_main sets the level); "warning" and "err" are its aliases.
+    const std::string_view levels[] = {"trace", "debug", "info",     "warn", "warning",
+                                       "error", "err",   "critical", "off"};
+    if (std::find(std::begin(levels), std::end(levels), c.log_level) == std::end(levels)) {
+        return p.about("log-level",
+                       "must be trace, debug, info, warn, error, critical or off "
+                       "(got '" +
+                           c.log_level + "')");
+    }
     const auto& auth = c.tls_auth_clients;
     if (auth == "yes") {
         c.tls_clients = client_certificates::required;
