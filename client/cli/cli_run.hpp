@@ -27,7 +27,7 @@ inline constexpr option_spec common_specs[] = {
 inline constexpr std::string_view common_help =
     "  --connect <url>          host:port, redis://[user:password@]host[:port], or rediss://...\n"
     "                           for TLS (default: $CONVEYOR_URL, else 127.0.0.1:6380)\n"
-    "  --connect-timeout <d>    give up connecting after this long (default 5s; bare: seconds)\n"
+    "  --connect-timeout <d>    give up connecting after this long (default 5s)\n"
     "  --tls                    TLS even with a host:port or redis:// address\n"
     "  --tls-ca <file>          CA certificates (PEM) to verify the server with\n"
     "                           (default: $CONVEYOR_TLS_CA, else the system's store)\n"
