@@ -43,10 +43,10 @@ struct duration_setting {
     const char* name;
     const std::string& text;
     std::int64_t& ms;
-    bare_unit bare;
     std::int64_t min_ms;  // 0 or 1
     std::int64_t max_ms;  // core::max_duration_ms, or less for whole_seconds
-    bool whole_seconds;   // kept in seconds (TCP keepalive, AMQP heartbeat)
+    bare_unit bare;
+    bool whole_seconds;  // kept in seconds (TCP keepalive, AMQP heartbeat)
 };
 
 std::optional<std::string> parse_durations(server_config& c, const duration_texts& t,
@@ -55,16 +55,16 @@ std::optional<std::string> parse_durations(server_config& c, const duration_text
     std::int64_t heartbeat_ms = 0;
     const std::int64_t max = core::max_duration_ms;
     const duration_setting settings[] = {
-        {"default-lease-ms", t.default_lease, c.default_lease_ms, bare_unit::milliseconds, 1, max,
+        {"default-lease-ms", t.default_lease, c.default_lease_ms, 1, max, bare_unit::milliseconds,
          false},
-        {"result-ttl-ms", t.result_ttl, c.result_ttl_ms, bare_unit::milliseconds, 0, max, false},
-        {"amqp-consumer-timeout", t.amqp_consumer_timeout, c.amqp_consumer_timeout_ms,
-         bare_unit::milliseconds, 1, max, false},
-        {"handshake-timeout", c.handshake_timeout, c.handshake_timeout_ms, bare_unit::seconds, 1,
-         max, false},
-        {"idle-timeout", c.idle_timeout, c.idle_timeout_ms, bare_unit::seconds, 0, max, false},
-        {"tcp-keepalive", t.tcp_keepalive, keepalive_ms, bare_unit::seconds, 0, 32767'000, true},
-        {"amqp-heartbeat", t.amqp_heartbeat, heartbeat_ms, bare_unit::seconds, 0, 65535'000, true},
+        {"result-ttl-ms", t.result_ttl, c.result_ttl_ms, 0, max, bare_unit::milliseconds, false},
+        {"amqp-consumer-timeout", t.amqp_consumer_timeout, c.amqp_consumer_timeout_ms, 1, max,
+         bare_unit::milliseconds, false},
+        {"handshake-timeout", c.handshake_timeout, c.handshake_timeout_ms, 1, max,
+         bare_unit::seconds, false},
+        {"idle-timeout", c.idle_timeout, c.idle_timeout_ms, 0, max, bare_unit::seconds, false},
+        {"tcp-keepalive", t.tcp_keepalive, keepalive_ms, 0, 32767'000, bare_unit::seconds, true},
+        {"amqp-heartbeat", t.amqp_heartbeat, heartbeat_ms, 0, 65535'000, bare_unit::seconds, true},
     };
     for (const auto& s : settings) {
         const auto parsed = protocol::parse_duration(s.text, s.bare, s.max_ms);
