@@ -93,7 +93,7 @@ start_redis() {
 start_conveyor() {
     local name="$1"; shift
     mkdir -p "$work/$name-data"
-    # No AMQP listener unless asked for (its default port 5672 may be taken).
+    # No AMQP listener unless asked for (its default port 5673 may be taken).
     local amqp=(--amqp-port 0)
     case " $* " in *" --amqp-port "*) amqp=() ;; esac
     start_server "$name" "$conveyor_bin" server --bind 127.0.0.1 --data-dir "$work/$name-data" \

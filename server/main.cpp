@@ -15,11 +15,12 @@ namespace {
 constexpr const char* usage = R"(Usage: conveyor <command> [options]
 
 Commands:
-  server      run the broker (RESP on --port, default 6380)
-  check-data  check (or --repair) the log segments of a data directory
+  server      run the broker: conveyor server [<config-file>] [--flag value ...]
+              (RESP on --port, default 6380; AMQP on --amqp-port, default 5673)
+  check-data  check (or --repair) the log segments of a stopped server's data directory
   worker      lease tasks and run them (--exec, --pipe, --builtin, --handlers)
   enqueue     add a task (or many: --lines FILE); prints its id
-  result      a task's result (--wait <ms>)
+  result      a task's result (--wait <duration>)
   task        a task's state
   queues      the queues and their counts
   cancel      cancel a task

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <charconv>
-#include <limits>
 
 namespace conveyor::cli {
 
@@ -77,27 +76,13 @@ std::int64_t parse_integer(std::string_view option, std::string_view text, std::
     return value;
 }
 
-std::int64_t parse_duration_ms(std::string_view option, std::string_view text) {
-    std::size_t digits = 0;
-    while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
-    std::string_view unit = text.substr(digits);
-    std::int64_t scale = 0;
-    if (unit.empty() || unit == "ms")
-        scale = 1;
-    else if (unit == "s")
-        scale = 1000;
-    else if (unit == "m")
-        scale = 60'000;
-    else if (unit == "h")
-        scale = 3'600'000;
-    std::int64_t value = 0;
-    auto [end, ec] = std::from_chars(text.data(), text.data() + digits, value);
-    if (digits == 0 || scale == 0 || ec != std::errc{} ||
-        value > std::numeric_limits<std::int64_t>::max() / scale)
-        throw usage_error("--" + std::string(option) +
-                          ": expected a duration such as 500, 500ms, 5s, 2m or 1h; got '" +
-                          std::string(text) + "'");
-    return value * scale;
+std::int64_t parse_duration_ms(std::string_view option, std::string_view text,
+                               protocol::bare_unit bare) {
+    const auto parsed = protocol::parse_duration(text, bare);
+    if (parsed.error != protocol::duration_errc::ok)
+        throw usage_error("--" + std::string(option) + ": " +
+                          protocol::duration_error_text(text, parsed, bare));
+    return parsed.ms;
 }
 
 }  // namespace conveyor::cli

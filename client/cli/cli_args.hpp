@@ -8,6 +8,8 @@
 // cli_main reports with exit status 2.
 #pragma once
 
+#include <conveyor/protocol/duration.hpp>
+
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -51,9 +53,11 @@ private:
 // Throws usage_error naming an unknown option or a missing value.
 parsed_args parse_args(const std::vector<std::string>& args, std::span<const option_spec> specs);
 
-// "250", "250ms", "5s", "2m", "1h" -> milliseconds; a bare number is milliseconds, as on the
-// wire. Throws usage_error("--<option>: ...") when `text` is not a non-negative duration.
-std::int64_t parse_duration_ms(std::string_view option, std::string_view text);
+// "250", "250ms", "1.5s", "2m", "1h", "1d" -> milliseconds (protocol/duration.hpp); a bare
+// number is milliseconds, as on the wire, unless `bare` says seconds (--connect-timeout).
+// Throws usage_error("--<option>: ...") when `text` is not a duration of 0 to 100 years.
+std::int64_t parse_duration_ms(std::string_view option, std::string_view text,
+                               protocol::bare_unit bare = protocol::bare_unit::milliseconds);
 // A decimal integer in [min, max]; throws usage_error("--<option>: ...") otherwise.
 std::int64_t parse_integer(std::string_view option, std::string_view text, std::int64_t min,
                            std::int64_t max);

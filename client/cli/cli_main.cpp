@@ -28,10 +28,7 @@ cli_context make_context(std::string_view command, const parsed_args& args) {
     cli_context ctx{std::string(command), {}, std::chrono::milliseconds(5000)};
     if (auto t = args.get("connect-timeout")) {
         // A bare number is seconds here, as for `conveyor worker --connect-timeout`.
-        const bool bare = !t->empty() && std::all_of(t->begin(), t->end(),
-                                                     [](char c) { return c >= '0' && c <= '9'; });
-        auto ms =
-            parse_duration_ms("connect-timeout", bare ? std::string(*t) + "s" : std::string(*t));
+        auto ms = parse_duration_ms("connect-timeout", *t, protocol::bare_unit::seconds);
         if (ms == 0) throw usage_error("--connect-timeout must be more than 0");
         ctx.connect_timeout = std::chrono::milliseconds(ms);
     }

@@ -19,7 +19,7 @@ With --wait, prints the task's result instead once it finished (exit 1 if it fai
 cancelled or did not finish in time). With --lines, adds one task per line of the file
 ('-': stdin) and reports the count on stderr.
 
-Options (durations: 500 or 500ms, 5s, 2m, 1h):
+Options (durations: 500ms, 1.5s, 5m, 1h, 2d; a bare number is milliseconds):
   --name <name>              task name (workers route on it)
   --priority <0-9>           higher is leased first (default 0)
   --delay <d>                ready after this long

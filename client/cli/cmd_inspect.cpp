@@ -38,7 +38,7 @@ finished, or is unknown.
 
 Options:
   --wait <d>                 wait up to this long for the task to finish (0: forever;
-                             500, 500ms, 5s, 2m, 1h)
+                             500ms, 1.5s, 5m, 1h; bare: ms)
 )";
 constexpr option_spec result_specs[] = {{"wait", 1}};
 

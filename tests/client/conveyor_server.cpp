@@ -87,7 +87,7 @@ bool conveyor_server::start_on(std::uint16_t port, const std::vector<std::string
     std::vector<std::string> args{binary_path(), "server",       "--port",  std::to_string(port),
                                   "--data-dir",  dir_ + "/data", "--fsync", "no",
                                   "--log-level", "warn"};
-    // No AMQP listener unless asked for: its default port (5672) would be shared by every
+    // No AMQP listener unless asked for: its default port (5673) would be shared by every
     // server the tests start in parallel.
     if (std::find(extra_args.begin(), extra_args.end(), "--amqp-port") == extra_args.end()) {
         args.insert(args.end(), {"--amqp-port", "0"});

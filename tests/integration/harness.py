@@ -134,11 +134,13 @@ class ConveyorServer:
     BIND_RETRIES = 5
 
     def __init__(self, extra_args=(), use_default_args=True, port=None, workdir=None,
-                 amqp=False):
+                 amqp=False, config_file=None):
         self.extra_args = [str(a) for a in extra_args]
+        # `conveyor server <config_file> ...`: the file goes first, as redis-server takes it.
+        self.config_file = config_file
         # AMQP (docs/amqp.md): amqp=True listens on a free port (`amqp_port`, chosen anew
         # with the RESP port); amqp=False passes --amqp-port 0, so that parallel servers
-        # never collide on the default 5672.
+        # never collide on the default 5673.
         self.amqp = amqp
         self.amqp_port = None
         self.use_default_args = use_default_args
@@ -157,7 +159,7 @@ class ConveyorServer:
     # ---- lifecycle ------------------------------------------------------------------
 
     def command_line(self, port):
-        cmd = [conveyor_bin(), "server"]
+        cmd = [conveyor_bin(), "server"] + ([self.config_file] if self.config_file else [])
         if self.use_default_args:
             cmd += ["--port", str(port), "--bind", HOST, "--data-dir", self.data_dir]
         if "--amqp-port" not in self.extra_args:
@@ -545,10 +547,10 @@ class ConveyorTestCase(unittest.TestCase):
         self._log_printed = True
 
     def start_conveyor(self, *extra_args, use_default_args=True, port=None, workdir=None,
-                       amqp=False):
+                       amqp=False, config_file=None):
         """Starts another server for this case; it is stopped on teardown, pass or fail."""
         server = ConveyorServer(extra_args, use_default_args=use_default_args, port=port,
-                                workdir=workdir, amqp=amqp)
+                                workdir=workdir, amqp=amqp, config_file=config_file)
         self._servers.append(server)
         self.addCleanup(server.kill_group)
         server.start()

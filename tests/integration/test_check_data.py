@@ -174,7 +174,7 @@ class CheckDataTest(unittest.TestCase):
         self.assertEqual(self.run_check(self.dir, self.dir)[0], 2)
         code, out, _ = self.run_check("--help")
         self.assertEqual(code, 0)
-        self.assertIn("Usage: conveyor check-data [--repair] <dir>", out)
+        self.assertIn("Usage: conveyor check-data [--repair] [--force] <dir>", out)
 
 
 if __name__ == "__main__":

@@ -37,8 +37,9 @@ TEST_F(handler_file_test, routes_with_options_and_comments) {
               "   # indented comment\n"
               "email pipe -- python3 examples/handler.py --flag -- x\n"
               "noop builtin concurrency=8 -- echo\r\n"
-              "* builtin timeout=1000 -- fail\n"));
-    ASSERT_EQ(file.routes.size(), 4u);
+              "* builtin timeout=1000 -- fail\n"
+              "nap builtin timeout=1.5s -- sleep\n"));
+    ASSERT_EQ(file.routes.size(), 5u);
     const auto& r0 = file.routes[0];
     EXPECT_EQ(r0.name, "resize");
     EXPECT_EQ(r0.kind, "exec");
@@ -54,6 +55,8 @@ TEST_F(handler_file_test, routes_with_options_and_comments) {
     EXPECT_EQ(file.routes[2].concurrency, 8u);
     EXPECT_EQ(file.routes[3].name, "*");
     EXPECT_EQ(file.routes[3].command, "fail");
+    ASSERT_TRUE(file.routes[4].timeout);
+    EXPECT_EQ(file.routes[4].timeout->count(), 1500);  // a duration, as the flags take
 }
 
 TEST_F(handler_file_test, the_shipped_example_loads) {
@@ -71,10 +74,12 @@ TEST_F(handler_file_test, errors_name_file_and_line) {
                   "[concurrency=<n>] -- <command>'");
     EXPECT_EQ(error_of("# ok\nresize exec --\n"), where + "missing the command after ' -- '");
     EXPECT_EQ(error_of("# ok\nresize -- x\n"), where + "expected a task name and a handler kind");
-    EXPECT_EQ(error_of("# ok\nresize exec timeout=abc -- x\n"),
-              where + "timeout= takes a positive number of ms");
-    EXPECT_EQ(error_of("# ok\nresize exec timeout=0 -- x\n"),
-              where + "timeout= takes a positive number of ms");
+    const std::string positive =
+        "timeout= takes a positive duration (500ms, 30s, 1.5s, 5m, 1h, 2d; a bare number is "
+        "milliseconds)";
+    EXPECT_EQ(error_of("# ok\nresize exec timeout=abc -- x\n"), where + positive);
+    EXPECT_EQ(error_of("# ok\nresize exec timeout=0 -- x\n"), where + positive);
+    EXPECT_EQ(error_of("# ok\nresize exec timeout=0s -- x\n"), where + positive);
     EXPECT_EQ(error_of("# ok\nresize exec concurrency=0 -- x\n"),
               where + "concurrency= takes a number from 1 to 100000");
     EXPECT_EQ(error_of("# ok\nresize exec retries=3 -- x\n"),

@@ -3,6 +3,7 @@
 //   <name|*> <exec|pipe|builtin> [timeout=<ms>] [concurrency=<n>] -- <command or builtin>
 //
 // '#' starts a comment line; blank lines are ignored. Errors name the file and the line.
+#include <conveyor/protocol/duration.hpp>
 #include <conveyor/worker/process_handlers.hpp>
 
 #include <charconv>
@@ -69,9 +70,14 @@ handler_route parse_route(std::string_view line) {
     for (std::size_t i = 2; i < words.size(); ++i) {
         std::string_view word = words[i];
         if (word.starts_with("timeout=")) {
-            auto ms = positive(word.substr(8));
-            if (!ms) throw std::invalid_argument("timeout= takes a positive number of ms");
-            route.timeout = std::chrono::milliseconds(*ms);
+            // A duration as every time flag takes it; a bare number is milliseconds.
+            const auto bare = protocol::bare_unit::milliseconds;
+            const auto parsed = protocol::parse_duration(word.substr(8), bare);
+            if (parsed.error != protocol::duration_errc::ok || parsed.ms == 0) {
+                throw std::invalid_argument("timeout= takes a positive duration (" +
+                                            protocol::duration_forms(bare) + ")");
+            }
+            route.timeout = std::chrono::milliseconds(parsed.ms);
         } else if (word.starts_with("concurrency=")) {
             auto n = positive(word.substr(12));
             if (!n || *n > 100000) {

@@ -5,6 +5,7 @@
 #include "builtins.hpp"
 
 #include <conveyor/client/worker.hpp>
+#include <conveyor/protocol/duration.hpp>
 #include <conveyor/worker/process_handlers.hpp>
 
 #include <boost/asio/co_spawn.hpp>
@@ -86,14 +87,16 @@ po::options_description make_options(worker_flags& f) {
          "an in-process handler for tests and benchmarks")
         ("handlers", po::value<std::string>()->value_name("FILE"),
          "route task names to exec/pipe/builtin handlers (see conf/)")
-        ("shutdown-timeout", po::value(&f.shutdown_timeout_s)->default_value(30)->value_name("S"),
-         "warm shutdown: seconds running tasks may finish before they are stopped and released")
-        ("connect-timeout", po::value(&f.connect_timeout_s)->default_value(10)->value_name("S"),
-         "exit with an error if the broker cannot be reached at start for this long")
-        ("soft-grace-ms", po::value<std::int64_t>()->value_name("MS"),
-         "soft limit = hard limit - this (default: min(5000, hard / 10))")
-        ("status-interval", po::value(&f.status_interval_s)->default_value(10)->value_name("S"),
-         "seconds between status lines (0: none)")
+        ("shutdown-timeout", po::value<std::string>()->value_name("DURATION"),
+         "warm shutdown: how long running tasks may finish before they are stopped and released "
+         "(default 30s; a bare number is seconds)")
+        ("connect-timeout", po::value<std::string>()->value_name("DURATION"),
+         "exit with an error if the broker cannot be reached at start for this long (default "
+         "10s; bare: seconds)")
+        ("soft-grace-ms", po::value<std::string>()->value_name("DURATION"),
+         "soft limit = hard limit - this (default: min(5000, hard / 10); bare: ms)")
+        ("status-interval", po::value<std::string>()->value_name("DURATION"),
+         "time between status lines (default 10s; bare: seconds; 0: none)")
         ("log-level", po::value(&f.log_level)->default_value(f.log_level)->value_name("LEVEL"),
          "trace, debug, info, warn, error or off");
     // clang-format on
@@ -103,6 +106,35 @@ po::options_description make_options(worker_flags& f) {
 template <class T>
 std::optional<T> opt(const po::variables_map& vm, const char* name) {
     return vm.count(name) ? std::optional<T>(vm[name].as<T>()) : std::nullopt;
+}
+
+// The time flags, in the one duration syntax of every flag (protocol/duration.hpp): a bare
+// number is seconds, but milliseconds for --soft-grace-ms.
+std::optional<std::string> parse_times(const po::variables_map& vm, worker_flags& f) {
+    using protocol::bare_unit;
+    struct time_flag {
+        const char* name;
+        bare_unit bare;
+        std::optional<std::int64_t> ms;
+    };
+    time_flag flags[] = {{"shutdown-timeout", bare_unit::seconds, {}},
+                         {"connect-timeout", bare_unit::seconds, {}},
+                         {"status-interval", bare_unit::seconds, {}},
+                         {"soft-grace-ms", bare_unit::milliseconds, {}}};
+    for (auto& flag : flags) {
+        if (!vm.count(flag.name)) continue;
+        const auto text = vm[flag.name].as<std::string>();
+        const auto parsed = protocol::parse_duration(text, flag.bare);
+        if (parsed.error != protocol::duration_errc::ok)
+            return "--" + std::string(flag.name) + ": " +
+                   protocol::duration_error_text(text, parsed, flag.bare);
+        flag.ms = parsed.ms;
+    }
+    if (flags[0].ms) f.shutdown_timeout_s = static_cast<double>(*flags[0].ms) / 1000.0;
+    if (flags[1].ms) f.connect_timeout_s = static_cast<double>(*flags[1].ms) / 1000.0;
+    if (flags[2].ms) f.status_interval_s = static_cast<double>(*flags[2].ms) / 1000.0;
+    f.soft_grace_ms = flags[3].ms;
+    return std::nullopt;
 }
 
 // Parses the flags; on a usage error returns the message (exit 2), on --help "" with help set.
@@ -137,7 +169,7 @@ std::optional<std::string> parse_flags(const std::vector<std::string>& args, wor
     f.pipe = opt<std::string>(vm, "pipe");
     f.builtin = opt<std::string>(vm, "builtin");
     f.handlers = opt<std::string>(vm, "handlers");
-    f.soft_grace_ms = opt<std::int64_t>(vm, "soft-grace-ms");
+    if (auto error = parse_times(vm, f)) return error;
     const int kinds = !!f.exec + !!f.pipe + !!f.builtin + !!f.handlers;
     if (f.queues.empty()) return std::string("at least one --queue is needed");
     if (kinds != 1)
@@ -145,9 +177,6 @@ std::optional<std::string> parse_flags(const std::vector<std::string>& args, wor
     if (f.builtin && !make_builtin(*f.builtin))
         return "unknown --builtin '" + *f.builtin + "' (echo, sleep or fail)";
     if (f.concurrency == 0) return std::string("--concurrency must be at least 1");
-    for (double s : {f.shutdown_timeout_s, f.connect_timeout_s, f.status_interval_s})
-        if (!(s >= 0) || !std::isfinite(s)) return std::string("times must be >= 0 seconds");
-    if (f.soft_grace_ms && *f.soft_grace_ms < 0) return std::string("--soft-grace-ms must be >= 0");
     return std::nullopt;
 }
 

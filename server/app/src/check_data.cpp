@@ -3,29 +3,60 @@
 #include "conveyor/storage/file_io.hpp"
 #include "conveyor/storage/log_directory.hpp"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <iostream>
 #include <optional>
+#include <utility>
 #include <variant>
 
 namespace conveyor::server {
 namespace {
 
-constexpr const char* usage = R"(Usage: conveyor check-data [--repair] <dir>
+constexpr const char* usage = R"(Usage: conveyor check-data [--repair] [--force] <dir>
 
 Checks the log segments (<sequence>.log) of a data directory, in sequence order, and prints
 one line per segment, a count of records with times out of range (clamped at start) if any,
 and a verdict. Exit status: 0 clean or only a torn tail in the newest
-segment (the server cuts it at start), 1 damage, 2 usage error or unreadable directory.
+segment (the server cuts it at start), 1 damage, 2 usage error, unreadable directory, or a
+directory a running server holds.
+
+A directory whose LOCK a running conveyor server holds is refused: its newest segment is
+being written (a check would see a torn tail that is only an unfinished write, a repair would
+cut records the server has acknowledged). The lock is held while the check runs, so no server
+starts on the directory meanwhile.
 
 Options:
   --repair   truncate the log at its first bad record and remove every later segment;
              prints how many records that dropped
+  --force    run even though a server holds the directory (experts only; with --repair it
+             can lose acknowledged records)
   -h, --help this text
 )";
+
+// A file descriptor closed (and its flock released) at the end of its scope; -1: none.
+class unique_fd {
+public:
+    explicit unique_fd(int fd) : fd_(fd) {}
+    unique_fd(unique_fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+    unique_fd& operator=(unique_fd&&) = delete;
+    ~unique_fd() {
+        if (fd_ >= 0) ::close(fd_);
+    }
+    int get() const { return fd_; }
+
+private:
+    int fd_;
+};
 
 struct check_args {
     std::string dir;
     bool repair = false;
+    bool force = false;
 };
 
 // --repair may come before or after the directory. nullopt: usage error (already printed).
@@ -39,6 +70,8 @@ std::optional<check_args> parse_args(const std::vector<std::string>& args, bool&
         }
         if (arg == "--repair") {
             out.repair = true;
+        } else if (arg == "--force") {
+            out.force = true;
         } else if (!arg.empty() && arg[0] == '-') {
             std::cerr << "conveyor check-data: unknown option '" << arg << "'\n" << usage;
             return std::nullopt;
@@ -149,6 +182,33 @@ int repair(const check_args& args) {
     return 0;
 }
 
+// The data directory's LOCK, as the server takes it (server_main.cpp), held until the check
+// ends. nullopt (a message printed) when a server holds it and --force was not given.
+std::optional<unique_fd> lock_directory(const check_args& args) {
+    const std::string path = args.dir + "/LOCK";
+    unique_fd fd(::open(path.c_str(), O_RDWR | O_CLOEXEC));
+    if (fd.get() < 0) return fd;  // no LOCK: no server has run here, or not a data directory
+    if (::flock(fd.get(), LOCK_EX | LOCK_NB) == 0) return fd;
+    const int err = errno;
+    if (err != EWOULDBLOCK) {
+        std::cerr << "conveyor check-data: cannot lock " << path << ": " << std::strerror(err)
+                  << "\n";
+        return std::nullopt;
+    }
+    if (args.force) {
+        std::cerr << "conveyor check-data: warning: " << args.dir
+                  << " is in use by a running conveyor server (" << path
+                  << " is locked); going on because of --force\n";
+        return unique_fd(-1);
+    }
+    std::cerr << "conveyor check-data: " << args.dir << " is in use by a running conveyor server ("
+              << path << " is locked): stop the server first, or add --force to "
+              << (args.repair ? "repair" : "check") << " it anyway"
+              << (args.repair ? " (a repair of a live log can lose acknowledged records)" : "")
+              << "\n";
+    return std::nullopt;
+}
+
 }  // namespace
 
 int check_data_main(const std::vector<std::string>& args) {
@@ -159,6 +219,8 @@ int check_data_main(const std::vector<std::string>& args) {
         return 0;
     }
     if (!parsed) return 2;
+    const auto lock = lock_directory(*parsed);
+    if (!lock) return 2;
     return parsed->repair ? repair(*parsed) : check(*parsed);
 }
 

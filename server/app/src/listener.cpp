@@ -77,10 +77,22 @@ resp_listener::resp_listener(asio::any_io_executor executor, broker_service& ser
 
 void resp_listener::listen(const tcp::endpoint& at) {
     auto p = std::make_unique<port>(port{tcp::acceptor(executor_), nullptr});
-    p->acceptor.open(at.protocol());
-    p->acceptor.set_option(tcp::acceptor::reuse_address(true));
-    p->acceptor.bind(at);
-    p->acceptor.listen(asio::socket_base::max_listen_connections);
+    boost::system::error_code ec;
+    const char* step = "socket";
+    p->acceptor.open(at.protocol(), ec);
+    if (!ec) {
+        step = "setsockopt";
+        p->acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
+    }
+    if (!ec) {
+        step = "bind";
+        p->acceptor.bind(at, ec);
+    }
+    if (!ec) {
+        step = "listen";
+        p->acceptor.listen(asio::socket_base::max_listen_connections, ec);
+    }
+    if (ec) throw listen_error(std::string(step) + ": " + ec.message(), ec);
     ports_.push_back(std::move(p));
 }
 

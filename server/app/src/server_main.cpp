@@ -55,6 +55,53 @@ void log_exception(std::exception_ptr e, const char* what) {
     }
 }
 
+// What to do about a port that could not be opened, naming the flag that chooses it.
+std::string listen_hint(const char* flag, const char* what, const boost::system::error_code& ec) {
+    const std::string off = std::string(flag) + " 0 turns " + what + " off";
+    if (ec == boost::system::errc::address_in_use) {
+        return std::string("another process is listening on it: stop it, or start with another ") +
+               flag + " (" + off + ")";
+    }
+    if (ec == boost::system::errc::permission_denied)
+        return std::string("ports below 1024 need root or CAP_NET_BIND_SERVICE: choose another ") +
+               flag;
+    if (ec == boost::system::errc::address_not_available)
+        return "--bind must be an address of this machine";
+    return "check --bind and " + std::string(flag);
+}
+
+// The RESP, TLS and AMQP ports, opened before any is served. A message naming the address,
+// the OS reason and the flag to change when one cannot be opened (as redis-server's "Could not
+// create server TCP listening socket").
+std::optional<std::string> open_ports(const asio::any_io_executor& executor,
+                                      broker_service& service, const server_config& config,
+                                      tls_server_context* tls, amqp_vhost& amqp,
+                                      std::unique_ptr<resp_listener>& resp) {
+    boost::system::error_code ec;
+    const auto address = asio::ip::make_address(config.bind, ec);
+    if (ec) return "--bind '" + config.bind + "' is not an IP address: " + ec.message();
+    resp = std::make_unique<resp_listener>(executor, service);
+    const char* flag = "--port";
+    const char* what = "the RESP port";
+    std::uint16_t port = config.port;
+    try {
+        if (config.port != 0) resp->listen({address, config.port});
+        flag = "--tls-port";
+        what = "TLS";
+        port = config.tls_port;
+        if (tls) resp->listen_tls({address, config.tls_port}, *tls);
+        flag = "--amqp-port";
+        what = "AMQP";
+        port = config.amqp_port;
+        if (config.amqp_port != 0) resp->listen_amqp({address, config.amqp_port}, amqp);
+    } catch (const listen_error& e) {
+        const std::string at = address.is_v6() ? "[" + config.bind + "]" : config.bind;
+        return "Could not create server TCP listening socket " + at + ":" + std::to_string(port) +
+               " (" + flag + "): " + e.what() + "; " + listen_hint(flag, what, e.code);
+    }
+    return std::nullopt;
+}
+
 }  // namespace
 
 // glibc malloc keeps freed memory instead of giving the top of the heap back at every free
@@ -94,9 +141,10 @@ int server_main(const std::vector<std::string>& args) {
     const std::string lock_path = config.data_dir + "/LOCK";
     const int lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (lock_fd < 0 || ::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
-        spdlog::critical(
-            "cannot lock data directory '{}' ({}): {}", config.data_dir, lock_path,
-            errno == EWOULDBLOCK ? "another conveyor server is using it" : std::strerror(errno));
+        spdlog::critical("cannot lock data directory '{}' ({}): {}", config.data_dir, lock_path,
+                         errno == EWOULDBLOCK
+                             ? "another conveyor server (or conveyor check-data) is using it"
+                             : std::strerror(errno));
         return 1;
     }
 
@@ -146,17 +194,8 @@ int server_main(const std::vector<std::string>& args) {
     }
     amqp.drop_exclusive_queues();
     std::unique_ptr<resp_listener> resp;
-    std::uint16_t binding = config.port;
-    try {
-        resp = std::make_unique<resp_listener>(io.get_executor(), service);
-        const auto address = asio::ip::make_address(config.bind);
-        if (config.port != 0) resp->listen({address, config.port});
-        binding = config.tls_port;
-        if (tls) resp->listen_tls({address, config.tls_port}, *tls);
-        binding = config.amqp_port;
-        if (config.amqp_port != 0) resp->listen_amqp({address, config.amqp_port}, amqp);
-    } catch (const std::exception& e) {
-        spdlog::critical("cannot listen on {}:{}: {}", config.bind, binding, e.what());
+    if (auto error = open_ports(io.get_executor(), service, config, tls.get(), amqp, resp)) {
+        spdlog::critical("{}", *error);
         return 1;
     }
 

@@ -14,6 +14,8 @@
 #include <chrono>
 #include <memory>
 #include <optional>
+#include <stdexcept>
+#include <string>
 #include <unordered_set>
 #include <vector>
 
@@ -22,12 +24,20 @@ namespace conveyor::server {
 class amqp_vhost;
 class tls_server_context;
 
+// A port that could not be opened: what() is the step and the OS reason ("bind: Address
+// already in use"), without Boost's source location.
+struct listen_error : std::runtime_error {
+    listen_error(const std::string& what, boost::system::error_code ec)
+        : std::runtime_error(what), code(ec) {}
+    boost::system::error_code code;
+};
+
 class resp_listener {
 public:
     // Raises the open-files limit for --max-clients (see raise_open_files_limit).
     resp_listener(boost::asio::any_io_executor executor, broker_service& service);
 
-    // Bind at once so that a busy port is reported at start (throw boost::system_error).
+    // Bind at once so that a busy port is reported at start (throws listen_error).
     void listen(const boost::asio::ip::tcp::endpoint& at);
     // `tls` must outlive the listener; each connection takes the context current at accept.
     void listen_tls(const boost::asio::ip::tcp::endpoint& at, tls_server_context& tls);

@@ -1,5 +1,7 @@
-// `conveyor server` settings: command-line flags, optionally a redis.conf-style file
-// (`--config conf/conveyor.conf`, lines of `name value`). Flags given on the command line win.
+// `conveyor server` settings: command-line flags, optionally a redis.conf-style file of
+// `name value` lines given first, as redis-server takes it (`conveyor server conveyor.conf
+// --port 7000`), or with `--config <file>`. Flags given on the command line win. Flag names
+// are exact (no prefixes); an unknown one is refused with the names it is close to.
 #pragma once
 
 #include <cstdint>
@@ -40,9 +42,9 @@ struct server_config {
     std::string tls_key;
     std::string tls_ca;
     std::string tls_auth_clients = "yes";   // yes | optional | no (client certificates)
-    std::string handshake_timeout = "10s";  // as written; see parse_duration_ms
+    std::string handshake_timeout = "10s";  // as written (protocol::parse_duration, bare: s)
     std::int64_t handshake_timeout_ms = 10000;
-    std::string idle_timeout = "0";  // as written; 0: never
+    std::string idle_timeout = "0";  // as written (bare: s); 0: never
     std::int64_t idle_timeout_ms = 0;
     std::int64_t max_clients = 10000;
     std::int64_t max_args = std::int64_t{1024} * 1024;       // arguments of one request
@@ -51,8 +53,10 @@ struct server_config {
     // SO_KEEPALIVE on accepted connections (both protocols): idle seconds before the first
     // probe, as Redis's tcp-keepalive (probes every third of it, 3 of them); 0: off.
     std::int64_t tcp_keepalive = 300;
-    // ---- AMQP 0-9-1 (docs/amqp.md); RabbitMQ's defaults ----
-    std::uint16_t amqp_port = 5672;        // 0 disables the AMQP listener
+    // ---- AMQP 0-9-1 (docs/amqp.md); RabbitMQ's defaults but the port ----
+    // 5673, not RabbitMQ's 5672, so that both can run on one machine (as 6380 beside Redis's
+    // 6379); 0 disables the AMQP listener.
+    std::uint16_t amqp_port = 5673;
     std::int64_t amqp_heartbeat = 60;      // seconds proposed in Connection.Tune; 0: none
     std::int64_t amqp_frame_max = 131072;  // bytes proposed in Connection.Tune
     std::int64_t amqp_channel_max = 2047;  // channels proposed in Connection.Tune
@@ -81,9 +85,5 @@ parse_outcome parse_server_args(const std::vector<std::string>& args);
 // Redis's memory units: a bare number of bytes, or k/m/g (powers of 1000), kb/mb/gb (powers
 // of 1024), case-insensitive. nullopt when malformed or negative.
 std::optional<std::int64_t> parse_memory_size(std::string_view text);
-
-// A duration: a bare number of seconds, or a number with `s` or `ms` ("10", "10s", "500ms").
-// Milliseconds; nullopt when malformed.
-std::optional<std::int64_t> parse_duration_ms(std::string_view text);
 
 }  // namespace conveyor::server
