@@ -79,6 +79,7 @@ std::string_view to_string(exchange_kind kind) noexcept {
 }
 
 amqp::amqp_result<queue_args> parse_queue_args(std::string_view queue, const field_table& args) {
+    if (auto e = unimplemented_arg(queue, args)) return std::move(*e);
     queue_args out;
     if (const auto* v = args.find("x-max-priority")) {
         auto n = integer_arg(queue, "x-max-priority", *v, 0, max_priority);

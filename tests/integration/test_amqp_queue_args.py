@@ -1,0 +1,131 @@
+"""queue.declare arguments (docs/amqp.md, "Queue arguments"), with pika, run against Conveyor
+(the default) and against rabbitmq-server (CONVEYOR_AMQP_TARGET=rabbitmq; ctest's
+integration_rabbitmq.test_amqp_queue_args) with the same assertions where both brokers agree.
+Where they differ on purpose the case says so and asserts each broker's own answer:
+
+- an `x-` argument Conveyor does not implement is refused with 406 PRECONDITION_FAILED naming
+  it (the channel is closed); RabbitMQ ignores an `x-` name it does not know (`x-foo`) and,
+  on one node, accepts `x-queue-type: quorum`.
+- `x-queue-type: classic` and the implemented arguments are accepted by both.
+"""
+
+import pika
+import pika.exceptions
+
+from amqp_target import ON_RABBITMQ, AmqpTestCase
+
+
+class QueueArgumentsTest(AmqpTestCase):
+
+    def declare(self, arguments, durable=False, name=None):
+        """queue.declare on a fresh channel: (queue name, None) when declared, (name,
+        ChannelClosedByBroker) when refused; the connection stays usable either way."""
+        conn = self.connect()
+        ch = conn.channel()
+        name = name or self.qname()
+        try:
+            ch.queue_declare(name, durable=durable, arguments=arguments)
+        except pika.exceptions.ChannelClosedByBroker as e:
+            self.assertTrue(conn.is_open, "a refused argument closes the channel only")
+            return name, e
+        self.addCleanup(self.delete_quietly, name)
+        return name, None
+
+    def delete_quietly(self, name):
+        conn = self.connect()
+        conn.channel().queue_delete(name)
+        conn.close()
+
+    def assertRefused(self, error, argument):
+        self.assertIsNotNone(error, f"{argument} was accepted")
+        self.assertEqual(error.reply_code, 406, error.reply_text)
+        self.assertTrue(error.reply_text.startswith("PRECONDITION_FAILED - "), error.reply_text)
+        self.assertIn(f"'{argument}'", error.reply_text)
+
+    def assertUsable(self, name):
+        """The declared queue takes a message and gives it back."""
+        conn = self.connect()
+        ch = conn.channel()
+        ch.confirm_delivery()
+        ch.basic_publish("", name, b"m1")
+        method, _, body = ch.basic_get(name, auto_ack=True)
+        self.assertIsNotNone(method)
+        self.assertEqual(body, b"m1")
+
+    # ---- accepted by both ----------------------------------------------------------------
+
+    def test_implemented_arguments_are_accepted(self):
+        for args in ({"x-max-priority": 5}, {"x-message-ttl": 60000}, {"x-expires": 600000},
+                     {"x-queue-type": "classic"},
+                     {"x-queue-type": "classic", "x-max-priority": 3, "x-message-ttl": 1000,
+                      "x-expires": 60000}):
+            name, error = self.declare(args)
+            self.assertIsNone(error, f"{args}: {error}")
+            self.assertUsable(name)
+
+    def test_arguments_without_the_x_prefix_are_ignored(self):
+        name, error = self.declare({"foo": "bar", "priority": 1})
+        self.assertIsNone(error, error)
+        self.assertUsable(name)
+
+    def test_classic_redeclared_with_the_same_arguments(self):
+        args = {"x-queue-type": "classic", "x-message-ttl": 5000}
+        name, error = self.declare(args, durable=True)
+        self.assertIsNone(error, error)
+        _, again = self.declare(args, durable=True, name=name)
+        self.assertIsNone(again, again)
+
+    def test_an_invalid_queue_type_value_is_refused(self):
+        # Both refuse a type that is not a queue type at all.
+        _, error = self.declare({"x-queue-type": "no-such-type"}, durable=True)
+        self.assertRefused(error, "x-queue-type")
+        self.assertIn("\"unsupported queue type 'no-such-type'\"", error.reply_text)
+
+    # ---- where Conveyor differs ----------------------------------------------------------
+
+    def test_quorum_and_stream_queues(self):
+        for queue_type in ("quorum", "stream"):
+            name, error = self.declare({"x-queue-type": queue_type}, durable=True)
+            if ON_RABBITMQ:
+                # A single RabbitMQ node accepts both (durable, non-exclusive).
+                self.assertIsNone(error, f"{queue_type}: {error}")
+            else:
+                self.assertRefused(error, "x-queue-type")
+                self.assertIn(f"'{queue_type}'", error.reply_text)
+                self.assertIn("not implemented by Conveyor", error.reply_text)
+                self.assertNoQueue(name)
+
+    def test_unimplemented_x_arguments(self):
+        # Known RabbitMQ arguments Conveyor does not implement, and a name nobody knows.
+        for args in ({"x-queue-mode": "lazy"}, {"x-queue-master-locator": "client-local"},
+                     {"x-foo": "bar"}, {"x-max-priority": 5, "x-foo": 1}):
+            argument = next(k for k in args if k not in ("x-max-priority",))
+            name, error = self.declare(args)
+            if ON_RABBITMQ:
+                self.assertIsNone(error, f"RabbitMQ ignores {argument}: {error}")
+            else:
+                self.assertRefused(error, argument)
+                self.assertIn("not implemented by Conveyor", error.reply_text)
+                self.assertNoQueue(name)
+
+    def test_a_refused_redeclaration_leaves_the_queue_as_it_was(self):
+        name, error = self.declare({"x-message-ttl": 60000})
+        self.assertIsNone(error, error)
+        _, again = self.declare({"x-message-ttl": 60000, "x-foo": "bar"}, name=name)
+        if ON_RABBITMQ:
+            self.assertIsNone(again, again)
+        else:
+            self.assertRefused(again, "x-foo")
+        self.assertUsable(name)
+
+    def assertNoQueue(self, name):
+        """passive declare: 404, the refused declaration made no queue."""
+        conn = self.connect()
+        with self.assertRaises(pika.exceptions.ChannelClosedByBroker) as cm:
+            conn.channel().queue_declare(name, passive=True)
+        self.assertEqual(cm.exception.reply_code, 404)
+
+
+if __name__ == "__main__":
+    import unittest
+    unittest.main()
