@@ -12,7 +12,7 @@ Where they differ on purpose the case says so and asserts each broker's own answ
 import pika
 import pika.exceptions
 
-from amqp_target import ON_RABBITMQ, AmqpTestCase
+from amqp_target import ON_RABBITMQ, AmqpTestCase, conveyor_only
 
 
 class QueueArgumentsTest(AmqpTestCase):
@@ -95,6 +95,17 @@ class QueueArgumentsTest(AmqpTestCase):
                 self.assertIn("not implemented by Conveyor", error.reply_text)
                 self.assertNoQueue(name)
 
+    @conveyor_only("restarts the server")
+    def test_max_length_and_overflow_survive_a_restart(self):
+        args = {"x-max-length": 1, "x-overflow": "reject-publish"}
+        name, error = self.declare(args, durable=True)
+        self.assertIsNone(error, error)
+        self.server.restart(bind_wait=10.0)
+        _, error = self.declare({"x-max-length": 2}, durable=True, name=name)
+        self.assertRefused(error, "x-max-length")
+        self.assertEqual(self.publish_all(name, [b"m1", b"m2"]), [True, False])
+        self.assertEqual(self.get_all(name), [b"m1"])
+
     def test_unimplemented_x_arguments(self):
         # Known RabbitMQ arguments Conveyor does not implement, and a name nobody knows.
         for args in ({"x-queue-mode": "lazy"}, {"x-queue-master-locator": "client-local"},
@@ -117,6 +128,89 @@ class QueueArgumentsTest(AmqpTestCase):
         else:
             self.assertRefused(again, "x-foo")
         self.assertUsable(name)
+
+    # ---- x-max-length and x-overflow -----------------------------------------------------
+
+    def publish_all(self, name, bodies):
+        """Publishes under confirms; a list of True (acked) / False (nacked) per message."""
+        conn = self.connect()
+        ch = conn.channel()
+        ch.confirm_delivery()
+        out = []
+        for body in bodies:
+            try:
+                ch.basic_publish("", name, body)
+                out.append(True)
+            except pika.exceptions.NackError:
+                out.append(False)
+        return out
+
+    def get_all(self, name, ch=None, auto_ack=True):
+        if ch is None:
+            ch = self.connect().channel()
+        out = []
+        while True:
+            method, _, body = ch.basic_get(name, auto_ack=auto_ack)
+            if method is None:
+                return out
+            out.append(body)
+
+    def test_max_length_drop_head_drops_the_oldest_ready_message(self):
+        for args in ({"x-max-length": 2}, {"x-max-length": 2, "x-overflow": "drop-head"}):
+            name, error = self.declare(args)
+            self.assertIsNone(error, error)
+            self.assertEqual(self.publish_all(name, [b"m1", b"m2", b"m3", b"m4"]), [True] * 4)
+            self.assertEqual(self.get_all(name), [b"m3", b"m4"])
+
+    def test_max_length_reject_publish_nacks_under_confirms(self):
+        name, error = self.declare({"x-max-length": 2, "x-overflow": "reject-publish"})
+        self.assertIsNone(error, error)
+        self.assertEqual(self.publish_all(name, [b"m1", b"m2", b"m3"]), [True, True, False])
+        self.assertEqual(self.get_all(name), [b"m1", b"m2"])
+        self.assertEqual(self.publish_all(name, [b"m4"]), [True])  # room again
+        self.assertEqual(self.get_all(name), [b"m4"])
+
+    def test_max_length_counts_ready_messages_not_unacknowledged_ones(self):
+        for overflow in ("drop-head", "reject-publish"):
+            name, error = self.declare({"x-max-length": 1, "x-overflow": overflow})
+            self.assertIsNone(error, error)
+            self.assertEqual(self.publish_all(name, [b"m1"]), [True])
+            conn = self.connect()
+            ch = conn.channel()
+            method, _, body = ch.basic_get(name, auto_ack=False)
+            self.assertEqual(body, b"m1")
+            # m1 is unacknowledged: the queue holds no ready message, so m2 fits.
+            self.assertEqual(self.publish_all(name, [b"m2"]), [True], overflow)
+            ch.basic_ack(method.delivery_tag)
+            self.assertEqual(self.get_all(name), [b"m2"], overflow)
+
+    def test_max_length_zero_with_reject_publish_refuses_every_message(self):
+        name, error = self.declare({"x-max-length": 0, "x-overflow": "reject-publish"})
+        self.assertIsNone(error, error)
+        self.assertEqual(self.publish_all(name, [b"m1", b"m2"]), [False, False])
+        self.assertEqual(self.get_all(name), [])
+
+    def test_invalid_max_length_and_overflow_values(self):
+        _, error = self.declare({"x-max-length": -1})
+        self.assertRefused(error, "x-max-length")
+        self.assertIn("{value_negative,-1}", error.reply_text)
+        _, error = self.declare({"x-max-length": 1, "x-overflow": "sideways"})
+        self.assertRefused(error, "x-overflow")
+
+    def test_max_length_redeclared_differently_is_inequivalent(self):
+        name, error = self.declare({"x-max-length": 5})
+        self.assertIsNone(error, error)
+        _, error = self.declare({"x-max-length": 6}, name=name)
+        self.assertRefused(error, "x-max-length")
+        self.assertIn("inequivalent arg", error.reply_text)
+
+    def test_max_length_bytes(self):
+        name, error = self.declare({"x-max-length-bytes": 1000})
+        if ON_RABBITMQ:
+            self.assertIsNone(error, error)
+        else:  # not implemented (yet): refused rather than ignored
+            self.assertRefused(error, "x-max-length-bytes")
+            self.assertIn("not implemented by Conveyor", error.reply_text)
 
     def assertNoQueue(self, name):
         """passive declare: 404, the refused declaration made no queue."""

@@ -418,6 +418,31 @@ TEST(parse_queue_args, refuses_x_arguments_conveyor_does_not_implement) {
     EXPECT_EQ(refused("priority", "anything"), "accepted");
 }
 
+TEST(parse_queue_args, max_length_and_overflow) {
+    auto r = parse_queue_args("q", make_table({{"x-max-length", std::uint16_t{3}}}));
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->max_length, 3);
+    EXPECT_FALSE(r->reject_publish);
+    r = parse_queue_args(
+        "q", make_table({{"x-max-length", std::int8_t{0}}, {"x-overflow", "reject-publish"}}));
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->max_length, 0);
+    EXPECT_TRUE(r->reject_publish);
+    r = parse_queue_args("q", make_table({{"x-overflow", "drop-head"}}));
+    ASSERT_TRUE(r);
+    EXPECT_FALSE(r->max_length);
+    r = parse_queue_args("q", make_table({{"x-overflow", "reject-publish-dlx"}}));
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().text,
+              "PRECONDITION_FAILED - invalid arg 'x-overflow' for queue 'q' in vhost '/': "
+              "'reject-publish-dlx' is not implemented by Conveyor (drop-head, reject-publish)");
+    r = parse_queue_args("q", make_table({{"x-max-length", std::int32_t{-1}}}));
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().text,
+              "PRECONDITION_FAILED - invalid arg 'x-max-length' for queue 'q' in vhost '/': "
+              "{value_negative,-1}");
+}
+
 TEST(amqp_topology, queue_redeclare_compares_parsed_x_arguments) {
     amqp_topology t;
     queue(t, "q", true, make_table({{"x-max-priority", std::uint8_t{10}}, {"foo", "bar"}}));

@@ -96,6 +96,17 @@ amqp::amqp_result<queue_args> parse_queue_args(std::string_view queue, const fie
         if (!n) return n.error();
         out.expires_ms = *n;
     }
+    if (const auto* v = args.find("x-max-length")) {
+        auto n =
+            integer_arg(queue, "x-max-length", *v, 0, std::numeric_limits<std::int64_t>::max());
+        if (!n) return n.error();
+        out.max_length = *n;
+    }
+    if (const auto* v = args.find("x-overflow")) {
+        auto reject = reject_publish_arg(queue, *v);
+        if (!reject) return reject.error();
+        out.reject_publish = *reject;
+    }
     return out;
 }
 
@@ -260,6 +271,15 @@ std::optional<amqp_error> inequivalent_queue(const amqp_queue& q, bool durable, 
     }
     if (args.expires_ms != q.args.expires_ms) {
         return inequivalent("x-expires", resource, text(args.expires_ms), text(q.args.expires_ms));
+    }
+    if (args.max_length != q.args.max_length) {
+        return inequivalent("x-max-length", resource, text(args.max_length),
+                            text(q.args.max_length));
+    }
+    if (args.reject_publish != q.args.reject_publish) {
+        auto overflow = [](bool reject) { return reject ? "reject-publish" : "drop-head"; };
+        return inequivalent("x-overflow", resource, overflow(args.reject_publish),
+                            overflow(q.args.reject_publish));
     }
     return std::nullopt;
 }

@@ -109,8 +109,8 @@ inline std::string_view type_name(const field_value& v) {
 }
 
 // The x- queue arguments Conveyor implements; docs/amqp.md, "Queue arguments".
-inline constexpr std::string_view implemented_queue_args[] = {"x-max-priority", "x-message-ttl",
-                                                              "x-expires", "x-queue-type"};
+inline constexpr std::string_view implemented_queue_args[] = {
+    "x-max-priority", "x-message-ttl", "x-expires", "x-queue-type", "x-max-length", "x-overflow"};
 
 // An x- argument Conveyor does not implement is refused rather than ignored (RabbitMQ ignores
 // names it does not know): a queue declared with x-max-length, x-dead-letter-exchange or
@@ -141,6 +141,20 @@ inline std::optional<amqp_error> unimplemented_arg(std::string_view queue,
         if (*type != "classic") return refuse(e.name, "\"unsupported queue type '" + *type + "'\"");
     }
     return std::nullopt;
+}
+
+// x-overflow: true for reject-publish, false for drop-head; anything else is refused.
+inline amqp::amqp_result<bool> reject_publish_arg(std::string_view queue, const field_value& v) {
+    const auto* s = std::get_if<std::string>(&v.value);
+    if (s != nullptr && (*s == "drop-head" || *s == "reject-publish"))
+        return *s == "reject-publish";
+    const std::string problem = s ? "'" + *s +
+                                        "' is not implemented by Conveyor (drop-head, "
+                                        "reject-publish)"
+                                  : "{unacceptable_type," + std::string(type_name(v)) + "}";
+    return channel_error(
+        reply_code::precondition_failed,
+        "PRECONDITION_FAILED - invalid arg 'x-overflow' for " + rs_queue(queue) + ": " + problem);
 }
 
 // One x-argument: an integer in [min, max]; `min_problem` names a value below min as RabbitMQ

@@ -131,6 +131,7 @@ private:
     result publish(amqp_channel& ch, protocol::amqp::command& cmd);
     result enqueue_routed(amqp_channel& ch, const protocol::amqp::command& cmd,
                           const std::vector<std::string>& queues);
+    void drop_head(const std::string& queue, std::int64_t max_length, core::instant now);
     void confirm(amqp_channel& ch, bool ack);
     void return_message(amqp_channel& ch, const protocol::amqp::command& cmd,
                         protocol::amqp::reply_code code, std::string_view text);
