@@ -212,6 +212,66 @@ class QueueArgumentsTest(AmqpTestCase):
             self.assertRefused(error, "x-max-length-bytes")
             self.assertIn("not implemented by Conveyor", error.reply_text)
 
+    # ---- x-single-active-consumer --------------------------------------------------------
+
+    def consume_into(self, name, got, tag):
+        """A consumer on its own connection that records (tag, body) and acks; returns the
+        connection (closing it ends the consumer)."""
+        conn = self.connect()
+        ch = conn.channel()
+        ch.basic_qos(prefetch_count=1)
+
+        def on_message(channel, method, _props, body):
+            got.append((tag, body))
+            channel.basic_ack(method.delivery_tag)
+
+        ch.basic_consume(name, on_message, consumer_tag=tag)
+        return conn
+
+    @staticmethod
+    def drive(conns, seconds=0.3):
+        for c in conns:
+            if c.is_open:
+                c.process_data_events(time_limit=seconds)
+
+    def drive_until(self, conns, predicate, seconds=10.0):
+        import time
+        deadline = time.monotonic() + seconds
+        while not predicate() and time.monotonic() < deadline:
+            self.drive(conns, 0.05)
+        self.assertTrue(predicate())
+
+    def test_single_active_consumer_only_one_receives_then_the_next_takes_over(self):
+        name, error = self.declare({"x-single-active-consumer": True})
+        self.assertIsNone(error, error)
+        got = []
+        first = self.consume_into(name, got, "c1")
+        second = self.consume_into(name, got, "c2")
+        self.assertEqual(self.publish_all(name, [b"m%d" % i for i in range(6)]), [True] * 6)
+        self.drive_until([first, second], lambda: len(got) == 6)
+        self.drive([first, second], 0.3)
+        self.assertEqual({tag for tag, _ in got}, {"c1"}, got)
+        self.assertEqual([b for _, b in got], [b"m%d" % i for i in range(6)])
+        first.close()
+        self.assertEqual(self.publish_all(name, [b"n1", b"n2"]), [True, True])
+        self.drive_until([second], lambda: len(got) == 8)
+        self.assertEqual(got[6:], [("c2", b"n1"), ("c2", b"n2")])
+
+    def test_without_single_active_consumer_both_receive(self):
+        name, error = self.declare({"x-single-active-consumer": False})
+        self.assertIsNone(error, error)
+        got = []
+        first = self.consume_into(name, got, "c1")
+        second = self.consume_into(name, got, "c2")
+        self.assertEqual(self.publish_all(name, [b"m%d" % i for i in range(6)]), [True] * 6)
+        self.drive_until([first, second], lambda: len(got) == 6)
+        self.assertEqual({tag for tag, _ in got}, {"c1", "c2"}, got)
+
+    def test_single_active_consumer_must_be_a_boolean(self):
+        _, error = self.declare({"x-single-active-consumer": "yes"})
+        self.assertRefused(error, "x-single-active-consumer")
+        self.assertIn("{unacceptable_type,longstr}", error.reply_text)
+
     def assertNoQueue(self, name):
         """passive declare: 404, the refused declaration made no queue."""
         conn = self.connect()

@@ -443,6 +443,18 @@ TEST(parse_queue_args, max_length_and_overflow) {
               "{value_negative,-1}");
 }
 
+TEST(parse_queue_args, single_active_consumer_is_a_boolean) {
+    auto r = parse_queue_args("q", make_table({{"x-single-active-consumer", true}}));
+    ASSERT_TRUE(r);
+    EXPECT_TRUE(r->single_active_consumer);
+    r = parse_queue_args("q", field_table{});
+    ASSERT_TRUE(r);
+    EXPECT_FALSE(r->single_active_consumer);
+    r = parse_queue_args("q", make_table({{"x-single-active-consumer", std::int32_t{1}}}));
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, reply_code::precondition_failed);
+}
+
 TEST(amqp_topology, queue_redeclare_compares_parsed_x_arguments) {
     amqp_topology t;
     queue(t, "q", true, make_table({{"x-max-priority", std::uint8_t{10}}, {"foo", "bar"}}));

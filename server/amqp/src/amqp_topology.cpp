@@ -49,9 +49,6 @@ amqp::amqp_result<std::int64_t> integer_arg(std::string_view queue, std::string_
     return *n;
 }
 
-// Header values compare by value, integers across widths (pika and py-amqp choose the tag
-// from the magnitude), like RabbitMQ's Erlang term comparison.
-
 }  // namespace
 
 // ---- free functions ---------------------------------------------------------------------------
@@ -102,6 +99,11 @@ amqp::amqp_result<queue_args> parse_queue_args(std::string_view queue, const fie
         if (!n) return n.error();
         out.max_length = *n;
     }
+    if (const auto* v = args.find("x-single-active-consumer")) {
+        auto b = bool_arg(queue, "x-single-active-consumer", *v);
+        if (!b) return b.error();
+        out.single_active_consumer = *b;
+    }
     if (const auto* v = args.find("x-overflow")) {
         auto reject = reject_publish_arg(queue, *v);
         if (!reject) return reject.error();
@@ -110,9 +112,6 @@ amqp::amqp_result<queue_args> parse_queue_args(std::string_view queue, const fie
     return out;
 }
 
-// Words are split on '.'; "" has no words, "a." has "a" and "". '#' is matched like '*' in a
-// glob and '*' like '?', by the linear-space greedy algorithm with one backtrack point (the
-// last '#'): O(words(pattern) * words(key)) at worst, no recursion.
 // ---- amqp_topology ----------------------------------------------------------------------------
 
 amqp_topology::amqp_topology() {
@@ -275,6 +274,11 @@ std::optional<amqp_error> inequivalent_queue(const amqp_queue& q, bool durable, 
     if (args.max_length != q.args.max_length) {
         return inequivalent("x-max-length", resource, text(args.max_length),
                             text(q.args.max_length));
+    }
+    if (args.single_active_consumer != q.args.single_active_consumer) {
+        return inequivalent("x-single-active-consumer", resource,
+                            bool_text(args.single_active_consumer),
+                            bool_text(q.args.single_active_consumer));
     }
     if (args.reject_publish != q.args.reject_publish) {
         auto overflow = [](bool reject) { return reject ? "reject-publish" : "drop-head"; };

@@ -110,7 +110,8 @@ inline std::string_view type_name(const field_value& v) {
 
 // The x- queue arguments Conveyor implements; docs/amqp.md, "Queue arguments".
 inline constexpr std::string_view implemented_queue_args[] = {
-    "x-max-priority", "x-message-ttl", "x-expires", "x-queue-type", "x-max-length", "x-overflow"};
+    "x-max-priority", "x-message-ttl",           "x-expires", "x-queue-type", "x-max-length",
+    "x-overflow",     "x-single-active-consumer"};
 
 // An x- argument Conveyor does not implement is refused rather than ignored (RabbitMQ ignores
 // names it does not know): a queue declared with x-max-length, x-dead-letter-exchange or
@@ -141,6 +142,16 @@ inline std::optional<amqp_error> unimplemented_arg(std::string_view queue,
         if (*type != "classic") return refuse(e.name, "\"unsupported queue type '" + *type + "'\"");
     }
     return std::nullopt;
+}
+
+// A boolean x-argument (x-single-active-consumer).
+inline amqp::amqp_result<bool> bool_arg(std::string_view queue, std::string_view arg,
+                                        const field_value& v) {
+    if (const auto* b = std::get_if<bool>(&v.value)) return *b;
+    return channel_error(reply_code::precondition_failed,
+                         "PRECONDITION_FAILED - invalid arg '" + std::string(arg) + "' for " +
+                             rs_queue(queue) + ": {unacceptable_type," + std::string(type_name(v)) +
+                             "}");
 }
 
 // x-overflow: true for reject-publish, false for drop-head; anything else is refused.

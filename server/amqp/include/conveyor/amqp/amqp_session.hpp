@@ -53,6 +53,8 @@ public:
     // ---- called by consumers and the vhost ------------------------------------------------
     void consumer_leased(amqp_consumer& c, std::span<const core::leased_task> tasks);
     void consumer_cancelled_by_broker(amqp_consumer& c);
+    // x-single-active-consumer: `c` became its queue's active consumer.
+    void consumer_activated(amqp_consumer& c) { pump(c); }
 
 private:
     using amqp_error = protocol::amqp::amqp_error;

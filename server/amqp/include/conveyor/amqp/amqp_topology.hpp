@@ -42,6 +42,7 @@ struct queue_args {
     std::optional<std::int64_t> expires_ms;      // x-expires, > 0
     std::optional<std::int64_t> max_length;      // x-max-length, >= 0: ready messages
     bool reject_publish = false;                 // x-overflow reject-publish (else drop-head)
+    bool single_active_consumer = false;         // x-single-active-consumer
 };
 
 struct amqp_queue {
