@@ -17,10 +17,13 @@ packages=(
   clang-format-14
   # make lint: clang-tidy 14 with the project's .clang-tidy.
   clang-tidy-14
+  # tests/integration/test_amqp_queue_args.py runs its cases against a private rabbitmq-server
+  # too (ctest integration_rabbitmq.*); the package's own service is never used.
+  rabbitmq-server
 )
 # `scripts/install-deps.sh bench`: also the peers the benchmarks run beside conveyor.
 if [ "${1:-}" = bench ]; then
-  packages+=(python3-celery python3-pika rabbitmq-server)
+  packages+=(python3-celery python3-pika)
 fi
 
 missing=()

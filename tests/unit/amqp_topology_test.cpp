@@ -128,7 +128,7 @@ TEST(parse_queue_args, reads_any_integer_type) {
     auto r = parse_queue_args("q", make_table({{"x-max-priority", std::uint8_t{10}},
                                                {"x-message-ttl", std::int64_t{0}},
                                                {"x-expires", std::uint32_t{5000}},
-                                               {"x-other", "kept"}}));
+                                               {"other", "kept"}}));
     ASSERT_TRUE(r);
     EXPECT_EQ(r->max_priority, 10);
     EXPECT_EQ(r->message_ttl_ms, 0);
@@ -387,10 +387,78 @@ TEST(amqp_topology, queue_redeclare_flags_are_checked_in_order) {
               "'q' in vhost '/': received 'true' but current is 'false'");
 }
 
+TEST(parse_queue_args, refuses_x_arguments_conveyor_does_not_implement) {
+    auto refused = [](const char* name, field_value v) {
+        auto r = parse_queue_args(
+            "q", make_table({{"x-max-priority", std::uint8_t{3}}, {name, std::move(v)}}));
+        if (r) return std::string("accepted");
+        EXPECT_EQ(r.error().code, reply_code::precondition_failed);
+        return r.error().text;
+    };
+    const std::string prefix = "PRECONDITION_FAILED - invalid arg ";
+    EXPECT_EQ(refused("x-foo", "bar"),
+              prefix + "'x-foo' for queue 'q' in vhost '/': not implemented by Conveyor");
+    EXPECT_EQ(refused("x-queue-mode", "lazy"),
+              prefix + "'x-queue-mode' for queue 'q' in vhost '/': not implemented by Conveyor");
+    EXPECT_EQ(refused("x-queue-type", "quorum"),
+              prefix +
+                  "'x-queue-type' for queue 'q' in vhost '/': queue type 'quorum' is not "
+                  "implemented by Conveyor (only 'classic')");
+    EXPECT_EQ(refused("x-queue-type", "stream"),
+              prefix +
+                  "'x-queue-type' for queue 'q' in vhost '/': queue type 'stream' is not "
+                  "implemented by Conveyor (only 'classic')");
+    EXPECT_EQ(refused("x-queue-type", "nope"),
+              prefix +
+                  "'x-queue-type' for queue 'q' in vhost '/': \"unsupported queue type "
+                  "'nope'\"");
+    EXPECT_EQ(refused("x-queue-type", true),
+              prefix + "'x-queue-type' for queue 'q' in vhost '/': {unacceptable_type,bool}");
+    EXPECT_EQ(refused("x-queue-type", "classic"), "accepted");
+    EXPECT_EQ(refused("priority", "anything"), "accepted");
+}
+
+TEST(parse_queue_args, max_length_and_overflow) {
+    auto r = parse_queue_args("q", make_table({{"x-max-length", std::uint16_t{3}}}));
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->max_length, 3);
+    EXPECT_FALSE(r->reject_publish);
+    r = parse_queue_args(
+        "q", make_table({{"x-max-length", std::int8_t{0}}, {"x-overflow", "reject-publish"}}));
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->max_length, 0);
+    EXPECT_TRUE(r->reject_publish);
+    r = parse_queue_args("q", make_table({{"x-overflow", "drop-head"}}));
+    ASSERT_TRUE(r);
+    EXPECT_FALSE(r->max_length);
+    r = parse_queue_args("q", make_table({{"x-overflow", "reject-publish-dlx"}}));
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().text,
+              "PRECONDITION_FAILED - invalid arg 'x-overflow' for queue 'q' in vhost '/': "
+              "'reject-publish-dlx' is not implemented by Conveyor (drop-head, reject-publish)");
+    r = parse_queue_args("q", make_table({{"x-max-length", std::int32_t{-1}}}));
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().text,
+              "PRECONDITION_FAILED - invalid arg 'x-max-length' for queue 'q' in vhost '/': "
+              "{value_negative,-1}");
+}
+
+TEST(parse_queue_args, single_active_consumer_is_a_boolean) {
+    auto r = parse_queue_args("q", make_table({{"x-single-active-consumer", true}}));
+    ASSERT_TRUE(r);
+    EXPECT_TRUE(r->single_active_consumer);
+    r = parse_queue_args("q", field_table{});
+    ASSERT_TRUE(r);
+    EXPECT_FALSE(r->single_active_consumer);
+    r = parse_queue_args("q", make_table({{"x-single-active-consumer", std::int32_t{1}}}));
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, reply_code::precondition_failed);
+}
+
 TEST(amqp_topology, queue_redeclare_compares_parsed_x_arguments) {
     amqp_topology t;
-    queue(t, "q", true, make_table({{"x-max-priority", std::uint8_t{10}}, {"x-foo", "bar"}}));
-    // Same value under another integer tag, and unknown x-args ignored.
+    queue(t, "q", true, make_table({{"x-max-priority", std::uint8_t{10}}, {"foo", "bar"}}));
+    // Same value under another integer tag; arguments without the x- prefix are ignored.
     EXPECT_TRUE(t.declare_queue("q", false, true, false, false,
                                 make_table({{"x-max-priority", std::int32_t{10}}}), conn_a, 0));
     auto r = t.declare_queue(
@@ -423,7 +491,7 @@ TEST(amqp_topology, queue_redeclare_compares_parsed_x_arguments) {
                         make_table({{"x-expires", std::int32_t{0}}}), conn_a, 0);
     ASSERT_FALSE(r);
     EXPECT_EQ(t.find_queue("q2"), nullptr);
-    EXPECT_EQ(t.find_queue("q")->arguments.find("x-foo")->value, field_value("bar"));
+    EXPECT_EQ(t.find_queue("q")->arguments.find("foo")->value, field_value("bar"));
 }
 
 TEST(amqp_topology, adopt_queue_registers_a_plain_durable_queue_once) {
@@ -741,7 +809,7 @@ TEST(amqp_topology, save_load_round_trip_keeps_durable_state_only) {
     amqp_topology t;
     auto qargs = make_table({{"x-max-priority", std::uint8_t{9}},
                              {"x-expires", std::int64_t{60000}},
-                             {"x-custom", make_table({{"n", std::int16_t{-3}}})}});
+                             {"custom", make_table({{"n", std::int16_t{-3}}})}});
     qargs.entries[1].value.tag = 'L';
     exchange(t, "dx", "topic", true, false);
     exchange(t, "dy", "headers", true, true);

@@ -72,6 +72,10 @@ void amqp_session::remove_consumer(amqp_channel& ch, amqp_consumer& c, bool may_
     std::string queue = c.queue;
     ch.remove_consumer(c);  // destroys c
     if (auto* q = vhost_.topology().find_queue(queue)) {
+        if (q->args.single_active_consumer) {  // the next one takes over (no-op if it already had)
+            if (auto* next = vhost_.active_consumer(queue))
+                next->session->consumer_activated(*next);
+        }
         if (vhost_.topology().consumer_removed(*q, service_.now().mono_us) && may_auto_delete) {
             vhost_.delete_queue(queue);
         }
@@ -106,6 +110,8 @@ void amqp_session::pump(amqp_consumer& c) {
     if (c.waiter || ended_ || closing_ || !fsm_.running()) return;
     auto* ch = find_channel(c.channel);
     if (!ch || ch->closing()) return;
+    const auto* q = vhost_.topology().find_queue(c.queue);
+    if (q && q->args.single_active_consumer && vhost_.active_consumer(c.queue) != &c) return;
     const auto now = service_.now();
     core::lease_request req;
     req.queues.push_back(c.queue);

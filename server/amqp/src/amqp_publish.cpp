@@ -115,6 +115,7 @@ amqp_session::result amqp_session::enqueue_routed(amqp_channel& ch, const amqp::
             }
         }
     }
+    bool refused = false;
     for (const auto& name : queues) {
         const auto* q = topo.find_queue(name);
         mark_envelope_exclusive(opts.properties, q != nullptr && q->exclusive);
@@ -124,7 +125,15 @@ amqp_session::result amqp_session::enqueue_routed(amqp_channel& ch, const amqp::
             ttl = ttl ? std::min(*ttl, *q->args.message_ttl_ms) : *q->args.message_ttl_ms;
         opts.ttl_ms =
             ttl ? std::optional<std::int64_t>(std::max<std::int64_t>(*ttl, 1)) : std::nullopt;
+        if (q && q->args.max_length && q->args.reject_publish &&
+            service_.core().ready_count(name, now) >=
+                static_cast<std::size_t>(*q->args.max_length)) {
+            refused = true;  // x-overflow reject-publish: not enqueued here, nacked
+            continue;
+        }
         auto r = service_.core().enqueue(name, cmd.body, opts, now);
+        if (q && q->args.max_length && !q->args.reject_publish)
+            drop_head(name, *q->args.max_length, now);
         if (r.status != core::op_status::ok) {
             if (ch.confirming()) {
                 confirm(ch, false);
@@ -134,8 +143,20 @@ amqp_session::result amqp_session::enqueue_routed(amqp_channel& ch, const amqp::
                                      "PRECONDITION_FAILED - message refused: " + r.error);
         }
     }
-    if (ch.confirming()) confirm(ch, true);
+    if (ch.confirming()) confirm(ch, !refused);
     return std::nullopt;
+}
+
+// x-max-length with x-overflow drop-head: the oldest ready messages beyond the limit go, as
+// in RabbitMQ (leased ones do not count). Each is popped from the front, a logged record, so
+// a replay drops the same ones.
+void amqp_session::drop_head(const std::string& queue, std::int64_t max_length, core::instant now) {
+    auto& core = service_.core();
+    const auto max = static_cast<std::size_t>(max_length);
+    for (std::size_t n = core.ready_count(queue, now); n > max; --n) {
+        core::pop_request req{.queues = {queue}, .end = core::list_end::front, .count = 1};
+        if (core.pop(req, now).empty()) break;
+    }
 }
 
 }  // namespace conveyor::server

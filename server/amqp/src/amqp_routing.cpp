@@ -37,6 +37,8 @@ struct distinct {
     }
 };
 
+// Header values compare by value, integers across widths (pika and py-amqp choose the tag
+// from the magnitude), like RabbitMQ's Erlang term comparison.
 bool same_value(const field_value& a, const field_value& b) {
     if (auto x = integer_of(a)) {
         auto y = integer_of(b);
@@ -62,6 +64,9 @@ bool headers_match(const field_table& binding, const field_table* headers) {
 }
 }  // namespace
 
+// Words are split on '.'; "" has no words, "a." has "a" and "". '#' is matched like '*' in a
+// glob and '*' like '?', by the linear-space greedy algorithm with one backtrack point (the
+// last '#'): O(words(pattern) * words(key)) at worst, no recursion.
 bool topic_matches(std::string_view pattern, std::string_view routing_key) {
     constexpr std::size_t end = std::string_view::npos;
     // A cursor is the offset of a word's first byte, or `end` past the last word.

@@ -49,9 +49,6 @@ amqp::amqp_result<std::int64_t> integer_arg(std::string_view queue, std::string_
     return *n;
 }
 
-// Header values compare by value, integers across widths (pika and py-amqp choose the tag
-// from the magnitude), like RabbitMQ's Erlang term comparison.
-
 }  // namespace
 
 // ---- free functions ---------------------------------------------------------------------------
@@ -79,6 +76,7 @@ std::string_view to_string(exchange_kind kind) noexcept {
 }
 
 amqp::amqp_result<queue_args> parse_queue_args(std::string_view queue, const field_table& args) {
+    if (auto e = unimplemented_arg(queue, args)) return std::move(*e);
     queue_args out;
     if (const auto* v = args.find("x-max-priority")) {
         auto n = integer_arg(queue, "x-max-priority", *v, 0, max_priority);
@@ -95,12 +93,25 @@ amqp::amqp_result<queue_args> parse_queue_args(std::string_view queue, const fie
         if (!n) return n.error();
         out.expires_ms = *n;
     }
+    if (const auto* v = args.find("x-max-length")) {
+        auto n =
+            integer_arg(queue, "x-max-length", *v, 0, std::numeric_limits<std::int64_t>::max());
+        if (!n) return n.error();
+        out.max_length = *n;
+    }
+    if (const auto* v = args.find("x-single-active-consumer")) {
+        auto b = bool_arg(queue, "x-single-active-consumer", *v);
+        if (!b) return b.error();
+        out.single_active_consumer = *b;
+    }
+    if (const auto* v = args.find("x-overflow")) {
+        auto reject = reject_publish_arg(queue, *v);
+        if (!reject) return reject.error();
+        out.reject_publish = *reject;
+    }
     return out;
 }
 
-// Words are split on '.'; "" has no words, "a." has "a" and "". '#' is matched like '*' in a
-// glob and '*' like '?', by the linear-space greedy algorithm with one backtrack point (the
-// last '#'): O(words(pattern) * words(key)) at worst, no recursion.
 // ---- amqp_topology ----------------------------------------------------------------------------
 
 amqp_topology::amqp_topology() {
@@ -259,6 +270,20 @@ std::optional<amqp_error> inequivalent_queue(const amqp_queue& q, bool durable, 
     }
     if (args.expires_ms != q.args.expires_ms) {
         return inequivalent("x-expires", resource, text(args.expires_ms), text(q.args.expires_ms));
+    }
+    if (args.max_length != q.args.max_length) {
+        return inequivalent("x-max-length", resource, text(args.max_length),
+                            text(q.args.max_length));
+    }
+    if (args.single_active_consumer != q.args.single_active_consumer) {
+        return inequivalent("x-single-active-consumer", resource,
+                            bool_text(args.single_active_consumer),
+                            bool_text(q.args.single_active_consumer));
+    }
+    if (args.reject_publish != q.args.reject_publish) {
+        auto overflow = [](bool reject) { return reject ? "reject-publish" : "drop-head"; };
+        return inequivalent("x-overflow", resource, overflow(args.reject_publish),
+                            overflow(q.args.reject_publish));
     }
     return std::nullopt;
 }

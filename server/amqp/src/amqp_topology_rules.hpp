@@ -5,9 +5,12 @@
 
 #include <conveyor/amqp/amqp_topology.hpp>
 
+#include <algorithm>
+#include <iterator>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <variant>
 
 namespace conveyor::server::topology_rules {
 
@@ -103,6 +106,66 @@ inline std::string_view type_name(const field_value& v) {
         default:
             return "unknown";
     }
+}
+
+// The x- queue arguments Conveyor implements; docs/amqp.md, "Queue arguments".
+inline constexpr std::string_view implemented_queue_args[] = {
+    "x-max-priority", "x-message-ttl",           "x-expires", "x-queue-type", "x-max-length",
+    "x-overflow",     "x-single-active-consumer"};
+
+// An x- argument Conveyor does not implement is refused rather than ignored (RabbitMQ ignores
+// names it does not know): a queue declared with x-max-length, x-dead-letter-exchange or
+// x-queue-type quorum would otherwise behave unlike what its declarer asked for, silently.
+// Arguments without the x- prefix are ignored, as in RabbitMQ.
+inline std::optional<amqp_error> unimplemented_arg(std::string_view queue,
+                                                   const field_table& args) {
+    auto refuse = [&](std::string_view arg, const std::string& problem) {
+        return channel_error(reply_code::precondition_failed,
+                             "PRECONDITION_FAILED - invalid arg '" + std::string(arg) + "' for " +
+                                 rs_queue(queue) + ": " + problem);
+    };
+    for (const auto& e : args.entries) {
+        if (!e.name.starts_with("x-")) continue;
+        if (std::find(std::begin(implemented_queue_args), std::end(implemented_queue_args),
+                      e.name) == std::end(implemented_queue_args)) {
+            return refuse(e.name, "not implemented by Conveyor");
+        }
+        if (e.name != "x-queue-type") continue;
+        const auto* type = std::get_if<std::string>(&e.value.value);
+        if (type == nullptr) {
+            return refuse(e.name, "{unacceptable_type," + std::string(type_name(e.value)) + "}");
+        }
+        if (*type == "quorum" || *type == "stream") {
+            return refuse(e.name, "queue type '" + *type +
+                                      "' is not implemented by Conveyor (only 'classic')");
+        }
+        if (*type != "classic") return refuse(e.name, "\"unsupported queue type '" + *type + "'\"");
+    }
+    return std::nullopt;
+}
+
+// A boolean x-argument (x-single-active-consumer).
+inline amqp::amqp_result<bool> bool_arg(std::string_view queue, std::string_view arg,
+                                        const field_value& v) {
+    if (const auto* b = std::get_if<bool>(&v.value)) return *b;
+    return channel_error(reply_code::precondition_failed,
+                         "PRECONDITION_FAILED - invalid arg '" + std::string(arg) + "' for " +
+                             rs_queue(queue) + ": {unacceptable_type," + std::string(type_name(v)) +
+                             "}");
+}
+
+// x-overflow: true for reject-publish, false for drop-head; anything else is refused.
+inline amqp::amqp_result<bool> reject_publish_arg(std::string_view queue, const field_value& v) {
+    const auto* s = std::get_if<std::string>(&v.value);
+    if (s != nullptr && (*s == "drop-head" || *s == "reject-publish"))
+        return *s == "reject-publish";
+    const std::string problem = s ? "'" + *s +
+                                        "' is not implemented by Conveyor (drop-head, "
+                                        "reject-publish)"
+                                  : "{unacceptable_type," + std::string(type_name(v)) + "}";
+    return channel_error(
+        reply_code::precondition_failed,
+        "PRECONDITION_FAILED - invalid arg 'x-overflow' for " + rs_queue(queue) + ": " + problem);
 }
 
 // One x-argument: an integer in [min, max]; `min_problem` names a value below min as RabbitMQ

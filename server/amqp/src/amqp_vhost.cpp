@@ -44,7 +44,17 @@ std::size_t amqp_vhost::delete_queue(std::string_view name_view) {
 }
 
 void amqp_vhost::add_consumer(amqp_consumer& c) {
+    c.order = ++consumer_order_;
     consumers_.emplace(c.queue, &c);
+}
+
+amqp_consumer* amqp_vhost::active_consumer(std::string_view queue) const {
+    amqp_consumer* first = nullptr;
+    auto [b, e] = consumers_.equal_range(std::string(queue));
+    for (auto it = b; it != e; ++it) {
+        if (first == nullptr || it->second->order < first->order) first = it->second;
+    }
+    return first;
 }
 
 void amqp_vhost::remove_consumer(amqp_consumer& c) {

@@ -35,6 +35,7 @@ struct amqp_consumer final : waiting_client {
     std::uint16_t prefetch = 0;  // per-consumer limit (basic.qos global=false); 0: none
     std::size_t unacked = 0;
     std::optional<core::waiter_id> waiter;  // set while it waits in the core
+    std::uint64_t order = 0;                // set by amqp_vhost::add_consumer, increasing
 
     void on_leased(std::span<const core::leased_task> tasks) override;  // amqp_consume.cpp
 };

@@ -53,6 +53,8 @@ public:
     // ---- called by consumers and the vhost ------------------------------------------------
     void consumer_leased(amqp_consumer& c, std::span<const core::leased_task> tasks);
     void consumer_cancelled_by_broker(amqp_consumer& c);
+    // x-single-active-consumer: `c` became its queue's active consumer.
+    void consumer_activated(amqp_consumer& c) { pump(c); }
 
 private:
     using amqp_error = protocol::amqp::amqp_error;
@@ -131,6 +133,7 @@ private:
     result publish(amqp_channel& ch, protocol::amqp::command& cmd);
     result enqueue_routed(amqp_channel& ch, const protocol::amqp::command& cmd,
                           const std::vector<std::string>& queues);
+    void drop_head(const std::string& queue, std::int64_t max_length, core::instant now);
     void confirm(amqp_channel& ch, bool ack);
     void return_message(amqp_channel& ch, const protocol::amqp::command& cmd,
                         protocol::amqp::reply_code code, std::string_view text);

@@ -40,6 +40,9 @@ struct queue_args {
     std::optional<int> max_priority;             // x-max-priority, 0..255
     std::optional<std::int64_t> message_ttl_ms;  // x-message-ttl, >= 0
     std::optional<std::int64_t> expires_ms;      // x-expires, > 0
+    std::optional<std::int64_t> max_length;      // x-max-length, >= 0: ready messages
+    bool reject_publish = false;                 // x-overflow reject-publish (else drop-head)
+    bool single_active_consumer = false;         // x-single-active-consumer
 };
 
 struct amqp_queue {

@@ -82,6 +82,8 @@ public:
     void remove_consumer(amqp_consumer& c);
     std::size_t consumer_count(std::string_view queue) const;
     bool has_exclusive_consumer(std::string_view queue) const;
+    // The queue's oldest consumer: the one that receives under x-single-active-consumer.
+    amqp_consumer* active_consumer(std::string_view queue) const;
 
     // "amq.gen-<22 random chars>", "amq.ctag-<22 random chars>".
     std::string generate_name(std::string_view prefix);
@@ -99,6 +101,7 @@ private:
     amqp_topology topology_;
     std::unordered_multimap<std::string, amqp_consumer*> consumers_;
     std::uint64_t name_counter_ = 0;
+    std::uint64_t consumer_order_ = 0;
     std::uint64_t name_seed_ = 0;
     boost::asio::steady_timer expiry_timer_;
     bool stopped_ = false;
