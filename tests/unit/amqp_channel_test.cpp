@@ -16,7 +16,7 @@ namespace amqp = conveyor::protocol::amqp;
 amqp_consumer& add(amqp_channel& ch, std::string tag, bool no_ack = false) {
     auto c = std::make_unique<amqp_consumer>();
     c->tag = std::move(tag);
-    c->queue = "q";
+    c->queue = std::string("q");  // (a literal assigned: g++ 12 warns -Wrestrict in libstdc++)
     c->no_ack = no_ack;
     return ch.add_consumer(std::move(c));
 }
@@ -26,7 +26,10 @@ std::vector<std::uint64_t> deliver(amqp_channel& ch, amqp_consumer* c, int n) {
     std::vector<std::uint64_t> tags;
     for (int i = 0; i < n; ++i) {
         const auto tag = ch.take_tag();
-        ch.track(tag, "L" + std::to_string(tag), c);
+        // (Not "L" + to_string: g++ 12 warns -Wrestrict on that libstdc++ operator+.)
+        std::string lease = "L";
+        lease += std::to_string(tag);
+        ch.track(tag, lease, c);
         tags.push_back(tag);
     }
     return tags;
