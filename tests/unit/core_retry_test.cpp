@@ -171,6 +171,17 @@ TEST_F(retry_test, requeue_moves_dead_to_the_back_with_attempts_reset) {
     EXPECT_EQ(got[1].attempt, 1);
 }
 
+TEST_F(retry_test, a_cancelled_task_shows_no_error_from_before) {
+    const std::string id = enqueue("q", "x");
+    EXPECT_EQ(b.fail(lease_one("q"), "fatal", fail_mode::no_retry, 0, now), fail_outcome::dead);
+    EXPECT_TRUE(b.requeue(id, now));
+    EXPECT_EQ(b.task(id, now)->error, "fatal");
+    EXPECT_TRUE(b.cancel(id, now));
+    auto v = b.task(id, now);
+    EXPECT_EQ(v->state, task_state::cancelled);
+    EXPECT_FALSE(v->error.has_value());  // (apply_one(rec_cancel): replay does the same)
+}
+
 TEST_F(retry_test, dead_ids_list_oldest_first_per_queue) {
     std::vector<std::string> ids;
     for (int i = 0; i < 4; ++i) ids.push_back(enqueue("q", "x"));

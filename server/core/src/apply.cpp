@@ -132,6 +132,12 @@ void broker::impl::apply_one(const rec_cancel& r) {
     drop_ttl(t);
     t->set(detail::flag_cancelled_in_lease, was_leased);
     t->updated_ms = r.at.wall_ms;
+    // A cancelled task did not fail: an error from an earlier attempt (or from before a
+    // REQUEUE) would read as the reason it ended.
+    if (auto it = extras_.find(t); it != extras_.end()) {
+        it->second.has_error = false;
+        std::string().swap(it->second.error);
+    }
     make_ended(t, task_state::cancelled, r.at.mono_us);
     ++counters_.tasks_cancelled;
 }
