@@ -117,6 +117,187 @@ static void tune_allocator() {
 #endif
 }
 
+namespace {
+
+// One data directory per server: the lock goes away with the process, kill -9 included.
+std::optional<std::string> lock_data_dir(const server_config& config) {
+    std::error_code fs_ec;
+    std::filesystem::create_directories(config.data_dir, fs_ec);
+    if (fs_ec) {
+        return "cannot create data directory '" + config.data_dir + "': " + fs_ec.message();
+    }
+    const std::string lock_path = config.data_dir + "/LOCK";
+    const int lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (lock_fd < 0 || ::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        return "cannot lock data directory '" + config.data_dir + "' (" + lock_path + "): " +
+               (errno == EWOULDBLOCK
+                    ? "another conveyor server (or conveyor check-data) is using it"
+                    : std::strerror(errno));
+    }
+    return std::nullopt;  // the descriptor stays open (and locked) until the process ends
+}
+
+// The server from recovery to shutdown, on one thread that runs everything: sessions, the
+// core and its deadlines (server/THREADING.md).
+class server_run {
+public:
+    explicit server_run(const server_config& config)
+        : config_(config),
+          faulty_disk_(disk_),  // used only with --enable-debug-command yes
+          service_(io_.get_executor(), config),
+          amqp_(service_),
+          grace_(io_) {}
+
+    // Recovery, TLS material and the AMQP topology, then the ports: a message when the
+    // server cannot start.
+    std::optional<std::string> start() {
+        const bool debug = config_.debug_command;
+        if (debug) service_.set_debug_io(&faulty_disk_);
+        // Power-loss tests (docs/reliability.md T2, tests/integration/test_crash_recovery.py):
+        // side files say how far each log file was durable at its last fsync.
+        if (debug && std::getenv("CONVEYOR_DEBUG_TRACK_SYNCS") != nullptr)
+            faulty_disk_.track_syncs(true);
+        // PBKDF2 password checks run on a thread of their own (server/THREADING.md).
+        service_.access().verify_off_thread(io_.get_executor());
+        if (auto error = service_.access().load()) return error;
+        // Recovery comes before any listener: no client sees a half-recovered state.
+        storage::file_io& io = debug ? static_cast<storage::file_io&>(faulty_disk_) : disk_;
+        if (auto error = service_.open_log(io, [this] {
+                // Fail-stop: no reply waiting for the log is sent; the process exits non-zero.
+                exit_code_ = 1;
+                io_.stop();
+            })) {
+            return error;
+        }
+        // TLS material is checked before any port opens: bad certificates refuse to start.
+        if (config_.tls_port != 0) {
+            tls_ = std::make_unique<tls_server_context>(tls_settings{
+                config_.tls_cert, config_.tls_key, config_.tls_ca, config_.tls_clients});
+            if (auto error = tls_->load()) return error;
+        }
+        // AMQP's durable exchanges, queues and bindings come back before its port opens.
+        if (auto error = amqp_.load()) return error;
+        amqp_.drop_exclusive_queues();
+        return open_ports(io_.get_executor(), service_, config_, tls_.get(), amqp_, resp_);
+    }
+
+    // Serves until SIGINT/SIGTERM or a fail-stop; the process's exit status.
+    int serve() {
+        watch_signals();
+        spawn_loops();
+        log_started();
+        const service_readiness readiness;  // READY=1 to systemd now, STOPPING=1 on return
+        // io.run(), with a hook before each wait: run one handler (blocking), then everything
+        // that became ready meanwhile, then hand this round's records to the log. A round
+        // also ends once it has appended round_limit_bytes: a client streaming large messages
+        // keeps handlers ready forever, and its records (and every reply behind them) would
+        // otherwise wait in one ever-growing batch.
+        while (!io_.stopped()) {
+            io_.run_one();
+            while (!service_.round_full() && io_.poll_one() > 0) {
+            }
+            service_.before_sleep();
+        }
+        if (exit_code_ == 0) {
+            service_.close_log();
+            spdlog::info("conveyor stopped");
+        }
+        return exit_code_;
+    }
+
+private:
+    // SIGHUP re-reads what may change while running (the users file), as Redis and nginx do.
+    void on_hup(const boost::system::error_code& ec) {
+        if (ec) return;
+        spdlog::info("received SIGHUP, reloading");
+        service_.reload();
+        // Blocked commands and AMQP connections of removed or changed users are checked again
+        // now rather than at their next request (docs/users.md).
+        if (resp_) resp_->access_changed();
+        // New connections get the new certificates; existing ones keep theirs.
+        if (tls_) {
+            if (auto error = tls_->load())
+                spdlog::error("TLS reload failed, keeping the previous certificates: {}", *error);
+            else
+                spdlog::info("TLS certificates reloaded");
+        }
+        hup_->async_wait([this](const boost::system::error_code& e, int) { on_hup(e); });
+    }
+
+    // Installed once the server serves: until then SIGINT/SIGTERM/SIGHUP keep their default
+    // action (a signal during recovery ends the process at once).
+    void watch_signals() {
+        hup_.emplace(io_, SIGHUP);
+        signals_.emplace(io_, SIGINT, SIGTERM);
+        hup_->async_wait([this](const boost::system::error_code& e, int) { on_hup(e); });
+        signals_->async_wait([this](const boost::system::error_code& ec, int sig) {
+            if (ec) return;
+            spdlog::info("received {}, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+            if (resp_) resp_->stop();
+            amqp_.stop();
+            hup_->cancel();
+            service_.stop();
+            // Sessions end on their next turn; wait for them (at most 2 s), then stop.
+            asio::co_spawn(io_, wait_for_sessions(),
+                           [](std::exception_ptr e) { log_exception(e, "shutdown"); });
+        });
+    }
+
+    asio::awaitable<void> wait_for_sessions() {
+        for (int i = 0; i < 200 && resp_ && resp_->session_count() > 0; ++i) {
+            grace_.expires_after(std::chrono::milliseconds(10));
+            co_await grace_.async_wait(asio::use_awaitable);
+        }
+        io_.stop();
+    }
+
+    // Fail-stop, as a failed fsync: without its loops the broker would serve on with leases
+    // that never expire or a log that is never synced. Every acknowledged change is in the
+    // log already; a restart recovers it.
+    std::function<void(std::exception_ptr)> fail_stop(const char* what) {
+        return [this, what](std::exception_ptr e) {
+            if (!e) return;
+            log_exception(e, what);
+            spdlog::critical("the {} stopped; stopping the server: restart to recover", what);
+            exit_code_ = 1;
+            io_.stop();
+        };
+    }
+
+    void spawn_loops() {
+        if (resp_) asio::co_spawn(io_, resp_->run(), fail_stop("listener"));
+        asio::co_spawn(io_, amqp_.run_expiry(), fail_stop("amqp queue expiry"));
+        asio::co_spawn(io_, service_.run_deadlines(), fail_stop("deadline loop"));
+        asio::co_spawn(io_, service_.run_housekeeping(), fail_stop("housekeeping loop"));
+    }
+
+    void log_started() const {
+        const auto port_text = [&](std::optional<asio::ip::tcp::endpoint> at) {
+            return at ? config_.bind + ":" + std::to_string(at->port()) : std::string("off");
+        };
+        spdlog::info(
+            "conveyor {} started: resp {}, tls {}, amqp {}, data dir {} (fsync {}), pid {}",
+            CONVEYOR_VERSION, port_text(resp_->plain_endpoint()), port_text(resp_->tls_endpoint()),
+            port_text(resp_->amqp_endpoint()), config_.data_dir, config_.fsync,
+            static_cast<long>(::getpid()));
+    }
+
+    const server_config& config_;
+    asio::io_context io_{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
+    storage::posix_file_io disk_;
+    storage::faulty_file_io faulty_disk_;
+    broker_service service_;
+    std::unique_ptr<tls_server_context> tls_;
+    amqp_vhost amqp_;
+    std::unique_ptr<resp_listener> resp_;
+    std::optional<asio::signal_set> hup_;
+    std::optional<asio::signal_set> signals_;
+    asio::steady_timer grace_;
+    int exit_code_ = 0;
+};
+
+}  // namespace
+
 int server_main(const std::vector<std::string>& args) {
     tune_allocator();
     auto parsed = parse_server_args(args);
@@ -130,158 +311,16 @@ int server_main(const std::vector<std::string>& args) {
                   << "' (trace, debug, info, warn, error, critical, off)\n";
         return 1;
     }
-    std::error_code fs_ec;
-    std::filesystem::create_directories(config.data_dir, fs_ec);
-    if (fs_ec) {
-        spdlog::critical("cannot create data directory '{}': {}", config.data_dir, fs_ec.message());
-        return 1;
-    }
-
-    // One server per data directory: the lock goes away with the process, kill -9 included.
-    const std::string lock_path = config.data_dir + "/LOCK";
-    const int lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (lock_fd < 0 || ::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
-        spdlog::critical("cannot lock data directory '{}' ({}): {}", config.data_dir, lock_path,
-                         errno == EWOULDBLOCK
-                             ? "another conveyor server (or conveyor check-data) is using it"
-                             : std::strerror(errno));
-        return 1;
-    }
-
-    // One thread runs everything: sessions, the core and its deadlines (server/THREADING.md).
-    asio::io_context io(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO);
-    storage::posix_file_io disk;
-    storage::faulty_file_io faulty_disk(disk);  // used only with --enable-debug-command yes
-    const bool debug = config.debug_command;
-    broker_service service(io.get_executor(), config);
-    if (debug) service.set_debug_io(&faulty_disk);
-    // Power-loss tests (docs/reliability.md T2, tests/integration/test_crash_recovery.py): side
-    // files say how far each log file was durable at its last fsync.
-    if (debug && std::getenv("CONVEYOR_DEBUG_TRACK_SYNCS") != nullptr)
-        faulty_disk.track_syncs(true);
-    // PBKDF2 password checks run on a thread of their own (server/THREADING.md).
-    service.access().verify_off_thread(io.get_executor());
-    if (auto error = service.access().load()) {
+    if (auto error = lock_data_dir(config)) {
         spdlog::critical("{}", *error);
         return 1;
     }
-    int exit_code = 0;
-    // Recovery comes before any listener: no client sees a half-recovered state.
-    if (auto error =
-            service.open_log(debug ? static_cast<storage::file_io&>(faulty_disk) : disk, [&] {
-                // Fail-stop: no reply waiting for the log is sent; the process exits non-zero.
-                exit_code = 1;
-                io.stop();
-            })) {
+    server_run server(config);
+    if (auto error = server.start()) {
         spdlog::critical("{}", *error);
         return 1;
     }
-    // TLS material is checked before any port opens: bad certificates refuse to start.
-    std::unique_ptr<tls_server_context> tls;
-    if (config.tls_port != 0) {
-        tls = std::make_unique<tls_server_context>(
-            tls_settings{config.tls_cert, config.tls_key, config.tls_ca, config.tls_clients});
-        if (auto error = tls->load()) {
-            spdlog::critical("{}", *error);
-            return 1;
-        }
-    }
-    // AMQP's durable exchanges, queues and bindings come back before its port opens.
-    amqp_vhost amqp(service);
-    if (auto error = amqp.load()) {
-        spdlog::critical("{}", *error);
-        return 1;
-    }
-    amqp.drop_exclusive_queues();
-    std::unique_ptr<resp_listener> resp;
-    if (auto error = open_ports(io.get_executor(), service, config, tls.get(), amqp, resp)) {
-        spdlog::critical("{}", *error);
-        return 1;
-    }
-
-    // SIGHUP re-reads what may change while running (the users file), as Redis and nginx do.
-    asio::signal_set hup(io, SIGHUP);
-    std::function<void(const boost::system::error_code&, int)> on_hup =
-        [&](const boost::system::error_code& ec, int) {
-            if (ec) return;
-            spdlog::info("received SIGHUP, reloading");
-            service.reload();
-            // Blocked commands and AMQP connections of removed or changed users are checked
-            // again now rather than at their next request (docs/users.md).
-            if (resp) resp->access_changed();
-            // New connections get the new certificates; existing ones keep theirs.
-            if (tls) {
-                if (auto error = tls->load())
-                    spdlog::error("TLS reload failed, keeping the previous certificates: {}",
-                                  *error);
-                else
-                    spdlog::info("TLS certificates reloaded");
-            }
-            hup.async_wait(on_hup);
-        };
-    hup.async_wait(on_hup);
-    asio::signal_set signals(io, SIGINT, SIGTERM);
-    asio::steady_timer grace(io);
-    signals.async_wait([&](const boost::system::error_code& ec, int sig) {
-        if (ec) return;
-        spdlog::info("received {}, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
-        if (resp) resp->stop();
-        amqp.stop();
-        hup.cancel();
-        service.stop();
-        // Sessions end on their next turn; wait for them (at most 2 s), then stop.
-        asio::co_spawn(
-            io,
-            [&]() -> asio::awaitable<void> {
-                for (int i = 0; i < 200 && resp && resp->session_count() > 0; ++i) {
-                    grace.expires_after(std::chrono::milliseconds(10));
-                    co_await grace.async_wait(asio::use_awaitable);
-                }
-                io.stop();
-            },
-            [](std::exception_ptr e) { log_exception(e, "shutdown"); });
-    });
-    // Fail-stop, as a failed fsync: without its loops the broker would serve on with leases
-    // that never expire or a log that is never synced. Every acknowledged change is in the
-    // log already; a restart recovers it.
-    const auto fail_stop = [&](const char* what) {
-        return [&, what](std::exception_ptr e) {
-            if (!e) return;
-            log_exception(e, what);
-            spdlog::critical("the {} stopped; stopping the server: restart to recover", what);
-            exit_code = 1;
-            io.stop();
-        };
-    };
-    if (resp) asio::co_spawn(io, resp->run(), fail_stop("listener"));
-    asio::co_spawn(io, amqp.run_expiry(), fail_stop("amqp queue expiry"));
-    asio::co_spawn(io, service.run_deadlines(), fail_stop("deadline loop"));
-    asio::co_spawn(io, service.run_housekeeping(), fail_stop("housekeeping loop"));
-
-    const auto port_text = [&](std::optional<asio::ip::tcp::endpoint> at) {
-        return at ? config.bind + ":" + std::to_string(at->port()) : std::string("off");
-    };
-    spdlog::info("conveyor {} started: resp {}, tls {}, amqp {}, data dir {} (fsync {}), pid {}",
-                 CONVEYOR_VERSION, port_text(resp->plain_endpoint()),
-                 port_text(resp->tls_endpoint()), port_text(resp->amqp_endpoint()), config.data_dir,
-                 config.fsync, static_cast<long>(::getpid()));
-    const service_readiness readiness;  // READY=1 to systemd now, STOPPING=1 on return
-    // io.run(), with a hook before each wait: run one handler (blocking), then everything
-    // that became ready meanwhile, then hand this round's records to the log. A round also
-    // ends once it has appended round_limit_bytes: a client streaming large messages keeps
-    // handlers ready forever, and its records (and every reply behind them) would otherwise
-    // wait in one ever-growing batch.
-    while (!io.stopped()) {
-        io.run_one();
-        while (!service.round_full() && io.poll_one() > 0) {
-        }
-        service.before_sleep();
-    }
-    if (exit_code == 0) {
-        service.close_log();
-        spdlog::info("conveyor stopped");
-    }
-    return exit_code;
+    return server.serve();
 }
 
 }  // namespace conveyor::server
