@@ -255,6 +255,46 @@ asio::awaitable<void> run_worker(cc::worker& w, std::vector<std::unique_ptr<pipe
     if (failure) std::rethrow_exception(failure);
 }
 
+// The runtime's options from the flags; a message when the URL or TLS flags are unusable.
+std::optional<std::string> fill_options(const worker_flags& f, cc::worker_options& o) {
+    try {
+        o.url = cc::with_credentials(cc::url_or_env(f.connect), f.credentials);
+        o.tls = cc::tls_from_flags(o.url, f.tls);
+    } catch (const std::exception& e) {
+        return std::string(e.what());
+    }
+    o.queues = f.queues;
+    o.concurrency = f.concurrency;
+    o.prefetch = f.prefetch;
+    o.shutdown_timeout = seconds(f.shutdown_timeout_s);
+    o.connect_timeout = seconds(f.connect_timeout_s);
+    o.status_interval = seconds(f.status_interval_s);
+    if (f.soft_grace_ms) o.soft_grace = milliseconds(*f.soft_grace_ms);
+    o.log = log_line;
+    return std::nullopt;
+}
+
+// First SIGTERM/SIGINT: warm shutdown; the second: cold. `received` counts them.
+void watch_signals(asio::signal_set& signals, int& received, cc::worker& w,
+                   double shutdown_timeout_s) {
+    signals.async_wait([&signals, &received, &w, shutdown_timeout_s](
+                           const boost::system::error_code& ec, int sig) {
+        if (ec) return;
+        const char* name = sig == SIGINT ? "SIGINT" : "SIGTERM";
+        if (++received == 1) {
+            spdlog::info(
+                "received {}: warm shutdown (running tasks may finish for {} s; "
+                "signal again for a cold shutdown)",
+                name, shutdown_timeout_s);
+            w.request_shutdown(false);
+        } else {
+            spdlog::info("received {} again: cold shutdown", name);
+            w.request_shutdown(true);
+        }
+        watch_signals(signals, received, w, shutdown_timeout_s);
+    });
+}
+
 }  // namespace
 
 int worker_main(const std::vector<std::string>& args) {
@@ -274,21 +314,10 @@ int worker_main(const std::vector<std::string>& args) {
         return 2;
     }
     cc::worker_options o;
-    try {
-        o.url = cc::with_credentials(cc::url_or_env(f.connect), f.credentials);
-        o.tls = cc::tls_from_flags(o.url, f.tls);
-    } catch (const std::exception& e) {
-        std::cerr << "conveyor worker: " << e.what() << "\n";
+    if (auto error = fill_options(f, o)) {
+        std::cerr << "conveyor worker: " << *error << "\n";
         return 2;
     }
-    o.queues = f.queues;
-    o.concurrency = f.concurrency;
-    o.prefetch = f.prefetch;
-    o.shutdown_timeout = seconds(f.shutdown_timeout_s);
-    o.connect_timeout = seconds(f.connect_timeout_s);
-    o.status_interval = seconds(f.status_interval_s);
-    if (f.soft_grace_ms) o.soft_grace = milliseconds(*f.soft_grace_ms);
-    o.log = log_line;
 
     asio::io_context io(1);
     cc::worker w(io.get_executor(), o);
@@ -300,27 +329,9 @@ int worker_main(const std::vector<std::string>& args) {
         return 2;
     }
 
-    // First SIGTERM/SIGINT: warm shutdown; the second: cold.
     asio::signal_set signals(io, SIGINT, SIGTERM);
     int received = 0;
-    std::function<void()> await_signal = [&] {
-        signals.async_wait([&](const boost::system::error_code& ec, int sig) {
-            if (ec) return;
-            const char* name = sig == SIGINT ? "SIGINT" : "SIGTERM";
-            if (++received == 1) {
-                spdlog::info(
-                    "received {}: warm shutdown (running tasks may finish for {} s; "
-                    "signal again for a cold shutdown)",
-                    name, f.shutdown_timeout_s);
-                w.request_shutdown(false);
-            } else {
-                spdlog::info("received {} again: cold shutdown", name);
-                w.request_shutdown(true);
-            }
-            await_signal();
-        });
-    };
-    await_signal();
+    watch_signals(signals, received, w, f.shutdown_timeout_s);
 
     int exit_code = 0;
     asio::co_spawn(io, run_worker(w, pools), [&](std::exception_ptr e) {
