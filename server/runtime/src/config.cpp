@@ -103,8 +103,8 @@ po::options_description make_options(server_config& c, config_detail::duration_t
              ->value_name("N"), "most channels per AMQP connection (1-65535)")
         ("amqp-consumer-timeout", po::value(&t.amqp_consumer_timeout)
              ->default_value(t.amqp_consumer_timeout)->value_name("DURATION"),
-         "an AMQP delivery not acknowledged within this (bare: ms) is requeued and its channel "
-         "closed (the lease of a delivery)");
+         "an AMQP delivery not acknowledged within this (bare: ms) goes back to its queue as a "
+         "failed attempt; the channel stays open (the lease of a delivery)");
     // clang-format on
     return d;
 }
