@@ -95,6 +95,20 @@ def run_conveyor(*args, timeout=10.0, prefix=()):
         return None, out.decode("utf-8", "replace")
 
 
+def stop_process_group(proc, grace=10):
+    """Ends a process started with start_new_session=True: SIGTERM to its group (a warm
+    shutdown), up to `grace` seconds, then SIGKILL to the group."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=grace)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=5)
+
+
 def mount_tmpfs_data_dir(case, size, prefix):
     """A temporary work directory whose `data` is a tmpfs of `size` ("4m"), unmounted at the
     case's cleanup (mounting needs root, which `make test` has: it installs packages with

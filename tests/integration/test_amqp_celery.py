@@ -4,10 +4,8 @@ gossip and events are on) with result_backend 'rpc://'; a task's result, a task 
 once with self.retry(countdown=1), and `celery inspect ping` (pidbox broadcast and reply).
 Validated against RabbitMQ with CONVEYOR_AMQP_TARGET=rabbitmq (amqp_target.py)."""
 
-import contextlib
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -16,7 +14,7 @@ import time
 import unittest
 
 from amqp_target import AmqpTestCase
-from harness import wait_until
+from harness import stop_process_group, wait_until
 
 try:
     import celery
@@ -85,17 +83,8 @@ class CeleryTest(AmqpTestCase):
 
     def stop_worker(self):
         """Warm shutdown (SIGTERM), then SIGKILL to the group."""
-        if self.worker is None:
-            return
-        if self.worker.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.worker.pid, signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.worker.wait(timeout=10)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.worker.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.worker.wait(timeout=5)
+        if self.worker is not None:
+            stop_process_group(self.worker)
 
     def log(self):
         try:

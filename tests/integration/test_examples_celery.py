@@ -14,7 +14,7 @@ import sys
 import tempfile
 import unittest
 
-from harness import HOST, REPO_ROOT, ConveyorTestCase, wait_until
+from harness import HOST, REPO_ROOT, ConveyorTestCase, stop_process_group, wait_until
 
 try:
     import celery
@@ -61,17 +61,8 @@ class CeleryExampleTest(ConveyorTestCase):
 
     def stop_worker(self):
         """Warm shutdown (SIGTERM), then SIGKILL to the group."""
-        if self.worker is None:
-            return
-        if self.worker.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.worker.pid, signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.worker.wait(timeout=10)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.worker.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.worker.wait(timeout=5)
+        if self.worker is not None:
+            stop_process_group(self.worker)
 
     def produce(self, *args):
         """`python3 producer.py <args>` in examples/celery/, in its own process group,
